@@ -1,0 +1,174 @@
+"""`make demo`: counters across the city post a realistic batch of dossiers to the running
+system, then the demo shows what became of them (routing, clocks, apology obligations)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.catalog import load_catalog
+from shared.settings import DEFAULT_CATALOG
+
+console = Console()
+FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Võ", "Đặng", "Bùi"]
+MIDDLE = ["Văn", "Thị", "Minh", "Ngọc", "Thanh", "Hữu", "Đức", "Thu"]
+GIVEN = ["An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Khoa", "Lan", "Phúc", "Tâm", "Vy"]
+STREETS = ["Lê Lợi", "Nguyễn Huệ", "Hai Bà Trưng", "Điện Biên Phủ", "Cách Mạng Tháng Tám"]
+WARDS = ["Sài Gòn", "Bến Thành", "Tân Định", "Xuân Hòa", "Bàn Cờ"]
+DOCUMENTS = {
+    "Đất đai": ["Đơn đăng ký biến động (Mẫu 11/ĐK)", "Hợp đồng chuyển nhượng", "Giấy chứng nhận"],
+    "Xây dựng": ["Đơn đề nghị cấp giấy phép xây dựng", "Bản vẽ thiết kế", "Giấy tờ về đất"],
+    "Hộ tịch": ["Tờ khai", "Giấy tờ tùy thân"],
+    "Lý lịch tư pháp": ["Tờ khai yêu cầu cấp Phiếu lý lịch tư pháp", "Bản chụp CCCD"],
+}
+RECEIVING_UNITS = ["000.00.00.H29", "000.41.01.H29", "000.41.02.H29"]
+
+
+def random_dossier(rng: random.Random, procedure: Any) -> dict[str, Any]:
+    name = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
+    kinds = DOCUMENTS.get(procedure.field, ["Tờ khai", "Giấy tờ tùy thân"])
+    return {
+        "procedure_code": procedure.code,
+        "receiving_unit_code": rng.choice(RECEIVING_UNITS),
+        "channel": rng.choices(["counter", "online", "post"], weights=[6, 3, 1])[0],
+        "applicant": {
+            "full_name": name,
+            "id_number": f"079{rng.randrange(10**9):09d}",
+            "phone": f"09{rng.randrange(10**8):08d}",
+            "email": None,
+            "address": (
+                f"{rng.randint(1, 300)} {rng.choice(STREETS)}, phường {rng.choice(WARDS)}, TP.HCM"
+            ),
+        },
+        "documents": [
+            {"kind": kind, "form": rng.choice(["original", "certified_copy", "copy"]), "count": 1}
+            for kind in kinds
+        ],
+        "sets": 1,
+        "receiving_officer": "Cán bộ tiếp nhận",
+    }
+
+
+async def post_all(base_url: str, count: int, concurrency: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    procedures = load_catalog(DEFAULT_CATALOG).procedures
+    bodies = [random_dossier(rng, rng.choice(procedures)) for _ in range(count)]
+    receipts: list[dict[str, Any]] = []
+    failures: Counter[str] = Counter()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("posting dossiers at the counters", total=count)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+            async def counter() -> None:
+                while not queue.empty():
+                    body = queue.get_nowait()
+                    response = await client.post("/v1/dossiers", json=body)
+                    if response.status_code == 201:
+                        receipts.append(response.json())
+                    else:
+                        failures[f"{response.status_code} {response.json().get('error')}"] += 1
+                    progress.advance(task)
+
+            await asyncio.gather(*(counter() for _ in range(concurrency)))
+    if failures:
+        console.print(f"[red]refused: {dict(failures)}")
+    return receipts
+
+
+async def follow(
+    base_url: str, receipts: list[dict[str, Any]], timeout: float
+) -> list[dict[str, Any]]:
+    """Poll each dossier until routing, deadline and notifier have all acted on it."""
+    views: dict[str, dict[str, Any]] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("waiting for routing, deadline, notifier", total=len(receipts))
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            pending = [r["dossier_code"] for r in receipts]
+            while pending and time.monotonic() < deadline:
+                still = []
+                for code in pending:
+                    view = (await client.get(f"/v1/dossiers/{code}")).json()
+                    if view["routing"] and view["deadline"] and view["notifier"]:
+                        views[code] = view
+                        progress.advance(task)
+                    else:
+                        still.append(code)
+                pending = still
+                if pending:
+                    await asyncio.sleep(0.5)
+    if pending:
+        console.print(
+            f"[yellow]{len(pending)} dossiers not yet through all services after {timeout}s"
+        )
+    return list(views.values())
+
+
+def report(views: list[dict[str, Any]]) -> None:
+    table = Table(title="What became of the dossiers")
+    for column in ("procedure", "dossiers", "competent unit → steps", "first appointment"):
+        table.add_column(column)
+    by_procedure: dict[str, list[dict[str, Any]]] = {}
+    for view in views:
+        by_procedure.setdefault(view["receipt"]["procedure"]["name"], []).append(view)
+    for name, group in sorted(by_procedure.items(), key=lambda item: -len(item[1])):
+        steps = " → ".join(s["unit_name"] for s in group[0]["routing"]["steps"])
+        first_due = min(v["receipt"]["appointment_at"] for v in group)
+        table.add_row(name[:60], str(len(group)), steps[:80], first_due[:16].replace("T", " "))
+    console.print(table)
+    statuses = Counter(v["status"]["name"] for v in views)
+    channels = Counter(v["receipt"]["channel"] for v in views)
+    console.print(f"status: {dict(statuses)}   channels: {dict(channels)}")
+    console.print(f"apology obligations recorded: {sum(1 for v in views if v['notifier'])}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+    try:
+        async with httpx.AsyncClient() as client:
+            (await client.get(f"{args.url}/readyz", timeout=3)).raise_for_status()
+    except httpx.HTTPError as error:
+        raise SystemExit(
+            f"the system is not up at {args.url} ({error}); start it with `make run`"
+        ) from error
+    started = time.monotonic()
+    receipts = await post_all(args.url, args.count, args.concurrency, args.seed)
+    posted = time.monotonic() - started
+    console.print(
+        f"{len(receipts)} receipts issued in {posted:.1f}s ({len(receipts) / posted:.0f}/s)"
+    )
+    report(await follow(args.url, receipts, args.timeout))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Stops everything the project started locally, found through the pid files under .run/:
+# services (.run/services/*.pid) first, as they use Kafka and PostgreSQL, then Kafka, then PostgreSQL.
+# Anything not running is skipped. Env: SERVICE_STOP_TIMEOUT (15 s) before SIGKILL.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/deploy/local"
+STOP_TIMEOUT="${SERVICE_STOP_TIMEOUT:-15}"
+
+say() { echo "[stop-all] $*"; }
+# A zombie still passes `kill -0`, so look at the process state too.
+alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ "$state" != Z* ]]
+}
+# Process start time in epoch seconds (/proc/PID/stat field 22 is in clock ticks since boot).
+proc_start() {
+  awk -v hz="$(getconf CLK_TCK)" -v boot="$(awk '/^btime/ { print $2 }' /proc/stat)" \
+    '{ sub(/.*\) /, ""); print int(boot + $20 / hz) }' "/proc/$1/stat"
+}
+
+stop_pidfile() {
+  local f="$1" name pid target deadline
+  name="$(basename "$f" .pid)"
+  pid="$(cat "$f" 2>/dev/null || true)"
+  if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! alive "$pid"; then
+    say "$name: not running"
+    rm -f "$f"
+    return 0
+  fi
+  # Started after its pid file was written: the pid was reused by an unrelated process.
+  if (($(proc_start "$pid") > $(stat -c %Y "$f") + 5)); then
+    say "$name: stale pid file (pid $pid now belongs to another process), not killing it"
+    rm -f "$f"
+    return 0
+  fi
+  # A service started with setsid leads its own process group: signal the group (workers too).
+  target="$pid"
+  [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]] && target="-$pid"
+  say "$name: stopping pid $pid..."
+  kill -TERM -- "$target" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+  if alive "$pid"; then
+    say "$name: still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL -- "$target" 2>/dev/null || true
+  fi
+  rm -f "$f"
+  say "$name: stopped"
+}
+
+rc=0
+shopt -s nullglob
+for f in "$ROOT"/.run/services/*.pid; do stop_pidfile "$f" || rc=1; done
+"$HERE/kafka.sh" stop || rc=1
+"$HERE/postgres.sh" stop || rc=1
+exit "$rc"

@@ -1,0 +1,123 @@
+"""Errors as the counters see them: a status, a short code, a message naming the problem."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.intake.domain import DailySequenceExhausted, SubmissionRejected
+from shared.messaging.retry import is_transient
+
+logger = logging.getLogger(__name__)
+
+
+def problem(
+    status_code: int, error: str, message: str, fields: list[dict[str, str]] | None = None
+) -> JSONResponse:
+    headers = {"Retry-After": "1"} if status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return JSONResponse(
+        {"error": error, "message": message, "fields": fields or []},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+async def _on_validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = list(error.errors())
+    if any(item.get("type") == "json_invalid" for item in problems):
+        detail = problems[0].get("ctx", {}).get("error", "invalid JSON")
+        return problem(400, "malformed_json", f"the request body is not valid JSON: {detail}")
+    fields = [
+        {"field": _field_name(tuple(item["loc"])), "message": item["msg"]} for item in problems
+    ]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return problem(422, "invalid_dossier", summary, fields)
+
+
+async def _on_rejected(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, SubmissionRejected)
+    return problem(
+        422,
+        "invalid_dossier",
+        f"{error.field}: {error.message}",
+        [{"field": error.field, "message": error.message}],
+    )
+
+
+async def _on_sequence_exhausted(_: Request, error: Exception) -> JSONResponse:
+    return problem(409, "daily_sequence_exhausted", str(error))
+
+
+async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    return problem(error.status_code, "http_error", str(error.detail))
+
+
+async def _on_unexpected(_: Request, error: Exception) -> JSONResponse:
+    if is_transient(error):
+        logger.warning("storage unavailable", extra={"error": type(error).__name__})
+        return problem(503, "unavailable", "storage is unavailable; retry with the same key")
+    logger.error("unexpected error", extra={"error": type(error).__name__})
+    return problem(500, "internal_error", "unexpected error; nothing was stored")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(SubmissionRejected, _on_rejected)
+    app.add_exception_handler(DailySequenceExhausted, _on_sequence_exhausted)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class BodySizeLimit:
+    """Refuses bodies over the limit with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, "body_too_large", f"the request body exceeds {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass

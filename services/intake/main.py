@@ -1,0 +1,60 @@
+"""Intake's composition root: wires the catalog, calendar, database, broker and HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from services.intake.errors import BodySizeLimit, install_error_handlers
+from services.intake.handlers import PROJECTIONS, Intake, build_router
+from services.intake.repository import IntakeUnitOfWork
+from shared.calendar import WorkingCalendar
+from shared.catalog import load_catalog
+from shared.events import Topic
+from shared.runtime import ServiceRuntime
+from shared.settings import IntakeSettings
+
+NAME = "intake"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(
+    settings: IntakeSettings | None = None,
+    *,
+    broker: KafkaBroker | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    settings = settings or IntakeSettings()  # type: ignore[call-arg]
+    runtime = ServiceRuntime(NAME, settings, migrations=MIGRATIONS, broker=broker)
+
+    unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
+    intake = Intake(
+        catalog=load_catalog(settings.catalog_path),
+        calendar=WorkingCalendar(),
+        unit_of_work=unit_of_work,
+        clock=clock,
+    )
+    runtime.consume(
+        group_id="intake-projection",
+        topics=(Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER),
+        handlers=PROJECTIONS,
+        unit_of_work=unit_of_work,
+    )
+    app = runtime.http_app(
+        title="One-stop intake API (Tiếp nhận hồ sơ một cửa)",
+        version="1.0.0",
+        description="One-stop counters post dossiers here and get the receipt and appointment.",
+    )
+    install_api(app, intake, max_request_bytes=settings.max_request_bytes)
+    return app
+
+
+def install_api(app: FastAPI, intake: Intake, *, max_request_bytes: int) -> None:
+    """The counters' API on an app: routes, error responses and the body size limit."""
+    app.include_router(build_router(intake))
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)

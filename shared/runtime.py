@@ -1,0 +1,207 @@
+"""The adapters every service wires the same way: the database pool and its migrations, the
+Kafka broker, the outbox relay, the consumers, and an HTTP app with health endpoints.
+
+Nothing connects until `start()`; the composition root of each service (its main.py) builds
+one ServiceRuntime and may hand it a fake broker for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+
+from shared import db
+from shared.events import Event
+from shared.logs import configure_logging
+from shared.messaging.consumer import EventConsumer, Handler, subscribe
+from shared.messaging.envelope import WireMessage
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.retry import retry_forever
+from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+U = TypeVar("U", bound=PostgresUnitOfWork)
+
+
+def create_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
+    """Idempotent producer with acks=all: a retried send is never written twice."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        request_timeout_ms=15_000,
+        logger=logging.getLogger(f"faststream.{client_id}"),
+    )
+
+
+class BrokerPublisher:
+    """Publishes wire messages through the FastStream broker (and so its middlewares)."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def send(self, topic: str, message: WireMessage) -> Awaitable[Any]:
+        ack = await self._broker.publish(
+            message.value,
+            topic=topic,
+            key=message.key.encode("utf-8"),
+            headers={name: value.decode("utf-8") for name, value in message.headers.items()},
+            no_confirm=True,
+        )
+        return ack if isinstance(ack, Awaitable) else _resolved(ack)
+
+
+async def _resolved(value: Any) -> Any:
+    return value
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        migrations: Path,
+        broker: KafkaBroker | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.schema = name
+        self.notify_channel = f"{name}_outbox"
+        self.source = f"/onestop/{name}"
+        self.broker = broker or create_broker(settings, client_id=name)
+        self.publisher = BrokerPublisher(self.broker)
+        self._migrations = migrations
+        self._pool: asyncpg.Pool | None = None
+        self._relay: OutboxRelay | None = None
+        self._broker_task: asyncio.Task[None] | None = None
+        self._broker_started = asyncio.Event()
+        self.consumers: list[EventConsumer] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name} is not started: no database pool yet")
+        return self._pool
+
+    def unit_of_work(self, kind: type[U]) -> Callable[[], U]:
+        """A factory of the service's unit of work on this runtime's pool and outbox."""
+        return lambda: kind(self.pool, source=self.source, notify_channel=self.notify_channel)
+
+    def consume(
+        self,
+        *,
+        group_id: str,
+        topics: tuple[str, ...],
+        handlers: Mapping[type[Event], Handler],
+        unit_of_work: Callable[[], UnitOfWork],
+    ) -> EventConsumer:
+        consumer = EventConsumer(
+            group_id=group_id,
+            topics=topics,
+            handlers=handlers,
+            unit_of_work=unit_of_work,
+            publisher=self.publisher,
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        subscribe(self.broker, consumer)
+        self.consumers.append(consumer)
+        return consumer
+
+    async def start(self) -> None:
+        """Wait for PostgreSQL (the service cannot work without it), migrate, then connect to
+        Kafka in the background: an unreachable broker delays publishing, it never blocks
+        the service from accepting work into its outbox."""
+        self._pool = await retry_forever(
+            lambda: db.create_pool(
+                str(self.settings.database_url),
+                self.schema,
+                max_size=self.settings.database_pool_size,
+            ),
+            what=f"{self.name} connecting to PostgreSQL",
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        await db.migrate(self._pool, self.schema, self._migrations)
+        self._relay = OutboxRelay(
+            self._pool,
+            self.publisher,
+            schema=self.schema,
+            notify_channel=self.notify_channel,
+            batch_size=self.settings.outbox_batch_size,
+            poll_interval=self.settings.outbox_poll_interval_seconds,
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        self._broker_task = asyncio.create_task(self._start_broker(), name=f"{self.name}-broker")
+
+    async def _start_broker(self) -> None:
+        await retry_forever(
+            self.broker.start,
+            what=f"{self.name} connecting to Kafka",
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        assert self._relay is not None
+        await self._relay.start()
+        self._broker_started.set()
+        logger.info("service started", extra={"service": self.name})
+
+    async def stop(self) -> None:
+        if self._broker_task is not None:
+            self._broker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._broker_task
+        if self._relay is not None:
+            await self._relay.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def is_ready(self) -> dict[str, bool]:
+        database = False
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                database = await asyncio.wait_for(self._pool.fetchval("SELECT true"), 2.0)
+        kafka = False
+        if self._broker_started.is_set():
+            with contextlib.suppress(Exception):
+                kafka = await self.broker.ping(timeout=2.0)
+        return {"database": bool(database), "kafka": bool(kafka)}
+
+    def http_app(self, **fastapi_options: Any) -> FastAPI:
+        """A FastAPI app whose lifespan starts and stops this runtime, with health endpoints."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            configure_logging(self.name)
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(lifespan=lifespan, **fastapi_options)
+        app.state.runtime = self
+
+        @app.get("/healthz", tags=["health"], summary="The process is alive")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.name}
+
+        @app.get("/readyz", tags=["health"], summary="PostgreSQL and Kafka are reachable")
+        async def readyz(response: Response) -> dict[str, Any]:
+            checks = await self.is_ready()
+            ready = all(checks.values())
+            response.status_code = 200 if ready else 503
+            return {"status": "ready" if ready else "not ready", "checks": checks}
+
+        return app

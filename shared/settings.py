@@ -1,0 +1,43 @@
+"""Settings read from the environment; a missing or malformed value stops the service at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, PostgresDsn
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. Subclasses add their own fields."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(min_length=1, description="host:port[,host:port]")
+    database_url: PostgresDsn
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(gt=0, lt=65536)
+    catalog_path: Path = DEFAULT_CATALOG
+    timezone: str = "Asia/Ho_Chi_Minh"
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=200, gt=0)
+    retry_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    database_pool_size: int = Field(default=10, gt=0)
+
+
+class IntakeSettings(ServiceSettings):
+    max_request_bytes: int = Field(default=256 * 1024, gt=0)
+
+
+class RoutingSettings(ServiceSettings):
+    pass
+
+
+class DeadlineSettings(ServiceSettings):
+    due_soon_lead_working_hours: float = Field(default=8.0, ge=0)
+
+
+class NotifierSettings(ServiceSettings):
+    pass

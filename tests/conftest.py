@@ -1,0 +1,89 @@
+"""Fixtures for the real Kafka broker and PostgreSQL server that `make test` starts.
+
+If either is unreachable the tests that need it fail, saying so: they are never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from deploy.local.stack import KAFKA_BOOTSTRAP, database_url
+from shared.events import Topic
+
+TEST_DATABASE = "onestop_test"
+SCHEMAS = ("intake", "routing", "deadline", "notifier")
+PARTITIONS = 3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", KAFKA_BOOTSTRAP)
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A clean test database: the services' schemas are dropped once per run."""
+    url = database_url(TEST_DATABASE)
+    try:
+        connection = await asyncpg.connect(url, timeout=10)
+    except Exception as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {url} ({type(error).__name__}: {error}); "
+            "start it with `deploy/local/postgres.sh start` (make test does)",
+            pytrace=False,
+        )
+    try:
+        for schema in SCHEMAS:
+            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await connection.close()
+    yield url
+
+
+@pytest.fixture(scope="session")
+async def kafka_bootstrap() -> AsyncIterator[str]:
+    """The broker, with the project's topics recreated empty once per run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+    try:
+        await asyncio.wait_for(admin.start(), 20)
+    except Exception as error:
+        pytest.fail(
+            f"Kafka is not reachable at {KAFKA_BOOTSTRAP} ({type(error).__name__}); "
+            "start it with `deploy/local/kafka.sh start` (make test does)",
+            pytrace=False,
+        )
+    try:
+        existing = [t for t in await admin.list_topics() if t.startswith("onestop.")]
+        if existing:
+            await admin.delete_topics(existing)
+            await _wait_until(lambda: _absent(admin, existing))
+        await admin.create_topics(
+            [
+                NewTopic(str(topic), num_partitions=PARTITIONS, replication_factor=1)
+                for topic in Topic
+            ]
+        )
+    finally:
+        await admin.close()
+    yield KAFKA_BOOTSTRAP
+
+
+async def _absent(admin: AIOKafkaAdminClient, topics: list[str]) -> bool:
+    return not set(topics) & set(await admin.list_topics())
+
+
+async def _wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+async def infrastructure(postgres_url: str, kafka_bootstrap: str) -> dict[str, str]:
+    return {"database_url": postgres_url, "kafka_bootstrap_servers": kafka_bootstrap}

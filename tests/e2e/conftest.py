@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from deploy.local.stack import Stack
+from tests.conftest import TEST_DATABASE
+
+
+@pytest.fixture(scope="package")
+async def stack(infrastructure: dict[str, str]) -> AsyncIterator[Stack]:
+    """The four services as real processes on the test database, like `make run`."""
+    running = Stack(database=TEST_DATABASE, base_port=18000)
+    running.start()
+    try:
+        running.wait_ready(timeout=120)
+        yield running
+    finally:
+        running.stop()

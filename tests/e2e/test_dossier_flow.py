@@ -1,0 +1,100 @@
+"""A dossier posted over HTTP flows through the four services over the real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+
+from deploy.local.stack import Stack
+from shared.events import Topic
+from tests.factories import submission
+from tests.kafka_reader import read_until
+
+EXPECTED_TYPES = {
+    Topic.INTAKE: "vn.hcmc.onestop.dossier.received.v1",
+    Topic.ROUTING: "vn.hcmc.onestop.dossier.routed.v1",
+    Topic.DEADLINE: "vn.hcmc.onestop.dossier.clock-started.v1",
+    Topic.NOTIFIER: "vn.hcmc.onestop.dossier.apology-obligation-recorded.v1",
+}
+
+
+async def wait_for_outcomes(client: httpx.AsyncClient, code: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        view = (await client.get(f"/v1/dossiers/{code}")).json()
+        if view["routing"] and view["deadline"] and view["notifier"]:
+            return view  # type: ignore[no-any-return]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"outcomes incomplete for {code}: {view}")
+        await asyncio.sleep(0.2)
+
+
+async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
+    stack: Stack, kafka_bootstrap: str
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+        assert response.status_code == 201, response.text
+        code = response.json()["dossier_code"]
+
+        records = await read_until(
+            kafka_bootstrap,
+            [str(t) for t in Topic],
+            lambda seen: {r.topic for r in seen if r.key == code} == {str(t) for t in Topic},
+        )
+        view = await wait_for_outcomes(client, code)
+
+    ours = [r for r in records if r.key == code]
+    for record in ours:
+        headers = record.headers
+        assert headers["ce_specversion"] == "1.0"
+        assert headers["ce_type"] == EXPECTED_TYPES[Topic(record.topic)]
+        assert headers["ce_subject"] == code
+        assert headers["ce_source"] == f"/onestop/{record.topic.split('.')[1]}"
+        assert headers["content-type"] == "application/json"
+        assert headers["ce_id"] and headers["ce_time"]
+        assert json.loads(record.value)["dossier_code"] == code
+
+    assert view["status"] == {"code": 4, "name": "processing"}
+    assert [s["unit_code"] for s in view["routing"]["steps"]] == [
+        "000.00.05.H29",
+        "000.20.01.H29",
+        "000.00.05.H29",
+    ]
+    assert view["deadline"]["due_at"] == view["receipt"]["appointment_at"].replace(
+        "+07:00", "+07:00"
+    )
+    assert view["notifier"]["signer_title"] == "Giám đốc Sở Tư pháp"
+
+
+async def test_concurrent_posts_get_distinct_consecutive_codes(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post("/v1/dossiers", json=submission(receiving_unit_code="000.41.02.H29"))
+                for _ in range(40)
+            )
+        )
+    assert all(r.status_code == 201 for r in responses), [
+        r.text for r in responses if r.status_code != 201
+    ]
+    sequences = sorted(int(r.json()["dossier_code"].rsplit("-", 1)[1]) for r in responses)
+    assert sequences == list(range(sequences[0], sequences[0] + 40))
+
+
+async def test_bad_input_is_refused_and_nothing_is_written(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+        cases = [
+            (b'{"procedure_code": ', 400, "malformed_json"),
+            (json.dumps(submission(procedure_code="9.999999")).encode(), 422, "procedure_code"),
+            (json.dumps({"channel": "counter"}).encode(), 422, "applicant"),
+            (b"{" + b" " * (300 * 1024) + b"}", 413, "exceeds"),
+        ]
+        for body, status, mention in cases:
+            response = await client.post(
+                "/v1/dossiers", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == status, response.text
+            assert mention in response.text

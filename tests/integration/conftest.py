@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from faststream.kafka import KafkaBroker
+
+from deploy.local.stack import ROOT
+from services.intake.handlers import Intake, receive_dossier
+from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
+from services.intake.repository import IntakeUnitOfWork
+from services.intake.schemas import DossierSubmission
+from shared import db
+from shared.calendar import WorkingCalendar
+from shared.catalog import load_catalog
+from shared.messaging.outbox import OutboxRelay
+from shared.runtime import BrokerPublisher
+from shared.settings import DEFAULT_CATALOG
+from tests.factories import submission
+
+
+@pytest.fixture(scope="package")
+async def intake_pool(infrastructure: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(infrastructure["database_url"], "intake")
+    await db.migrate(pool, "intake", INTAKE_MIGRATIONS)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="package")
+async def broker(infrastructure: dict[str, str]) -> AsyncIterator[KafkaBroker]:
+    kafka = KafkaBroker(
+        infrastructure["kafka_bootstrap_servers"], enable_idempotence=True, acks="all"
+    )
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
+
+
+async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str]:
+    """Intake's own transaction: dossier rows and their outbox rows; no relay running."""
+    intake = Intake(
+        catalog=load_catalog(DEFAULT_CATALOG),
+        calendar=WorkingCalendar(),
+        unit_of_work=lambda: IntakeUnitOfWork(
+            pool, source="/onestop/intake", notify_channel="intake_outbox"
+        ),
+        clock=lambda: datetime.now(UTC),
+    )
+    body = DossierSubmission.model_validate(submission(receiving_unit_code=unit))
+    return [(await receive_dossier(intake, body, None))[0].dossier_code for _ in range(count)]
+
+
+async def publish_all(pool: asyncpg.Pool, broker: KafkaBroker, schema: str = "intake") -> None:
+    relay = OutboxRelay(
+        pool, BrokerPublisher(broker), schema=schema, notify_channel=f"{schema}_outbox"
+    )
+    while await relay.publish_pending():
+        pass
+
+
+def run_worker(*args: str, database_url: str, timeout: float = 90) -> int:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HTTP_PORT": "18999",
+        "PYTHONUNBUFFERED": "1",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.integration.workers", *args],
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        capture_output=True,
+    )
+    if completed.returncode != -9:
+        raise AssertionError(
+            f"worker {args} ended with {completed.returncode}, not SIGKILL:\n"
+            f"{completed.stdout.decode()[-3000:]}\n{completed.stderr.decode()[-3000:]}"
+        )
+    return completed.returncode
+
+
+async def eventually(check, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll `check` (an async predicate) until it holds; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.2)

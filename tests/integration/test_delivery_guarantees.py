@@ -1,0 +1,107 @@
+"""Nothing lost, nothing applied twice: processes killed with SIGKILL at the worst moments,
+against the real Kafka broker and PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+
+from deploy.local.stack import Stack
+from shared.events import Topic
+from tests.conftest import TEST_DATABASE
+from tests.integration.conftest import commit_dossiers, eventually, publish_all, run_worker
+from tests.kafka_reader import read_to_end
+
+
+async def unpublished(pool: asyncpg.Pool, codes: list[str]) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM intake.outbox"
+            " WHERE message_key = ANY($1) AND published_at IS NULL",
+            codes,
+        )
+    )
+
+
+async def routed_events(pool: asyncpg.Pool, codes: list[str]) -> Counter[str]:
+    rows = await pool.fetch(
+        "SELECT message_key FROM routing.outbox WHERE message_key = ANY($1)", codes
+    )
+    return Counter(row["message_key"] for row in rows)
+
+
+async def all_routed(pool: asyncpg.Pool, codes: list[str]) -> bool:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM routing.routes WHERE dossier_code = ANY($1)", codes
+    )
+    return bool(count == len(codes))
+
+
+def routing_process() -> Stack:
+    routing = Stack(database=TEST_DATABASE, base_port=18100)
+    routing.start(["routing"])
+    routing.wait_ready(["routing"])
+    return routing
+
+
+async def test_relay_killed_between_commit_and_publish_loses_nothing(
+    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+) -> None:
+    codes = await commit_dossiers(intake_pool, 5, unit="000.41.01.H29")
+
+    run_worker("relay-dies-before-publish", "intake", database_url=infrastructure["database_url"])
+    assert await unpublished(intake_pool, codes) == 5
+
+    await publish_all(intake_pool, broker)
+    assert await unpublished(intake_pool, codes) == 0
+    on_kafka = Counter(
+        r.key for r in await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+    )
+    assert {code: on_kafka[code] for code in codes} == dict.fromkeys(codes, 1)
+
+
+async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
+    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+) -> None:
+    codes = await commit_dossiers(intake_pool, 5, unit="000.41.02.H29")
+
+    run_worker("relay-dies-after-publish", "intake", database_url=infrastructure["database_url"])
+    assert await unpublished(intake_pool, codes) == 5  # published, but not marked: sent again
+
+    await publish_all(intake_pool, broker)
+    records = await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+    ours = [r for r in records if r.key in codes]
+    assert Counter(r.key for r in ours) == dict.fromkeys(codes, 2)
+    assert len({r.headers["ce_id"] for r in ours}) == 5  # the same five events, twice
+
+    routing = routing_process()
+    try:
+        await eventually(lambda: all_routed(intake_pool, codes))
+        assert await routed_events(intake_pool, codes) == dict.fromkeys(codes, 1)
+        await eventually(lambda: _logged(routing, "redelivered event skipped", 5))
+    finally:
+        routing.stop()
+
+
+async def test_consumer_killed_between_its_commit_and_the_offset_commit(
+    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+) -> None:
+    codes = await commit_dossiers(intake_pool, 6, unit="000.00.05.H29")
+    await publish_all(intake_pool, broker)
+
+    run_worker("routing-dies-after-commit", "2", database_url=infrastructure["database_url"])
+    assert sum((await routed_events(intake_pool, codes)).values()) >= 1  # it did commit work
+
+    routing = routing_process()
+    try:
+        await eventually(lambda: all_routed(intake_pool, codes))
+        assert await routed_events(intake_pool, codes) == dict.fromkeys(codes, 1)
+        await eventually(lambda: _logged(routing, "redelivered event skipped", 1))
+    finally:
+        routing.stop()
+
+
+async def _logged(stack: Stack, text: str, at_least: int) -> bool:
+    return stack.log_tail("routing", lines=10_000).count(text) >= at_least

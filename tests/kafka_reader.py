@@ -1,0 +1,92 @@
+"""Reading topics as a downstream system would: a plain aiokafka consumer in its own group."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+
+@dataclass(frozen=True)
+class Seen:
+    topic: str
+    key: str
+    headers: dict[str, str]
+    value: bytes
+    partition: int
+    offset: int
+
+
+def _seen(record: ConsumerRecord) -> Seen:  # type: ignore[type-arg]
+    return Seen(
+        topic=record.topic,
+        key=(record.key or b"").decode(),
+        headers={name: value.decode() for name, value in record.headers},
+        value=record.value or b"",
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+async def read_until(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[Seen]], bool],
+    *,
+    timeout: float = 60.0,
+) -> list[Seen]:
+    """Read from the beginning until `done(records)` holds; fail after `timeout` seconds."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"downstream-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list[Seen] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not done(seen):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"read {len(seen)} records from {topics}; condition not met")
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                seen.extend(map(_seen, records))
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.0) -> list[Seen]:
+    """Everything on the topics up to their end offsets at the time of the call."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"downstream-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list[Seen] = []
+    try:
+        partitions = set()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not partitions:
+            partitions = consumer.assignment()
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("no partitions assigned")
+            await asyncio.sleep(0.1)
+        end = await consumer.end_offsets(list(partitions))
+        while any(await consumer.position(tp) < offset for tp, offset in end.items()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"could not read {topics} to the end")
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                seen.extend(map(_seen, records))
+    finally:
+        await consumer.stop()
+    return seen

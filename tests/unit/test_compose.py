@@ -1,0 +1,254 @@
+"""docker-compose.yml and the services' Dockerfiles, checked without a Docker engine: the file
+parses, every service builds from its own Dockerfile, and the environment compose hands each
+service is exactly what that service's settings class reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from shared.settings import (
+    DeadlineSettings,
+    IntakeSettings,
+    NotifierSettings,
+    RoutingSettings,
+    ServiceSettings,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+APP_SERVICES: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings,
+    "routing": RoutingSettings,
+    "deadline": DeadlineSettings,
+    "notifier": NotifierSettings,
+}
+INFRA_SERVICES = ("kafka", "postgres", "jaeger")
+app_service = pytest.mark.parametrize("name", sorted(APP_SERVICES))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    service = compose["services"][name]
+    assert isinstance(service, dict)
+    return service
+
+
+def _environment(compose: dict[str, Any], name: str) -> dict[str, str]:
+    environment = _service(compose, name).get("environment", {})
+    assert isinstance(environment, dict), f"{name}: write environment as a mapping"
+    return environment
+
+
+def _dockerfile_path(name: str) -> Path:
+    return ROOT / "services" / name / "Dockerfile"
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in dockerfile.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, f"{dockerfile}: dangling line continuation"
+    return instructions
+
+
+def _only(instructions: list[tuple[str, str]], keyword: str) -> str:
+    found = [arguments for kw, arguments in instructions if kw == keyword]
+    assert len(found) == 1, f"expected exactly one {keyword}, found {found}"
+    return found[0]
+
+
+# --- compose file ----------------------------------------------------------------------------
+
+
+def test_compose_parses_and_has_every_service(compose: dict[str, Any]) -> None:
+    assert "version" not in compose, "the compose spec has no version key"
+    assert set(compose["services"]) == {*INFRA_SERVICES, *APP_SERVICES}
+
+
+def test_every_environment_value_is_a_string(compose: dict[str, Any]) -> None:
+    """Quoted values: YAML must not turn `true`, `0` or `1` into something else."""
+    for name in compose["services"]:
+        for key, value in _environment(compose, name).items():
+            assert isinstance(value, str), f"{name}.{key} = {value!r} should be quoted"
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_kafka_is_a_single_kraft_node_with_a_healthcheck(compose: dict[str, Any]) -> None:
+    kafka = _service(compose, "kafka")
+    assert kafka["image"] == "apache/kafka:4.1.0"
+    env = _environment(compose, "kafka")
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    for key, value in env.items():
+        if key.endswith(("_REPLICATION_FACTOR", "_MIN_ISR")):
+            assert value == "1", f"{key}: one broker cannot hold {value} replicas"
+    test = kafka["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    assert "kafka-broker-api-versions.sh" in test[1]
+
+
+def test_postgres_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    postgres = _service(compose, "postgres")
+    assert postgres["image"] == "postgres:15"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+
+
+# --- app services ----------------------------------------------------------------------------
+
+
+@app_service
+def test_builds_from_its_own_dockerfile(compose: dict[str, Any], name: str) -> None:
+    build = _service(compose, name)["build"]
+    assert build["context"] == "."
+    assert build["dockerfile"] == f"services/{name}/Dockerfile"
+    assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+
+
+@app_service
+def test_dockerfile_runs_the_service_as_non_root(name: str) -> None:
+    instructions = _instructions(_dockerfile_path(name))
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert json.loads(_only(instructions, "CMD")) == ["python", "-m", f"services.{name}"]
+    user = _only(instructions, "USER")
+    assert user not in {"root", "0"} and not user.startswith(("root:", "0:"))
+    copied = {arguments.split()[0] for kw, arguments in instructions if kw == "COPY"}
+    assert {"pyproject.toml", "shared/", "services/"} <= copied
+    install = [a for kw, a in instructions if kw == "RUN" and "pip install" in a]
+    assert len(install) == 1
+    assert "--no-cache-dir" in install[0]
+    assert re.search(r"pip install (--no-cache-dir )?\.( |$)", install[0]), "install the package"
+    assert not re.search(r"(^| )(-e|--editable)( |$)", install[0]), "not editable"
+    healthcheck = _only(instructions, "HEALTHCHECK")
+    assert "urllib.request" in healthcheck and "/healthz" in healthcheck
+
+
+def test_dockerfiles_differ_only_in_name_and_port(compose: dict[str, Any]) -> None:
+    normalized = {}
+    for name in APP_SERVICES:
+        port = _environment(compose, name)["HTTP_PORT"]
+        text = _dockerfile_path(name).read_text(encoding="utf-8")
+        normalized[name] = text.replace(name, "<name>").replace(port, "<port>")
+    assert len(set(normalized.values())) == 1, "the four Dockerfiles have drifted apart"
+
+
+@app_service
+def test_http_port_matches_dockerfile_expose(compose: dict[str, Any], name: str) -> None:
+    port = _environment(compose, name)["HTTP_PORT"]
+    assert _only(_instructions(_dockerfile_path(name)), "EXPOSE").split() == [port]
+    for published in _service(compose, name).get("ports", []):
+        assert str(published).rsplit(":", 1)[-1] == port, f"{name} publishes {published}"
+
+
+def test_only_intake_is_published(compose: dict[str, Any]) -> None:
+    published = {name for name in APP_SERVICES if _service(compose, name).get("ports")}
+    assert published == {"intake"}
+    assert _service(compose, "intake")["ports"] == ["8000:8000"]
+
+
+@app_service
+def test_waits_for_healthy_kafka_and_postgres(compose: dict[str, Any], name: str) -> None:
+    depends_on = _service(compose, name)["depends_on"]
+    assert isinstance(depends_on, dict), "long form, so that conditions can be given"
+    for dependency in ("kafka", "postgres"):
+        assert depends_on[dependency]["condition"] == "service_healthy"
+        assert "healthcheck" in _service(compose, dependency), f"{dependency} never turns healthy"
+    assert set(depends_on) <= set(compose["services"])
+
+
+@app_service
+def test_environment_satisfies_the_settings_class(
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_class = APP_SERVICES[name]
+    environment = _environment(compose, name)
+    # Start from an environment that holds nothing the settings class could read...
+    for key in list(os.environ):
+        if key.lower() in settings_class.model_fields:
+            monkeypatch.delenv(key)
+    # ...then give it exactly what compose gives the container.
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+
+    settings = settings_class()  # type: ignore[call-arg]
+
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.database_url.hosts()[0]["host"] == "postgres"
+    assert settings.http_host == "0.0.0.0"
+    assert settings.http_port == int(environment["HTTP_PORT"])
+
+
+@app_service
+def test_no_dead_or_misspelt_settings(compose: dict[str, Any], name: str) -> None:
+    fields = set(APP_SERVICES[name].model_fields)
+    unknown = {
+        key
+        for key in _environment(compose, name)
+        if not key.startswith("OTEL_") and key.lower() not in fields
+    }
+    assert not unknown, f"{name}: compose sets {sorted(unknown)}, which no setting reads"
+
+
+@app_service
+def test_environment_points_at_the_compose_services(compose: dict[str, Any], name: str) -> None:
+    environment = _environment(compose, name)
+    postgres = _environment(compose, "postgres")
+    database = urlsplit(environment["DATABASE_URL"])
+    assert (database.hostname, database.port) == ("postgres", 5432)
+    assert database.username == postgres["POSTGRES_USER"]
+    assert database.password == postgres["POSTGRES_PASSWORD"]
+    assert database.path == f"/{postgres['POSTGRES_DB']}"
+
+    advertised = _environment(compose, "kafka")["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"PLAINTEXT://{environment['KAFKA_BOOTSTRAP_SERVERS']}" in advertised.split(",")
+
+    assert environment["OTEL_SERVICE_NAME"] == name
+    assert urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"]).hostname == "jaeger"
+    assert environment["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+
+
+# --- .dockerignore ---------------------------------------------------------------------------
+
+
+def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
+    patterns = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".cache", ".run", ".git", "artifacts", "tests"} <= patterns
+    assert any("__pycache__" in pattern for pattern in patterns)
+    assert not patterns & {"shared", "services", "pyproject.toml", "*", "**"}

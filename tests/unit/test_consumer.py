@@ -1,0 +1,185 @@
+"""The consumer's policy, on in-memory parts: apply once, dead-letter what cannot be read,
+retry what fails for a while, and emit only through the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from services.routing.handlers import Routing
+from services.routing.repository import InMemoryRoutingUnitOfWork
+from shared.calendar import WorkingCalendar
+from shared.catalog import Catalog
+from shared.events import DossierReceived, DossierRouted, Topic
+from shared.messaging.consumer import EventConsumer, subscribe
+from shared.messaging.envelope import Envelope, WireMessage, encode
+from tests.factories import APPLICANT
+from tests.unit.conftest import hcmc
+
+NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+
+
+def received(code: str = "000.00.00.H29-261123-0001") -> DossierReceived:
+    return DossierReceived(
+        dossier_code=code,
+        procedure_code="2.000488",
+        procedure_name="Cấp Phiếu lý lịch tư pháp",
+        receiving_unit_code="000.00.00.H29",
+        channel="counter",
+        applicant=APPLICANT,
+        documents=[{"kind": "Tờ khai", "form": "original", "count": 1}],
+        sets=1,
+        received_at=hcmc(2026, 11, 23, 9, 30),
+        appointment_at=hcmc(2026, 12, 8, 9, 30),
+        receiving_officer="Trần Văn Bình",
+    )
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    topic: str = Topic.INTAKE
+    partition: int = 0
+    offset: int = 7
+
+
+def record_of(
+    event: DossierReceived, event_id: str = "0b8e5f1c-7d3a-4f0e-9a1b-2c3d4e5f6a7b"
+) -> Record:
+    message = encode(
+        Envelope(
+            id=event_id,
+            type=event.TYPE,
+            source="/onestop/intake",
+            subject=event.dossier_code,
+            time=NOW,
+        ),
+        event.model_dump_json().encode(),
+    )
+    return Record(
+        value=message.value, key=message.key.encode(), headers=list(message.headers.items())
+    )
+
+
+@dataclass
+class RecordingPublisher:
+    sent: list[tuple[str, WireMessage]] = field(default_factory=list)
+
+    async def send(self, topic: str, message: WireMessage) -> Awaitable[Any]:
+        self.sent.append((topic, message))
+
+        async def acked() -> None:
+            return None
+
+        return acked()
+
+
+@pytest.fixture
+def uow() -> InMemoryRoutingUnitOfWork:
+    return InMemoryRoutingUnitOfWork()
+
+
+@pytest.fixture
+def consumer(
+    catalog: Catalog, calendar: WorkingCalendar, uow: InMemoryRoutingUnitOfWork
+) -> EventConsumer:
+    routing = Routing(catalog=catalog, calendar=calendar, clock=lambda: NOW)
+    return EventConsumer(
+        group_id="routing",
+        topics=(Topic.INTAKE,),
+        handlers={DossierReceived: routing.on_dossier_received},
+        unit_of_work=lambda: uow,
+        publisher=RecordingPublisher(),
+        max_backoff=0.01,
+    )
+
+
+async def test_an_event_is_applied_once_even_when_redelivered(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    record = record_of(received())
+    await consumer.handle(record)
+    await consumer.handle(record)
+
+    assert [type(p.event) for p in uow.published] == [DossierRouted]
+    routed = uow.published[0].event
+    assert isinstance(routed, DossierRouted)
+    assert [s.unit_code for s in routed.steps] == [
+        "000.00.05.H29",
+        "000.20.01.H29",
+        "000.00.05.H29",
+    ]
+    assert routed.steps[-1].due_at == routed.due_at
+
+
+async def test_a_malformed_message_is_dead_lettered_with_its_origin(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    bad = record_of(received())
+    bad.value = b"{truncated"
+    await consumer.handle(bad)
+
+    publisher = consumer.publisher
+    assert isinstance(publisher, RecordingPublisher)
+    [(topic, message)] = publisher.sent
+    assert topic == "onestop.dead-letter.routing"
+    assert message.value == b"{truncated"
+    assert message.headers["dlt_error_stage"] == b"decode"
+    assert b"not a JSON object" in message.headers["dlt_error"]
+    assert message.headers["dlt_origin_offset"] == b"7"
+    assert message.headers["ce_type"] == DossierReceived.TYPE.encode()
+    assert uow.published == []
+
+
+async def test_a_transient_failure_is_retried_until_it_succeeds(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    failures = iter([ConnectionRefusedError(), OSError("reset"), None])
+    original_claim = uow.claim
+
+    async def flaky_claim(*args: Any) -> bool:
+        error = next(failures)
+        if error is not None:
+            raise error
+        return await original_claim(*args)
+
+    uow.claim = flaky_claim  # type: ignore[method-assign]
+    await consumer.handle(record_of(received()))
+    assert len(uow.published) == 1
+
+
+async def test_a_failure_that_is_not_transient_is_dead_lettered(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    unknown_procedure = received().model_copy(update={"procedure_code": "9.999999"})
+    await consumer.handle(record_of(unknown_procedure))
+
+    publisher = consumer.publisher
+    assert isinstance(publisher, RecordingPublisher)
+    [(_, message)] = publisher.sent
+    assert message.headers["dlt_error_stage"] == b"apply"
+    assert b"UnknownProcedure" in message.headers["dlt_error"]
+    assert uow.published == []
+
+
+async def test_the_subscriber_wiring_with_the_in_memory_broker(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    broker = KafkaBroker()
+    subscribe(broker, consumer)
+    message = record_of(received())
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(
+            message.value,
+            topic=Topic.INTAKE,
+            key=message.key,
+            headers={name: value.decode() for name, value in message.headers},
+        )
+    assert [type(p.event) for p in uow.published] == [DossierRouted]
