@@ -11,7 +11,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's duplicate of the message, with terminal colours
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,4 +46,9 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("faststream", "uvicorn")):
+            library_logger = logging.getLogger(name)
+            library_logger.handlers.clear()  # their own formats would break the JSON lines
+            library_logger.propagate = True
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -19,12 +19,13 @@ from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 
 from shared import db
-from shared.events import Event
+from shared.events import Event, Topic
 from shared.logs import configure_logging
 from shared.messaging.consumer import EventConsumer, Handler, subscribe
 from shared.messaging.envelope import WireMessage
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import retry_forever
+from shared.messaging.topics import ensure_topics
 from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from shared.settings import ServiceSettings
 
@@ -41,6 +42,7 @@ def create_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
         acks="all",
         request_timeout_ms=15_000,
         logger=logging.getLogger(f"faststream.{client_id}"),
+        log_level=logging.DEBUG,  # one line per message is too many at INFO
     )
 
 
@@ -71,10 +73,12 @@ class ServiceRuntime:
         name: str,
         settings: ServiceSettings,
         *,
+        topic: Topic,
         migrations: Path,
         broker: KafkaBroker | None = None,
     ) -> None:
         self.name = name
+        self.topic = topic
         self.settings = settings
         self.schema = name
         self.notify_channel = f"{name}_outbox"
@@ -144,6 +148,17 @@ class ServiceRuntime:
         self._broker_task = asyncio.create_task(self._start_broker(), name=f"{self.name}-broker")
 
     async def _start_broker(self) -> None:
+        written = [str(self.topic), *(c.dead_letter_topic for c in self.consumers)]
+        await retry_forever(
+            lambda: ensure_topics(
+                self.settings.kafka_bootstrap_servers,
+                written,
+                partitions=self.settings.kafka_partitions,
+                replication_factor=self.settings.kafka_replication_factor,
+            ),
+            what=f"{self.name} creating its topics",
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
         await retry_forever(
             self.broker.start,
             what=f"{self.name} connecting to Kafka",

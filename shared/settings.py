@@ -25,6 +25,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=200, gt=0)
     retry_max_backoff_seconds: float = Field(default=30.0, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
+    kafka_partitions: int = Field(default=3, gt=0, description="for topics the service creates")
+    kafka_replication_factor: int = Field(default=1, gt=0)
 
 
 class IntakeSettings(ServiceSettings):

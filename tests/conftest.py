@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.stack import KAFKA_BOOTSTRAP, database_url
-from shared.events import Topic
+from shared.events import Topic, dead_letter_topic
+from shared.messaging.topics import ensure_topics
 
 TEST_DATABASE = "onestop_test"
 SCHEMAS = ("intake", "routing", "deadline", "notifier")
@@ -61,14 +62,15 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
         if existing:
             await admin.delete_topics(existing)
             await _wait_until(lambda: _absent(admin, existing))
-        await admin.create_topics(
-            [
-                NewTopic(str(topic), num_partitions=PARTITIONS, replication_factor=1)
-                for topic in Topic
-            ]
-        )
     finally:
         await admin.close()
+    consumer_groups = ("routing", "deadline", "notifier", "intake-projection")
+    await ensure_topics(
+        KAFKA_BOOTSTRAP,
+        [*map(str, Topic), *map(dead_letter_topic, consumer_groups)],
+        partitions=PARTITIONS,
+        replication_factor=1,
+    )
     yield KAFKA_BOOTSTRAP
 
 

@@ -64,7 +64,7 @@ async def read_until(
 async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.0) -> list[Seen]:
     """Everything on the topics up to their end offsets at the time of the call."""
     consumer = AIOKafkaConsumer(
-        *topics,
+        *(str(topic) for topic in topics),
         bootstrap_servers=bootstrap,
         group_id=f"downstream-{uuid.uuid4()}",
         auto_offset_reset="earliest",
@@ -73,15 +73,17 @@ async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.
     await consumer.start()
     seen: list[Seen] = []
     try:
-        partitions = set()
         deadline = asyncio.get_running_loop().time() + timeout
-        while not partitions:
-            partitions = consumer.assignment()
+        while not consumer.assignment():
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("no partitions assigned")
-            await asyncio.sleep(0.1)
-        end = await consumer.end_offsets(list(partitions))
-        while any(await consumer.position(tp) < offset for tp, offset in end.items()):
+                raise TimeoutError(f"no partitions of {topics} assigned")
+            await consumer.getmany(timeout_ms=200)  # joins the group
+        end = await consumer.end_offsets(list(consumer.assignment()))
+        await consumer.seek_to_beginning(*end)
+        while True:
+            behind = [tp for tp, offset in end.items() if await consumer.position(tp) < offset]
+            if not behind:
+                return seen
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"could not read {topics} to the end")
             batches = await consumer.getmany(timeout_ms=500)
@@ -89,4 +91,3 @@ async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.
                 seen.extend(map(_seen, records))
     finally:
         await consumer.stop()
-    return seen

@@ -27,7 +27,9 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or DeadlineSettings()  # type: ignore[call-arg]
-    runtime = ServiceRuntime(NAME, settings, migrations=MIGRATIONS, broker=broker)
+    runtime = ServiceRuntime(
+        NAME, settings, topic=Topic.DEADLINE, migrations=MIGRATIONS, broker=broker
+    )
     deadlines = Deadlines(
         calendar=WorkingCalendar(),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),

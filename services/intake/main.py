@@ -29,7 +29,9 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or IntakeSettings()  # type: ignore[call-arg]
-    runtime = ServiceRuntime(NAME, settings, migrations=MIGRATIONS, broker=broker)
+    runtime = ServiceRuntime(
+        NAME, settings, topic=Topic.INTAKE, migrations=MIGRATIONS, broker=broker
+    )
 
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
     intake = Intake(

@@ -27,7 +27,9 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or NotifierSettings()  # type: ignore[call-arg]
-    runtime = ServiceRuntime(NAME, settings, migrations=MIGRATIONS, broker=broker)
+    runtime = ServiceRuntime(
+        NAME, settings, topic=Topic.NOTIFIER, migrations=MIGRATIONS, broker=broker
+    )
     notifier = Notifier(catalog=load_catalog(settings.catalog_path), clock=clock)
     runtime.consume(
         group_id=NAME,

@@ -29,7 +29,9 @@ def create_app(
     unit_of_work: type[RoutingUnitOfWork] = RoutingUnitOfWork,
 ) -> FastAPI:
     settings = settings or RoutingSettings()  # type: ignore[call-arg]
-    runtime = ServiceRuntime(NAME, settings, migrations=MIGRATIONS, broker=broker)
+    runtime = ServiceRuntime(
+        NAME, settings, topic=Topic.ROUTING, migrations=MIGRATIONS, broker=broker
+    )
     routing = Routing(
         catalog=load_catalog(settings.catalog_path), calendar=WorkingCalendar(), clock=clock
     )

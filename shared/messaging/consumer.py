@@ -14,6 +14,7 @@ Delivery policy, chosen explicitly (the library defaults are unsafe):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 
 from shared.events import Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
@@ -132,10 +134,21 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
     """Attach the consumer to the broker with the delivery policy described above."""
 
     async def consume(message: KafkaMessage) -> None:
-        await consumer.handle(message.raw_message)  # type: ignore[arg-type]
+        try:
+            await consumer.handle(message.raw_message)  # type: ignore[arg-type]
+        except Exception:
+            # Not even dead-lettering worked: leave the offset, and pause before the redelivery
+            # so that a persistent fault does not spin.
+            logger.exception("message left unacknowledged; it will be redelivered")
+            await asyncio.sleep(consumer.max_backoff)
+            raise
+
+    async def keep_raw_bytes(message: StreamMessage[Any]) -> bytes:
+        return message.body  # decoding is ours: a bad body must reach the dead-letter topic
 
     broker.subscriber(
         *consumer.topics,
+        decoder=keep_raw_bytes,
         group_id=consumer.group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

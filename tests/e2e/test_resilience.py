@@ -1,0 +1,160 @@
+"""Failures of the infrastructure delay work; they never lose or duplicate it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from deploy.local.stack import ROOT, Stack
+from shared.events import DossierReceived, Topic, dead_letter_topic
+from shared.messaging.envelope import Envelope, encode
+from tests.factories import APPLICANT, submission
+from tests.kafka_reader import read_until
+
+SCHEMAS_AND_TYPES = {
+    "intake": DossierReceived.TYPE,
+    "routing": "vn.hcmc.onestop.dossier.routed.v1",
+    "deadline": "vn.hcmc.onestop.dossier.clock-started.v1",
+    "notifier": "vn.hcmc.onestop.dossier.apology-obligation-recorded.v1",
+}
+
+
+async def eventually(check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.25)
+
+
+async def test_broker_restart_while_dossiers_are_posted(stack: Stack, postgres_url: str) -> None:
+    codes: list[str] = []
+    refused: list[str] = []
+    stop_posting = asyncio.Event()
+
+    async def counter() -> None:
+        async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+            while not stop_posting.is_set():
+                response = await client.post("/v1/dossiers", json=submission())
+                if response.status_code == 201:
+                    codes.append(response.json()["dossier_code"])
+                else:
+                    refused.append(response.text)
+                await asyncio.sleep(0.02)
+
+    posting = asyncio.create_task(counter())
+    await eventually(lambda: _at_least(codes, 20))
+    restart = await asyncio.create_subprocess_exec(str(ROOT / "deploy/local/kafka.sh"), "restart")
+    assert await restart.wait() == 0
+    posted_before_restart_ended = len(codes)
+    await eventually(lambda: _at_least(codes, posted_before_restart_ended + 20))
+    stop_posting.set()
+    await posting
+
+    assert refused == []
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
+    try:
+        await eventually(lambda: _all_through(pool, codes), timeout=180)
+        for schema, event_type in SCHEMAS_AND_TYPES.items():
+            rows = await pool.fetch(
+                f"SELECT message_key, count(*) AS n FROM {schema}.outbox"
+                " WHERE message_key = ANY($1) AND event_type = $2 GROUP BY message_key",
+                codes,
+                event_type,
+            )
+            assert {r["message_key"]: r["n"] for r in rows} == dict.fromkeys(codes, 1), schema
+    finally:
+        await pool.close()
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
+    stack: Stack, kafka_bootstrap: str, postgres_url: str
+) -> None:
+    valid = _received_event(f"000.00.00.H29-991231-{uuid.uuid4().int % 10000:04d}")
+    wire = encode(
+        Envelope(str(uuid.uuid4()), valid.TYPE, "/onestop/intake", valid.dossier_code, _now()),
+        valid.model_dump_json().encode(),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        partition = 0  # both on one partition: the bad one must not block the good one
+        await producer.send_and_wait(
+            Topic.INTAKE,
+            b'{"dossier_code": "broken',
+            key=wire.key.encode(),
+            headers=list(wire.headers.items()),
+            partition=partition,
+        )
+        await producer.send_and_wait(
+            Topic.INTAKE,
+            wire.value,
+            key=wire.key.encode(),
+            headers=[(n, v) for n, v in wire.headers.items() if n != "ce_id"]
+            + [("ce_id", str(uuid.uuid4()).encode())],
+            partition=partition,
+        )
+    finally:
+        await producer.stop()
+
+    dead = await read_until(
+        kafka_bootstrap,
+        [dead_letter_topic("routing")],
+        lambda seen: any(r.key == valid.dossier_code for r in seen),
+    )
+    [letter] = [r for r in dead if r.key == valid.dossier_code]
+    assert letter.value == b'{"dossier_code": "broken'
+    assert letter.headers["dlt_error_stage"] == "decode"
+    assert "not a JSON object" in letter.headers["dlt_error"]
+    assert letter.headers["dlt_origin_topic"] == Topic.INTAKE
+    assert letter.headers["dlt_origin_partition"] == "0"
+    assert letter.headers["ce_type"] == DossierReceived.TYPE
+
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
+    try:
+        await eventually(
+            lambda: _exists(pool, "routing.routes", "dossier_code", valid.dossier_code)
+        )
+    finally:
+        await pool.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _received_event(code: str) -> DossierReceived:
+    return DossierReceived(
+        dossier_code=code,
+        procedure_code="1.001193",
+        procedure_name="Đăng ký khai sinh",
+        receiving_unit_code="000.00.00.H29",
+        channel="online",
+        applicant=APPLICANT,
+        documents=[{"kind": "Tờ khai đăng ký khai sinh", "form": "original", "count": 1}],
+        sets=1,
+        received_at=_now(),
+        appointment_at=_now(),
+        receiving_officer="Cổng dịch vụ công",
+    )
+
+
+async def _at_least(items: list[str], count: int) -> bool:
+    return len(items) >= count
+
+
+async def _all_through(pool: asyncpg.Pool, codes: list[str]) -> bool:
+    done = await pool.fetchval(
+        "SELECT count(*) FROM intake.dossiers WHERE code = ANY($1) AND notifier IS NOT NULL",
+        codes,
+    )
+    return bool(done == len(codes))
+
+
+async def _exists(pool: asyncpg.Pool, table: str, column: str, value: str) -> bool:
+    return bool(await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = $1", value))
