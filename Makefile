@@ -32,7 +32,7 @@ run: infra
 demo: install
 	@$(PY) -m deploy.local.demo
 
-test: infra
+test: install
 	@deploy/local/run-tests.sh
 
 test-unit: install

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from shared.events import DossierReceived
 
 # Known personal values: tests scan logs and telemetry for them.
 APPLICANT = {
@@ -30,3 +33,24 @@ def submission(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def received_event(
+    code: str, *, received_at: datetime, appointment_at: datetime, **overrides: Any
+) -> DossierReceived:
+    """A DossierReceived as intake would publish it, for tests that feed consumers directly."""
+    fields: dict[str, Any] = {
+        "dossier_code": code,
+        "procedure_code": "2.000488",
+        "procedure_name": "Cấp Phiếu lý lịch tư pháp",
+        "receiving_unit_code": "000.00.00.H29",
+        "channel": "counter",
+        "applicant": APPLICANT,
+        "documents": [{"kind": "Tờ khai", "form": "original", "count": 1}],
+        "sets": 1,
+        "received_at": received_at,
+        "appointment_at": appointment_at,
+        "receiving_officer": "Trần Văn Bình",
+    }
+    fields.update(overrides)
+    return DossierReceived.model_validate(fields)

@@ -20,6 +20,19 @@ class Seen:
     offset: int
 
 
+async def _downstream_consumer(bootstrap: str, topics: list[str]) -> AIOKafkaConsumer:
+    """A consumer in a group of its own, from the beginning, committing nothing."""
+    consumer = AIOKafkaConsumer(
+        *(str(topic) for topic in topics),
+        bootstrap_servers=bootstrap,
+        group_id=f"downstream-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    return consumer
+
+
 def _seen(record: ConsumerRecord) -> Seen:  # type: ignore[type-arg]
     return Seen(
         topic=record.topic,
@@ -39,14 +52,7 @@ async def read_until(
     timeout: float = 60.0,
 ) -> list[Seen]:
     """Read from the beginning until `done(records)` holds; fail after `timeout` seconds."""
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=f"downstream-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await _downstream_consumer(bootstrap, topics)
     seen: list[Seen] = []
     try:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -63,14 +69,7 @@ async def read_until(
 
 async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.0) -> list[Seen]:
     """Everything on the topics up to their end offsets at the time of the call."""
-    consumer = AIOKafkaConsumer(
-        *(str(topic) for topic in topics),
-        bootstrap_servers=bootstrap,
-        group_id=f"downstream-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await _downstream_consumer(bootstrap, topics)
     seen: list[Seen] = []
     try:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# The whole suite: unit, integration and end-to-end, against the real Kafka and PostgreSQL
-# that `make test` has started. Fails when a test fails and when no test ran (pytest exit 5).
+# The whole suite: unit, integration and end-to-end, against the real Kafka and PostgreSQL,
+# started here if needed. Fails when a test fails, when a test is skipped and when no test ran.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 mkdir -p artifacts
 started=$(date +%s)
+
+# Start Kafka and PostgreSQL if they are not running, and stop on exit only what this run started.
+started_here=()
+for server in postgres kafka; do
+  if ! "deploy/local/$server.sh" status >/dev/null 2>&1; then
+    "deploy/local/$server.sh" start || { echo "[test] FAILED: $server could not start" >&2; exit 1; }
+    started_here+=("$server")
+  fi
+done
+stop_started() {
+  for server in "${started_here[@]}"; do "deploy/local/$server.sh" stop >/dev/null || true; done
+}
+trap stop_started EXIT
 
 echo "[test] lint (ruff)"
 .venv/bin/ruff check . || exit 1

@@ -19,6 +19,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InternalClientError,  # a connection that broke under the client
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down or starting
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,

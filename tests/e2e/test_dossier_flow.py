@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
 import httpx
 
 from deploy.local.stack import Stack
@@ -84,7 +85,8 @@ async def test_concurrent_posts_get_distinct_consecutive_codes(stack: Stack) -> 
     assert sequences == list(range(sequences[0], sequences[0] + 40))
 
 
-async def test_bad_input_is_refused_and_nothing_is_written(stack: Stack) -> None:
+async def test_bad_input_is_refused_and_nothing_is_written(stack: Stack, postgres_url: str) -> None:
+    stored_before = await _stored(postgres_url)
     async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
         cases = [
             (b'{"procedure_code": ', 400, "malformed_json"),
@@ -98,3 +100,17 @@ async def test_bad_input_is_refused_and_nothing_is_written(stack: Stack) -> None
             )
             assert response.status_code == status, response.text
             assert mention in response.text
+    assert await _stored(postgres_url) == stored_before
+
+
+async def _stored(postgres_url: str) -> tuple[int, int]:
+    """Dossiers and outbox rows in intake's schema."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM intake.dossiers) AS dossiers,"
+            " (SELECT count(*) FROM intake.outbox) AS events"
+        )
+        return int(row["dossiers"]), int(row["events"])
+    finally:
+        await connection.close()

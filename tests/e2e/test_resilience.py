@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import ROOT, Stack
 from shared.events import DossierReceived, Topic, dead_letter_topic
 from shared.messaging.envelope import Envelope, encode
-from tests.factories import APPLICANT, submission
+from tests.factories import received_event, submission
 from tests.kafka_reader import read_until
 
 SCHEMAS_AND_TYPES = {
@@ -32,31 +33,44 @@ async def eventually(check, timeout: float = 120.0) -> None:  # type: ignore[no-
         await asyncio.sleep(0.25)
 
 
-async def test_broker_restart_while_dossiers_are_posted(stack: Stack, postgres_url: str) -> None:
+@pytest.mark.parametrize("server", ["kafka", "postgres"])
+async def test_a_server_restart_while_dossiers_are_posted_loses_and_duplicates_nothing(
+    stack: Stack, postgres_url: str, server: str
+) -> None:
     codes: list[str] = []
-    refused: list[str] = []
     stop_posting = asyncio.Event()
 
     async def counter() -> None:
+        """Posts dossiers one after another, retrying each with its Idempotency-Key until
+        it is accepted, as a counter would when storage is briefly unavailable."""
         async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
             while not stop_posting.is_set():
-                response = await client.post("/v1/dossiers", json=submission())
-                if response.status_code == 201:
-                    codes.append(response.json()["dossier_code"])
-                else:
-                    refused.append(response.text)
+                key = str(uuid.uuid4())
+                while True:
+                    try:
+                        response = await client.post(
+                            "/v1/dossiers", json=submission(), headers={"Idempotency-Key": key}
+                        )
+                    except httpx.TransportError:
+                        continue
+                    if response.status_code in (200, 201):
+                        codes.append(response.json()["dossier_code"])
+                        break
+                    assert response.status_code == 503, response.text
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(0.02)
 
     posting = asyncio.create_task(counter())
-    await eventually(lambda: _at_least(codes, 20))
-    restart = await asyncio.create_subprocess_exec(str(ROOT / "deploy/local/kafka.sh"), "restart")
+    await eventually(lambda: _posted(posting, codes, 20))
+    script = ROOT / "deploy" / "local" / f"{server}.sh"
+    restart = await asyncio.create_subprocess_exec(str(script), "restart")
     assert await restart.wait() == 0
     posted_before_restart_ended = len(codes)
-    await eventually(lambda: _at_least(codes, posted_before_restart_ended + 20))
+    await eventually(lambda: _posted(posting, codes, posted_before_restart_ended + 20))
     stop_posting.set()
     await posting
 
-    assert refused == []
+    assert len(set(codes)) == len(codes)
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
     try:
         await eventually(lambda: _all_through(pool, codes), timeout=180)
@@ -75,7 +89,12 @@ async def test_broker_restart_while_dossiers_are_posted(stack: Stack, postgres_u
 async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
     stack: Stack, kafka_bootstrap: str, postgres_url: str
 ) -> None:
-    valid = _received_event(f"000.00.00.H29-991231-{uuid.uuid4().int % 10000:04d}")
+    valid = received_event(
+        f"000.00.00.H29-991231-{uuid.uuid4().int % 10000:04d}",
+        received_at=_now(),
+        appointment_at=_now(),
+        channel="online",
+    )
     wire = encode(
         Envelope(str(uuid.uuid4()), valid.TYPE, "/onestop/intake", valid.dossier_code, _now()),
         valid.model_dump_json().encode(),
@@ -128,24 +147,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _received_event(code: str) -> DossierReceived:
-    return DossierReceived(
-        dossier_code=code,
-        procedure_code="1.001193",
-        procedure_name="Đăng ký khai sinh",
-        receiving_unit_code="000.00.00.H29",
-        channel="online",
-        applicant=APPLICANT,
-        documents=[{"kind": "Tờ khai đăng ký khai sinh", "form": "original", "count": 1}],
-        sets=1,
-        received_at=_now(),
-        appointment_at=_now(),
-        receiving_officer="Cổng dịch vụ công",
-    )
-
-
-async def _at_least(items: list[str], count: int) -> bool:
-    return len(items) >= count
+async def _posted(posting: asyncio.Task[None], codes: list[str], count: int) -> bool:
+    if posting.done():
+        posting.result()  # the counter failed: raise its error here
+    return len(codes) >= count
 
 
 async def _all_through(pool: asyncpg.Pool, codes: list[str]) -> bool:

@@ -3,6 +3,7 @@ against the real Kafka broker and PostgreSQL server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import asyncpg
@@ -10,6 +11,8 @@ from faststream.kafka import KafkaBroker
 
 from deploy.local.stack import Stack
 from shared.events import Topic
+from shared.messaging.outbox import OutboxRelay
+from shared.runtime import BrokerPublisher
 from tests.conftest import TEST_DATABASE
 from tests.integration.conftest import commit_dossiers, eventually, publish_all, run_worker
 from tests.kafka_reader import read_to_end
@@ -105,3 +108,36 @@ async def test_consumer_killed_between_its_commit_and_the_offset_commit(
 
 async def _logged(stack: Stack, text: str, at_least: int) -> bool:
     return stack.log_tail("routing", lines=10_000).count(text) >= at_least
+
+
+async def test_several_relays_publish_each_row_once_and_in_order(
+    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+) -> None:
+    codes = await commit_dossiers(intake_pool, 30, unit="000.00.12.H29")
+    relays = [
+        OutboxRelay(
+            intake_pool,
+            BrokerPublisher(broker),
+            schema="intake",
+            notify_channel="intake_outbox",
+            batch_size=4,
+        )
+        for _ in range(3)
+    ]
+
+    async def drain(relay: OutboxRelay) -> None:
+        while await unpublished(intake_pool, codes):
+            await relay.publish_pending()
+
+    await asyncio.gather(*(drain(relay) for relay in relays))
+
+    records = [
+        r
+        for r in await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+        if r.key in codes
+    ]
+    assert Counter(r.key for r in records) == dict.fromkeys(codes, 1)
+    # Codes are issued in sequence; within a partition they must arrive in that order.
+    for partition in {r.partition for r in records}:
+        keys = [r.key for r in records if r.partition == partition]
+        assert keys == sorted(keys)

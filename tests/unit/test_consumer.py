@@ -18,25 +18,15 @@ from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Topic
 from shared.messaging.consumer import EventConsumer, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
-from tests.factories import APPLICANT
+from tests.factories import received_event
 from tests.unit.conftest import hcmc
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 
 
 def received(code: str = "000.00.00.H29-261123-0001") -> DossierReceived:
-    return DossierReceived(
-        dossier_code=code,
-        procedure_code="2.000488",
-        procedure_name="Cấp Phiếu lý lịch tư pháp",
-        receiving_unit_code="000.00.00.H29",
-        channel="counter",
-        applicant=APPLICANT,
-        documents=[{"kind": "Tờ khai", "form": "original", "count": 1}],
-        sets=1,
-        received_at=hcmc(2026, 11, 23, 9, 30),
-        appointment_at=hcmc(2026, 12, 8, 9, 30),
-        receiving_officer="Trần Văn Bình",
+    return received_event(
+        code, received_at=hcmc(2026, 11, 23, 9, 30), appointment_at=hcmc(2026, 12, 8, 9, 30)
     )
 
 
