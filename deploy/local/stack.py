@@ -41,7 +41,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port(service)}"
 
     def log_path(self, service: str) -> Path:
-        return RUN_DIR / f"{service}-{self.base_port}.log"
+        return RUN_DIR / f"{service}-{self.port(service)}.log"
 
     def environment(self, service: str) -> dict[str, str]:
         return {
@@ -68,7 +68,7 @@ class Stack:
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
             )
             self.processes[service] = process
-            (RUN_DIR / f"{service}-{self.base_port}.pid").write_text(str(process.pid))
+            self._pid_path(service).write_text(str(process.pid))
 
     def wait_ready(self, services: Iterable[str] = SERVICES, timeout: float = 120.0) -> None:
         """Poll each service's /readyz until it answers 200, or fail naming the laggard."""
@@ -108,8 +108,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            (RUN_DIR / f"{service}-{self.base_port}.pid").unlink(missing_ok=True)
+            self._pid_path(service).unlink(missing_ok=True)
         self.processes.clear()
+
+    def _pid_path(self, service: str) -> Path:
+        return RUN_DIR / f"{service}-{self.port(service)}.pid"
 
     def log_tail(self, service: str, lines: int = 30) -> str:
         path = self.log_path(service)
