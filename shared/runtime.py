@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,30 +17,46 @@ from typing import Any, TypeVar
 import asyncpg
 from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import make_asgi_app
 
 from shared import db
 from shared.events import Event, Topic
 from shared.logs import configure_logging
-from shared.messaging.consumer import EventConsumer, Handler, subscribe
+from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, subscribe
 from shared.messaging.envelope import WireMessage
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.retry import retry_forever
 from shared.messaging.topics import ensure_topics
 from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from shared.settings import ServiceSettings
+from shared.telemetry import Telemetry, configure_telemetry
 
 logger = logging.getLogger(__name__)
 U = TypeVar("U", bound=PostgresUnitOfWork)
 
 
-def create_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
-    """Idempotent producer with acks=all: a retried send is never written twice."""
+def create_broker(
+    settings: ServiceSettings, *, client_id: str, telemetry: Telemetry | None = None
+) -> KafkaBroker:
+    """Idempotent producer with acks=all: a retried send is never written twice. The
+    telemetry middleware carries W3C trace context in the Kafka headers."""
+    middlewares = []
+    if telemetry is not None:
+        middlewares.append(
+            KafkaTelemetryMiddleware(
+                tracer_provider=telemetry.tracer_provider,
+                meter_provider=telemetry.meter_provider,
+            )
+        )
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
         request_timeout_ms=15_000,
+        middlewares=middlewares,
         logger=logging.getLogger(f"faststream.{client_id}"),
         log_level=logging.DEBUG,  # one line per message is too many at INFO
     )
@@ -76,6 +92,7 @@ class ServiceRuntime:
         topic: Topic,
         migrations: Path,
         broker: KafkaBroker | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -83,14 +100,22 @@ class ServiceRuntime:
         self.schema = name
         self.notify_channel = f"{name}_outbox"
         self.source = f"/onestop/{name}"
-        self.broker = broker or create_broker(settings, client_id=name)
+        self.telemetry = telemetry or configure_telemetry(name)
+        self.broker = broker or create_broker(settings, client_id=name, telemetry=self.telemetry)
         self.publisher = BrokerPublisher(self.broker)
+        self.meter = self.telemetry.meter(f"onestop.{name}")
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
         self._broker_task: asyncio.Task[None] | None = None
         self._broker_started = asyncio.Event()
         self.consumers: list[EventConsumer] = []
+        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._background_tasks: list[asyncio.Task[None]] = []
+
+    def run_in_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A loop the service runs once the database is ready, cancelled at stop."""
+        self._background.append(loop)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -117,6 +142,7 @@ class ServiceRuntime:
             unit_of_work=unit_of_work,
             publisher=self.publisher,
             max_backoff=self.settings.retry_max_backoff_seconds,
+            metrics=ConsumerMetrics(self.meter),
         )
         subscribe(self.broker, consumer)
         self.consumers.append(consumer)
@@ -144,8 +170,10 @@ class ServiceRuntime:
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_seconds,
             max_backoff=self.settings.retry_max_backoff_seconds,
+            meter=self.meter,
         )
         self._broker_task = asyncio.create_task(self._start_broker(), name=f"{self.name}-broker")
+        self._background_tasks = [asyncio.create_task(loop()) for loop in self._background]
 
     async def _start_broker(self) -> None:
         written = [str(self.topic), *(c.dead_letter_topic for c in self.consumers)]
@@ -170,10 +198,11 @@ class ServiceRuntime:
         logger.info("service started", extra={"service": self.name})
 
     async def stop(self) -> None:
-        if self._broker_task is not None:
-            self._broker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._broker_task
+        for task in [*self._background_tasks, self._broker_task]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._relay is not None:
             await self._relay.stop()
         with contextlib.suppress(Exception):
@@ -181,6 +210,7 @@ class ServiceRuntime:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        self.telemetry.tracer_provider.force_flush()
 
     async def is_ready(self) -> dict[str, bool]:
         database = False
@@ -207,6 +237,14 @@ class ServiceRuntime:
 
         app = FastAPI(lifespan=lifespan, **fastapi_options)
         app.state.runtime = self
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self.telemetry.tracer_provider,
+            meter_provider=self.telemetry.meter_provider,
+            excluded_urls="healthz,readyz,metrics",
+            exclude_spans=["receive", "send"],
+        )
+        app.mount("/metrics", make_asgi_app())
 
         @app.get("/healthz", tags=["health"], summary="The process is alive")
         async def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ from shared.calendar import WorkingCalendar
 from shared.events import DossierRouted, Topic
 from shared.runtime import ServiceRuntime
 from shared.settings import DeadlineSettings
+from shared.telemetry import Telemetry
 
 NAME = "deadline"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,11 +25,17 @@ def create_app(
     settings: DeadlineSettings | None = None,
     *,
     broker: KafkaBroker | None = None,
+    telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or DeadlineSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
-        NAME, settings, topic=Topic.DEADLINE, migrations=MIGRATIONS, broker=broker
+        NAME,
+        settings,
+        topic=Topic.DEADLINE,
+        migrations=MIGRATIONS,
+        broker=broker,
+        telemetry=telemetry,
     )
     deadlines = Deadlines(
         calendar=WorkingCalendar(),

@@ -56,6 +56,7 @@ def issue_receipt(
     unit: Unit,
     received_at: datetime,
     calendar: WorkingCalendar,
+    trace_id: str | None = None,
 ) -> Receipt:
     appointment = calendar.due_at(received_at, procedure.processing_time, procedure.same_day_cutoff)
     return Receipt(
@@ -72,6 +73,7 @@ def issue_receipt(
         processing_time=procedure.processing_time,
         result_collection_place=unit.name,
         receiving_officer=submission.receiving_officer,
+        trace_id=trace_id,
     )
 
 

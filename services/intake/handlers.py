@@ -10,6 +10,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
+from opentelemetry import trace
 
 from services.intake.domain import (
     dossier_code,
@@ -29,6 +30,7 @@ from shared.events import (
     Event,
 )
 from shared.messaging.consumer import Handler
+from shared.telemetry import DossierAttribute, annotate_current_span, current_trace_id
 
 UnitOfWorkFactory = Callable[[], IntakeUnitOfWork | InMemoryIntakeUnitOfWork]
 
@@ -56,6 +58,7 @@ async def receive_dossier(
                 if existing is not None:
                     stored = await uow.dossiers.get(existing)
                     assert stored is not None
+                    annotate_current_span(stored.receipt)
                     return stored.receipt, False
             received_at = intake.clock()
             receipt_date = received_at.astimezone(intake.calendar.tz).date()
@@ -67,12 +70,15 @@ async def receive_dossier(
                 unit=unit,
                 received_at=received_at,
                 calendar=intake.calendar,
+                trace_id=current_trace_id(),
             )
             try:
                 await uow.dossiers.add(receipt, idempotency_key)
             except asyncpg.UniqueViolationError:
                 continue
-            uow.emit(received_event(receipt), occurred_at=received_at)
+            event = received_event(receipt)
+            annotate_current_span(event)
+            uow.emit(event, occurred_at=received_at)
             await uow.commit()
             return receipt, True
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover
@@ -145,6 +151,7 @@ def build_router(intake: Intake) -> APIRouter:
         summary="The dossier's current state and what routing, deadline and notifier did",
     )
     async def get_dossier(code: Annotated[str, Path(pattern=DOSSIER_CODE)]) -> DossierView:
+        trace.get_current_span().set_attribute(DossierAttribute.CODE, code)
         async with intake.unit_of_work() as uow:
             stored = await uow.dossiers.get(code)
         if stored is None:

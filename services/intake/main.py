@@ -11,12 +11,14 @@ from faststream.kafka import KafkaBroker
 
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake, build_router
+from services.intake.metrics import WorkloadGauges
 from services.intake.repository import IntakeUnitOfWork
 from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
 from shared.settings import IntakeSettings
+from shared.telemetry import Telemetry
 
 NAME = "intake"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,11 +28,17 @@ def create_app(
     settings: IntakeSettings | None = None,
     *,
     broker: KafkaBroker | None = None,
+    telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or IntakeSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
-        NAME, settings, topic=Topic.INTAKE, migrations=MIGRATIONS, broker=broker
+        NAME,
+        settings,
+        topic=Topic.INTAKE,
+        migrations=MIGRATIONS,
+        broker=broker,
+        telemetry=telemetry,
     )
 
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
@@ -52,6 +60,8 @@ def create_app(
         description="One-stop counters post dossiers here and get the receipt and appointment.",
     )
     install_api(app, intake, max_request_bytes=settings.max_request_bytes)
+    gauges = WorkloadGauges(runtime.meter, unit_of_work, clock)
+    runtime.run_in_background(gauges.run)
     return app
 
 

@@ -14,6 +14,13 @@ from shared.events import DossierStatus
 from shared.messaging.unit_of_work import InMemoryUnitOfWork, PostgresUnitOfWork
 
 
+@dataclass(frozen=True)
+class UnitWorkload:
+    unit_code: str
+    in_progress: int
+    overdue: int
+
+
 @dataclass
 class StoredDossier:
     receipt: Receipt
@@ -37,6 +44,10 @@ class DossierRepository(abc.ABC):
 
     @abc.abstractmethod
     async def code_for_idempotency_key(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
+        """Dossiers in progress at each unit that holds some, and how many are past due."""
 
     @abc.abstractmethod
     async def record_outcome(
@@ -99,6 +110,16 @@ class PostgresDossierRepository(DossierRepository):
         code = await self._db.fetchval("SELECT code FROM dossiers WHERE idempotency_key = $1", key)
         return str(code) if code is not None else None
 
+    async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
+        rows = await self._db.fetch(
+            "SELECT routing->>'current_unit_code' AS unit_code, count(*) AS in_progress,"
+            " count(*) FILTER (WHERE (deadline->>'due_at')::timestamptz < $1) AS overdue"
+            " FROM dossiers WHERE status = $2 AND routing IS NOT NULL GROUP BY 1",
+            now,
+            int(DossierStatus.PROCESSING),
+        )
+        return [UnitWorkload(r["unit_code"], r["in_progress"], r["overdue"]) for r in rows]
+
     async def record_outcome(
         self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None
     ) -> None:
@@ -136,6 +157,16 @@ class InMemoryDossierRepository(DossierRepository):
 
     async def code_for_idempotency_key(self, key: str) -> str | None:
         return self.keys.get(key)
+
+    async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
+        workload: dict[str, list[int]] = {}
+        for dossier in self.dossiers.values():
+            if dossier.status is DossierStatus.PROCESSING and dossier.routing:
+                counts = workload.setdefault(dossier.routing["current_unit_code"], [0, 0])
+                counts[0] += 1
+                due = dossier.deadline and datetime.fromisoformat(dossier.deadline["due_at"])
+                counts[1] += bool(due and due < now)
+        return [UnitWorkload(unit, *counts) for unit, counts in workload.items()]
 
     async def record_outcome(
         self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None

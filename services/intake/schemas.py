@@ -72,6 +72,9 @@ class Receipt(BaseModel):
     processing_time: ProcessingTime
     result_collection_place: str
     receiving_officer: str
+    trace_id: str | None = Field(
+        default=None, description="the submission's trace: search it in the trace UI"
+    )
 
 
 class DossierView(BaseModel):

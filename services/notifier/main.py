@@ -15,6 +15,7 @@ from shared.catalog import load_catalog
 from shared.events import DossierClockStarted, Topic
 from shared.runtime import ServiceRuntime
 from shared.settings import NotifierSettings
+from shared.telemetry import Telemetry
 
 NAME = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,11 +25,17 @@ def create_app(
     settings: NotifierSettings | None = None,
     *,
     broker: KafkaBroker | None = None,
+    telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     settings = settings or NotifierSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
-        NAME, settings, topic=Topic.NOTIFIER, migrations=MIGRATIONS, broker=broker
+        NAME,
+        settings,
+        topic=Topic.NOTIFIER,
+        migrations=MIGRATIONS,
+        broker=broker,
+        telemetry=telemetry,
     )
     notifier = Notifier(catalog=load_catalog(settings.catalog_path), clock=clock)
     runtime.consume(

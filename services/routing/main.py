@@ -16,6 +16,7 @@ from shared.catalog import load_catalog
 from shared.events import DossierReceived, Topic
 from shared.runtime import ServiceRuntime
 from shared.settings import RoutingSettings
+from shared.telemetry import Telemetry
 
 NAME = "routing"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,12 +26,18 @@ def create_app(
     settings: RoutingSettings | None = None,
     *,
     broker: KafkaBroker | None = None,
+    telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     unit_of_work: type[RoutingUnitOfWork] = RoutingUnitOfWork,
 ) -> FastAPI:
     settings = settings or RoutingSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
-        NAME, settings, topic=Topic.ROUTING, migrations=MIGRATIONS, broker=broker
+        NAME,
+        settings,
+        topic=Topic.ROUTING,
+        migrations=MIGRATIONS,
+        broker=broker,
+        telemetry=telemetry,
     )
     routing = Routing(
         catalog=load_catalog(settings.catalog_path), calendar=WorkingCalendar(), clock=clock

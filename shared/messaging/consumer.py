@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from shared.events import Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
 from shared.messaging.outbox import Publisher
 from shared.messaging.retry import retry_forever
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.telemetry import DossierAttribute, dossier_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,42 @@ class Record(Protocol):
     headers: Sequence[tuple[str, bytes]]
 
 
+class ConsumerMetrics:
+    """Messages handled per topic and outcome, and how far behind each partition is."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._handled = meter.create_counter(
+            "onestop.messages.handled",
+            unit="{message}",
+            description="Messages handled, by topic and outcome "
+            "(applied, duplicate, ignored, dead_lettered)",
+        )
+        self._lag: dict[tuple[str, str, int], int] = {}
+        meter.create_observable_gauge(
+            "onestop.consumer.lag",
+            callbacks=[self._observe_lag],
+            unit="{message}",
+            description="Messages on the partition after the one being handled",
+        )
+
+    def handled(self, topic: str, outcome: str) -> None:
+        self._handled.add(1, {"messaging.destination.name": topic, "outcome": outcome})
+
+    def lag(self, group: str, topic: str, partition: int, behind: int) -> None:
+        self._lag[(group, topic, partition)] = max(behind, 0)
+
+    def _observe_lag(self, _: CallbackOptions) -> Iterable[Observation]:
+        for (group, topic, partition), behind in list(self._lag.items()):
+            yield Observation(
+                behind,
+                {
+                    "messaging.consumer.group.name": group,
+                    "messaging.destination.name": topic,
+                    "messaging.destination.partition.id": str(partition),
+                },
+            )
+
+
 @dataclass(frozen=True)
 class EventConsumer:
     group_id: str
@@ -55,6 +95,7 @@ class EventConsumer:
     unit_of_work: Callable[[], UnitOfWork]
     publisher: Publisher
     max_backoff: float = 30.0
+    metrics: ConsumerMetrics = field(default_factory=lambda: ConsumerMetrics(NoOpMeter("none")))
 
     @property
     def dead_letter_topic(self) -> str:
@@ -66,11 +107,15 @@ class EventConsumer:
         except MalformedMessage as error:
             await self._dead_letter(record, stage="decode", reason=str(error))
             return
+        trace.get_current_span().set_attributes(
+            {DossierAttribute.CODE: envelope.subject, **dossier_attributes(event)}
+        )
         handler = self.handlers.get(type(event)) if event is not None else None
         if event is None or handler is None:
+            self.metrics.handled(record.topic, "ignored")
             return  # a valid event this service does not react to
         try:
-            await retry_forever(
+            applied = await retry_forever(
                 lambda: self._apply(envelope, event, handler),
                 what=f"{self.group_id} applying {envelope.type}",
                 max_backoff=self.max_backoff,
@@ -84,17 +129,21 @@ class EventConsumer:
             await self._dead_letter(
                 record, stage="apply", reason=f"{type(error).__name__}: {error}"
             )
+            return
+        self.metrics.handled(record.topic, "applied" if applied else "duplicate")
 
-    async def _apply(self, envelope: Envelope, event: Event, handler: Handler) -> None:
+    async def _apply(self, envelope: Envelope, event: Event, handler: Handler) -> bool:
+        """Apply the event once; False when it had already been applied (a redelivery)."""
         async with self.unit_of_work() as uow:
             if not await uow.claim(envelope.id, envelope.type, envelope.source):
                 logger.info(
                     "redelivered event skipped: already applied",
                     extra={"event_id": envelope.id, "event_type": envelope.type},
                 )
-                return
+                return False
             await handler(event, uow)
             await uow.commit()
+            return True
 
     async def _dead_letter(self, record: Record, *, stage: str, reason: str) -> None:
         headers = {name: value for name, value in record.headers}
@@ -119,6 +168,7 @@ class EventConsumer:
             await (await self.publisher.send(self.dead_letter_topic, message))
 
         await retry_forever(publish, what="dead-letter publish", max_backoff=self.max_backoff)
+        self.metrics.handled(record.topic, "dead_lettered")
         logger.warning(
             "message dead-lettered",
             extra={
@@ -134,8 +184,17 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
     """Attach the consumer to the broker with the delivery policy described above."""
 
     async def consume(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        highwater_of = getattr(message.consumer, "highwater", None)  # none in the test broker
+        highwater = (
+            highwater_of(TopicPartition(record.topic, record.partition)) if highwater_of else None
+        )
+        if highwater is not None:
+            behind = highwater - record.offset - 1
+            consumer.metrics.lag(consumer.group_id, record.topic, record.partition, behind)
         try:
-            await consumer.handle(message.raw_message)  # type: ignore[arg-type]
+            await consumer.handle(record)
         except Exception:
             # Not even dead-lettering worked: leave the offset, and pause before the redelivery
             # so that a persistent fault does not spin.

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from shared.messaging.retry import is_transient, retry_forever
@@ -67,6 +68,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
+        meter: Meter | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -78,6 +80,13 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._backlog: int | None = None
+        (meter or NoOpMeter("none")).create_observable_gauge(
+            "onestop.outbox.backlog",
+            callbacks=[self._observe_backlog],
+            unit="{event}",
+            description="Outbox rows committed but not yet published to Kafka",
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -107,12 +116,16 @@ class OutboxRelay:
                 self._batch_size,
             )
             if not records:
+                self._backlog = 0
                 return 0
             rows = [OutboxRow(**dict(record)) for record in records]
             await self._publish(rows)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])",
                 [row.position for row in rows],
+            )
+            self._backlog = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
             )
             return len(rows)
 
@@ -146,6 +159,10 @@ class OutboxRelay:
                 logger.exception("outbox relay failed on an unexpected error")
             await self._close_listener()
             raise
+
+    def _observe_backlog(self, _: CallbackOptions) -> Iterable[Observation]:
+        if self._backlog is not None:
+            yield Observation(self._backlog)
 
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):

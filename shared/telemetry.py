@@ -1,0 +1,112 @@
+"""OpenTelemetry for every service, configured only through the standard OTEL_* variables:
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER (read by the SDK) and
+OTEL_EXPORTER_OTLP_ENDPOINT (spans are exported over OTLP/HTTP when it is set).
+
+Metrics are exposed for Prometheus to scrape at /metrics. Dossier attributes share one prefix,
+defined here; personal data (names, ID numbers, phones, emails, addresses) is never an
+attribute, an event or a label."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Tracer
+
+ATTRIBUTE_PREFIX = "onestop.dossier"
+
+
+class DossierAttribute(StrEnum):
+    CODE = f"{ATTRIBUTE_PREFIX}.code"
+    PROCEDURE = f"{ATTRIBUTE_PREFIX}.procedure"
+    RECEIVING_UNIT = f"{ATTRIBUTE_PREFIX}.receiving_unit"
+    CURRENT_UNIT = f"{ATTRIBUTE_PREFIX}.current_unit"
+
+
+# Which event or receipt field feeds which attribute; nothing else is ever copied.
+_FIELDS = {
+    "dossier_code": DossierAttribute.CODE,
+    "procedure_code": DossierAttribute.PROCEDURE,
+    "receiving_unit_code": DossierAttribute.RECEIVING_UNIT,
+    "current_unit_code": DossierAttribute.CURRENT_UNIT,
+    "responsible_unit_code": DossierAttribute.CURRENT_UNIT,
+}
+
+
+def dossier_attributes(source: Any) -> dict[str, str]:
+    """The dossier attributes found on an event (or any object with those fields)."""
+    return {
+        str(attribute): str(value)
+        for field, attribute in _FIELDS.items()
+        if (value := getattr(source, field, None)) is not None
+    }
+
+
+def annotate_current_span(source: Any) -> None:
+    trace.get_current_span().set_attributes(dossier_attributes(source))
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    service: str
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def tracer(self, name: str) -> Tracer:
+        return self.tracer_provider.get_tracer(name)
+
+    def meter(self, name: str) -> Meter:
+        return self.meter_provider.get_meter(name)
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def configure_telemetry(
+    service: str,
+    *,
+    span_exporters: Iterable[SpanExporter] = (),
+    metric_readers: Iterable[MetricReader] | None = None,
+) -> Telemetry:
+    """Providers for one service. Tests pass in-memory exporters and readers; otherwise spans
+    go to OTLP when an endpoint is configured and metrics to the Prometheus registry."""
+    resource = Resource.create({SERVICE_NAME: service})  # OTEL_SERVICE_NAME still wins
+    tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
+    for exporter in span_exporters:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if _otlp_traces_configured():
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    readers = list(metric_readers) if metric_readers is not None else [PrometheusMetricReader()]
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    return Telemetry(service, tracer_provider, meter_provider)
+
+
+def _otlp_traces_configured() -> bool:
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp") == "none":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
