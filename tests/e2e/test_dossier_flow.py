@@ -10,7 +10,7 @@ import httpx
 
 from deploy.local.stack import Stack
 from shared.events import Topic
-from tests.factories import submission
+from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
 
 EXPECTED_TYPES = {
@@ -114,3 +114,15 @@ async def _stored(postgres_url: str) -> tuple[int, int]:
         return int(row["dossiers"]), int(row["events"])
     finally:
         await connection.close()
+
+
+async def test_service_logs_hold_no_personal_data(stack: Stack) -> None:
+    """The processes' own log files, after dossiers with known personal values went through."""
+    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+        code = (await client.post("/v1/dossiers", json=submission())).json()["dossier_code"]
+        await wait_for_outcomes(client, code)
+    logs = {service: stack.log_path(service).read_text() for service in stack.processes}
+    assert all(logs.values())
+    for service, text in logs.items():
+        for value in APPLICANT.values():
+            assert value not in text, f"personal data in {service}'s log: {value[:3]}…"

@@ -1,0 +1,174 @@
+"""One submission, one trace across the four services; and no personal data in telemetry.
+
+The four services run in this process on the real Kafka broker and PostgreSQL server, each
+with its own tracer provider exporting to one in-memory exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from services.deadline.main import create_app as deadline_app
+from services.intake.main import create_app as intake_app
+from services.notifier.main import create_app as notifier_app
+from services.routing.main import create_app as routing_app
+from shared.logs import TraceContextFilter, json_formatter
+from shared.settings import DeadlineSettings, IntakeSettings, NotifierSettings, RoutingSettings
+from shared.telemetry import ATTRIBUTE_PREFIX, configure_telemetry
+from tests.factories import APPLICANT, submission
+
+FACTORIES = {
+    "intake": (intake_app, IntakeSettings),
+    "routing": (routing_app, RoutingSettings),
+    "deadline": (deadline_app, DeadlineSettings),
+    "notifier": (notifier_app, NotifierSettings),
+}
+
+
+@dataclass
+class System:
+    intake: FastAPI
+    spans: InMemorySpanExporter
+    readers: list[InMemoryMetricReader]
+    log: io.StringIO
+
+
+@pytest.fixture(scope="module")
+async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
+    exporter = InMemorySpanExporter()
+    readers = []
+    apps = {}
+    for name, (factory, settings_class) in FACTORIES.items():
+        reader = InMemoryMetricReader()
+        readers.append(reader)
+        settings = settings_class(
+            kafka_bootstrap_servers=infrastructure["kafka_bootstrap_servers"],
+            database_url=infrastructure["database_url"],
+            http_port=18900,
+        )
+        telemetry = configure_telemetry(name, span_exporters=[exporter], metric_readers=[reader])
+        apps[name] = factory(settings, telemetry=telemetry)  # type: ignore[operator]
+    log = io.StringIO()
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        # After the lifespans configured logging: every log line of the four, as JSON.
+        capture = logging.StreamHandler(log)
+        capture.setFormatter(json_formatter("all"))
+        capture.addFilter(TraceContextFilter())
+        logging.getLogger().addHandler(capture)
+        try:
+            yield System(apps["intake"], exporter, readers, log)
+        finally:
+            logging.getLogger().removeHandler(capture)
+
+
+async def submit_and_follow(system: System, body: dict[str, Any]) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=system.intake)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        response = await client.post("/v1/dossiers", json=body)
+        assert response.status_code == 201, response.text
+        code = response.json()["dossier_code"]
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            view = (await client.get(f"/v1/dossiers/{code}")).json()
+            if view["notifier"] is not None:
+                return view  # type: ignore[no-any-return]
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{code} did not reach the notifier: {view}")
+            await asyncio.sleep(0.1)
+
+
+def service_of(span: ReadableSpan) -> str:
+    return str(span.resource.attributes["service.name"])
+
+
+def ancestry(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[ReadableSpan]:
+    chain = [span]
+    while chain[-1].parent is not None and chain[-1].parent.span_id in by_id:
+        chain.append(by_id[chain[-1].parent.span_id])
+    return chain
+
+
+async def test_one_submission_is_one_trace_across_the_four_services(system: System) -> None:
+    view = await submit_and_follow(system, submission(procedure_code="2.000488"))
+    trace_id = int(view["receipt"]["trace_id"], 16)
+    await asyncio.sleep(0)  # let the last spans end
+    spans = [s for s in system.spans.get_finished_spans() if s.context.trace_id == trace_id]
+    by_id = {s.context.span_id: s for s in spans}
+
+    assert {service_of(s) for s in spans} >= {"intake", "routing", "deadline", "notifier"}
+    [root] = [s for s in spans if s.parent is None]
+    assert (service_of(root), root.kind, root.name) == (
+        "intake",
+        SpanKind.SERVER,
+        "POST /v1/dossiers",
+    )
+    assert root.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
+
+    # The notifier's processing descends, hop by hop, from the counter's request.
+    [notifier_process] = [
+        s
+        for s in spans
+        if service_of(s) == "notifier"
+        and s.kind is SpanKind.CONSUMER
+        and s.name.endswith("process")
+    ]
+    chain = ancestry(notifier_process, by_id)
+    assert chain[-1] is root
+    hops = [(service_of(s), s.kind) for s in reversed(chain)]
+    services_in_order = [service for service, _ in hops]
+    assert services_in_order.index("intake") < services_in_order.index("routing")
+    assert services_in_order.index("routing") < services_in_order.index("deadline")
+    assert services_in_order.index("deadline") < services_in_order.index("notifier")
+    for previous, current in itertools.pairwise(hops):
+        if previous[0] != current[0]:  # crossing Kafka: a producer span parents a consumer span
+            assert (previous[1], current[1]) == (SpanKind.PRODUCER, SpanKind.CONSUMER), hops
+    for span in chain:
+        if span.kind is SpanKind.CONSUMER:
+            assert span.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
+
+    # No bare BEGIN/COMMIT spans.
+    assert not [s for s in spans if s.name.upper() in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+async def test_no_personal_data_in_spans_metrics_or_logs(system: System) -> None:
+    await submit_and_follow(system, submission())
+    await submit_and_follow(system, submission(procedure_code="1.004227"))  # a second route
+
+    secrets = [value for value in APPLICANT.values() if value]
+    exported = "\n".join(
+        repr(
+            (
+                span.name,
+                dict(span.attributes or {}),
+                [(e.name, dict(e.attributes or {})) for e in span.events],
+                [dict(link.attributes or {}) for link in span.links],
+                dict(span.resource.attributes),
+            )
+        )
+        for span in system.spans.get_finished_spans()
+    )
+    metrics = "\n".join(
+        data.to_json() for reader in system.readers if (data := reader.get_metrics_data())
+    )
+    logs = system.log.getvalue()
+    assert system.spans.get_finished_spans() and logs and metrics  # something to scan
+    for secret in secrets:
+        assert secret not in exported, f"personal data in spans: {secret[:3]}…"
+        assert secret not in metrics, f"personal data in metrics: {secret[:3]}…"
+        assert secret not in logs, f"personal data in logs: {secret[:3]}…"
