@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 infra: install
 	@deploy/local/postgres.sh start
 	@deploy/local/kafka.sh start
+	@deploy/local/zipkin.sh start
 
 run: infra
 	@$(PY) -m deploy.local.supervisor

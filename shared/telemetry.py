@@ -1,6 +1,8 @@
 """OpenTelemetry for every service, configured only through the standard OTEL_* variables:
-OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER (read by the SDK) and
-OTEL_EXPORTER_OTLP_ENDPOINT (spans are exported over OTLP/HTTP when it is set).
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and OTEL_TRACES_SAMPLER (read by the SDK), and
+OTEL_TRACES_EXPORTER: `otlp` (the default: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, when it
+is set; Jaeger in docker-compose), `zipkin` (to OTEL_EXPORTER_ZIPKIN_ENDPOINT; the local trace
+UI of `make run`) or `none`.
 
 Metrics are exposed for Prometheus to scrape at /metrics. Dossier attributes share one prefix,
 defined here; personal data (names, ID numbers, phones, emails, addresses) is never an
@@ -17,6 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -90,23 +93,28 @@ def configure_telemetry(
     span_exporters: Iterable[SpanExporter] = (),
     metric_readers: Iterable[MetricReader] | None = None,
 ) -> Telemetry:
-    """Providers for one service. Tests pass in-memory exporters and readers; otherwise spans
-    go to OTLP when an endpoint is configured and metrics to the Prometheus registry."""
+    """Providers for one service. Tests pass in-memory exporters and readers; spans also go
+    where the OTEL_* variables say, and metrics to the Prometheus registry."""
     resource = Resource.create({SERVICE_NAME: service})  # OTEL_SERVICE_NAME still wins
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
-    for exporter in span_exporters:
-        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    if _otlp_traces_configured():
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    for in_memory in span_exporters:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(in_memory))
+    if (exporter := _exporter_from_environment()) is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     readers = list(metric_readers) if metric_readers is not None else [PrometheusMetricReader()]
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     return Telemetry(service, tracer_provider, meter_provider)
 
 
-def _otlp_traces_configured() -> bool:
-    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp") == "none":
-        return False
-    return bool(
+def _exporter_from_environment() -> SpanExporter | None:
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    if kind == "zipkin":
+        return ZipkinExporter()  # OTEL_EXPORTER_ZIPKIN_ENDPOINT
+    if kind == "otlp" and (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+    ):
+        return OTLPSpanExporter()
+    if kind not in ("otlp", "none"):
+        raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r}: expected otlp, zipkin or none")
+    return None

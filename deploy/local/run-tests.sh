@@ -6,9 +6,9 @@ cd "$(dirname "$0")/../.." || exit 1
 mkdir -p artifacts
 started=$(date +%s)
 
-# Start Kafka and PostgreSQL if they are not running, and stop on exit only what this run started.
+# Start PostgreSQL, Kafka and Zipkin if they are not running, and stop on exit only what this run started.
 started_here=()
-for server in postgres kafka; do
+for server in postgres kafka zipkin; do
   if ! "deploy/local/$server.sh" status >/dev/null 2>&1; then
     "deploy/local/$server.sh" start || { echo "[test] FAILED: $server could not start" >&2; exit 1; }
     started_here+=("$server")
@@ -18,6 +18,13 @@ stop_started() {
   for server in "${started_here[@]}"; do "deploy/local/$server.sh" stop >/dev/null || true; done
 }
 trap stop_started EXIT
+
+# The browser test drives Debian's Chromium, headless.
+if ! command -v chromium >/dev/null; then
+  echo "[test] installing Debian's chromium for the browser test"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || { echo "[test] FAILED: could not install chromium" >&2; exit 1; }
+fi
 
 echo "[test] lint (ruff)"
 .venv/bin/ruff check . || exit 1

@@ -23,6 +23,17 @@ KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 POSTGRES_PORT = os.environ.get("POSTGRES_PORT", "55432")
 
 
+ZIPKIN_URL = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}"
+# Spans go to the local Zipkin (deploy/local/zipkin.sh) in its own format.
+LOCAL_TELEMETRY = {
+    "OTEL_TRACES_EXPORTER": "zipkin",
+    "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"{ZIPKIN_URL}/api/v2/spans",
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=local",
+    "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans reach the UI within a second
+}
+
+
 def database_url(database: str = "onestop") -> str:
     return f"postgresql://onestop:onestop@127.0.0.1:{POSTGRES_PORT}/{database}"
 
@@ -45,6 +56,7 @@ class Stack:
 
     def environment(self, service: str) -> dict[str, str]:
         return {
+            **LOCAL_TELEMETRY,  # the environment may override these
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
             "DATABASE_URL": database_url(self.database),

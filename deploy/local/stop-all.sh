@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops everything the project started locally, found through the pid files under .run/:
-# services (.run/services/*.pid) first, as they use Kafka and PostgreSQL, then Kafka, then PostgreSQL.
+# services (.run/services/*.pid) first, as they use Kafka and PostgreSQL (and send traces to Zipkin),
+# then Zipkin (.run/zipkin/*.pid), then Kafka, then PostgreSQL.
 # Anything not running is skipped. Env: SERVICE_STOP_TIMEOUT (15 s) before SIGKILL.
 set -euo pipefail
 
@@ -53,6 +54,7 @@ stop_pidfile() {
 rc=0
 shopt -s nullglob
 for f in "$ROOT"/.run/services/*.pid; do stop_pidfile "$f" || rc=1; done
+"$HERE/zipkin.sh" stop || rc=1
 "$HERE/kafka.sh" stop || rc=1
 "$HERE/postgres.sh" stop || rc=1
 exit "$rc"

@@ -8,7 +8,7 @@ import time
 
 from rich.console import Console
 
-from deploy.local.stack import ROOT, SERVICES, Stack
+from deploy.local.stack import ROOT, SERVICES, ZIPKIN_URL, Stack
 
 console = Console()
 
@@ -35,6 +35,8 @@ def main() -> int:
             f"\n[bold green]The system is up.[/]\n"
             f"  API docs (Swagger):  {stack.url('intake')}/docs\n"
             f"  OpenAPI:             {stack.url('intake')}/openapi.json\n"
+            f"  Traces (Zipkin):     {ZIPKIN_URL}/zipkin/  (search onestop.dossier.code=…)\n"
+            f"  Metrics:             {stack.url('intake')}/metrics (and each service's port)\n"
             f"  Post a dossier:      make demo   (or curl, see README)\n"
             f"Press Ctrl-C to stop everything.\n"
         )
