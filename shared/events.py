@@ -151,7 +151,287 @@ class ApologyObligationRecorded(Event):
     due_at: datetime
 
 
+class Timeliness(StrEnum):
+    """Early (before the due date), on time (on the due date), late (after the due time)."""
+
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+
+
+# --- Lifecycle, recorded at the desk (intake owns the dossier's status) ---------------------
+
+
+class DossierHandedOff(Event):
+    """A processing unit handed the dossier to the next unit of its process (liên thông)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.handed-off.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    from_unit_code: str
+    to_unit_code: str
+    official: str = Field(description="the official who handed it over (public duty, not PII)")
+    handed_off_at: datetime
+
+
+class SupplementRequested(Event):
+    """The dossier must be supplemented (Mẫu 02); the clock pauses."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.supplement-requested.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    official: str
+    reason: str
+    missing_documents: tuple[str, ...] = Field(min_length=1)
+    requested_at: datetime
+    supplement_due_at: datetime
+    request_number: int = Field(ge=1)
+    override_reason: str | None = Field(
+        default=None, description="why a request beyond the first was allowed"
+    )
+
+
+class SupplementReceived(Event):
+    """The citizen supplied what was missing; the clock resumes."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.supplement-received.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    received_at: datetime
+
+
+class FinancialObligationRequested(Event):
+    """The citizen must pay fees or taxes (nghĩa vụ tài chính); the clock pauses."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.financial-obligation-requested.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    amount_vnd: int = Field(ge=0)
+    requested_at: datetime
+
+
+class FinancialObligationFulfilled(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.financial-obligation-fulfilled.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    fulfilled_at: datetime
+
+
+class ExtensionRequested(Event):
+    """The unit holding the dossier declares it will miss the due date: an apology is owed."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.extension-requested.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    official: str
+    reason: str
+    requested_at: datetime
+
+
+class DossierProcessed(Event):
+    """The result is ready (đã xử lý xong)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.processed.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    official: str
+    processed_at: datetime
+
+
+class ResultReturned(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.result-returned.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    returned_at: datetime
+
+
+class DossierWithdrawn(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.withdrawn.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    reason: str
+    withdrawn_at: datetime
+
+
+class DossierRefused(Event):
+    """Refused with reasons (Mẫu 03)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.refused.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    reason: str
+    refused_at: datetime
+
+
+class ProcessingStopped(Event):
+    """Processing stopped (Mẫu 05)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.processing-stopped.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    unit_code: str
+    reason: str
+    stopped_at: datetime
+
+
+# --- Routing ----------------------------------------------------------------------------------
+
+
+class HandOffRecorded(Event):
+    """A row of the processing control slip (Mẫu 06): the step, who gave it to whom, when,
+    and whether the step finished early, on time or late against its own due time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.hand-off-recorded.v1"
+    TOPIC: ClassVar[Topic] = Topic.ROUTING
+
+    step_sequence: int
+    from_unit_code: str
+    to_unit_code: str
+    official: str
+    step_started_at: datetime
+    handed_off_at: datetime
+    step_due_at: datetime
+    timeliness: Timeliness
+    current_unit_code: str = Field(description="who holds the dossier now")
+    final: bool = Field(default=False, description="the last step: the result went to the desk")
+
+
+# --- Deadline ---------------------------------------------------------------------------------
+
+
+class DossierClockPaused(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-paused.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    paused_at: datetime
+    cause: str
+
+
+class DossierClockResumed(Event):
+    """The clock runs again; the due date moved by exactly the working time paused."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-resumed.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    resumed_at: datetime
+    paused_working_minutes: int
+    previous_due_at: datetime
+    due_at: datetime
+    due_soon_at: datetime
+
+
+class DueSoonDetected(Event):
+    """The due time is near (by default one working day): the moment an apology must go out
+    if the dossier will be late."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.due-soon.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    responsible_unit_code: str
+    due_at: datetime
+    detected_at: datetime
+
+
+class OverdueDetected(Event):
+    """The dossier became late, detected at that moment."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.overdue.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    responsible_unit_code: str
+    due_at: datetime
+    detected_at: datetime
+
+
+class StepOverdueDetected(Event):
+    """A unit has held the dossier beyond its step's share of the time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.step-overdue.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    step_sequence: int
+    unit_code: str
+    step_due_at: datetime
+    detected_at: datetime
+
+
+class DossierCompleted(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.completed.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    responsible_unit_code: str
+    completed_at: datetime
+    due_at: datetime
+    timeliness: Timeliness
+
+
+# --- Notifier ---------------------------------------------------------------------------------
+
+
+class ApologyIssued(Event):
+    """The apology and request to extend (Mẫu 04) was issued and sent."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.apology-issued.v1"
+    TOPIC: ClassVar[Topic] = Topic.NOTIFIER
+
+    unit_code: str
+    signer_title: str
+    letter_number: str
+    reason: str
+    original_due_at: datetime
+    new_due_at: datetime
+    issued_at: datetime
+    delivered_by: str
+
+
+class AlertKind(StrEnum):
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    STEP_OVERDUE = "step_overdue"
+
+
+class AlertRaised(Event):
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.alert-raised.v1"
+    TOPIC: ClassVar[Topic] = Topic.NOTIFIER
+
+    kind: AlertKind
+    unit_code: str
+    head_title: str
+    recipients: tuple[str, ...]
+    raised_at: datetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (DossierReceived, DossierRouted, DossierClockStarted, ApologyObligationRecorded)
+    for cls in (
+        DossierReceived,
+        DossierHandedOff,
+        SupplementRequested,
+        SupplementReceived,
+        FinancialObligationRequested,
+        FinancialObligationFulfilled,
+        ExtensionRequested,
+        DossierProcessed,
+        ResultReturned,
+        DossierWithdrawn,
+        DossierRefused,
+        ProcessingStopped,
+        DossierRouted,
+        HandOffRecorded,
+        DossierClockStarted,
+        DossierClockPaused,
+        DossierClockResumed,
+        DueSoonDetected,
+        OverdueDetected,
+        StepOverdueDetected,
+        DossierCompleted,
+        ApologyObligationRecorded,
+        ApologyIssued,
+        AlertRaised,
+    )
 }

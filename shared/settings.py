@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
 
 class IntakeSettings(ServiceSettings):
     max_request_bytes: int = Field(default=256 * 1024, gt=0)
+    supplement_deadline_working_days: float = Field(
+        default=10, gt=0, description="time the citizen has to supplement (unverified default)"
+    )
 
 
 class RoutingSettings(ServiceSettings):
@@ -39,7 +42,15 @@ class RoutingSettings(ServiceSettings):
 
 class DeadlineSettings(ServiceSettings):
     due_soon_lead_working_hours: float = Field(default=8.0, ge=0)
+    lateness_scan_interval_seconds: float = Field(default=1.0, gt=0)
 
 
 class NotifierSettings(ServiceSettings):
-    pass
+    smtp_host: str | None = Field(default=None, description="e-mail is off when unset")
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_sender: str = "mot-cua@tphcm.gov.vn"
+    sms_webhook_url: str | None = Field(default=None, description="SMS/Zalo gateway")
+    operator_emails: list[str] = Field(default_factory=list)
+    apology_extension_working_days: float = Field(
+        default=5, gt=0, description="how much later the new return date is (unverified default)"
+    )

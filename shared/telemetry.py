@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.exporter.zipkin.json import ZipkinExporter
@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Link, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 ATTRIBUTE_PREFIX = "onestop.dossier"
 
@@ -65,6 +66,22 @@ def annotate_current_span(source: Any) -> None:
     trace.get_current_span().set_attributes(dossier_attributes(source))
 
 
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, to link later traces back to it."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def links_to(traceparent: str | None, role: str = "submission") -> list[Link]:
+    """A link to the trace a W3C traceparent names (later events link to the submission)."""
+    if not traceparent:
+        return []
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return [Link(span_context, {"onestop.link": role})] if span_context.is_valid else []
+
+
 def current_trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
@@ -95,7 +112,8 @@ def configure_telemetry(
 ) -> Telemetry:
     """Providers for one service. Tests pass in-memory exporters and readers; spans also go
     where the OTEL_* variables say, and metrics to the Prometheus registry."""
-    resource = Resource.create({SERVICE_NAME: service})  # OTEL_SERVICE_NAME still wins
+    # OTEL_SERVICE_NAME wins over the default name (Resource.create would let ours win).
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service})
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
     for in_memory in span_exporters:
         tracer_provider.add_span_processor(SimpleSpanProcessor(in_memory))

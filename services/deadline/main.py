@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from faststream.kafka import KafkaBroker
 
 from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
+from services.deadline.scheduler import LatenessScheduler
 from shared.calendar import WorkingCalendar
-from shared.events import DossierRouted, Topic
+from shared.clock import system_clock
+from shared.events import (
+    DossierProcessed,
+    DossierRefused,
+    DossierRouted,
+    DossierWithdrawn,
+    FinancialObligationFulfilled,
+    FinancialObligationRequested,
+    HandOffRecorded,
+    ProcessingStopped,
+    SupplementReceived,
+    SupplementRequested,
+    Topic,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import DeadlineSettings
 from shared.telemetry import Telemetry
@@ -26,7 +40,7 @@ def create_app(
     *,
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = system_clock,
 ) -> FastAPI:
     settings = settings or DeadlineSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
@@ -42,10 +56,48 @@ def create_app(
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
     )
+    unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
     runtime.consume(
         group_id=NAME,
         topics=(Topic.ROUTING,),
-        handlers={DossierRouted: deadlines.on_dossier_routed},
-        unit_of_work=runtime.unit_of_work(DeadlineUnitOfWork),
+        handlers={
+            DossierRouted: deadlines.on_dossier_routed,
+            HandOffRecorded: deadlines.on_hand_off_recorded,
+        },
+        unit_of_work=unit_of_work,
     )
-    return runtime.http_app(title="Deadline service", version="1.0.0")
+    runtime.consume(  # its own consumer: waiting for a clock to start must not block routing's
+        group_id=f"{NAME}-lifecycle",
+        topics=(Topic.INTAKE,),
+        handlers={
+            SupplementRequested: deadlines.on_supplement_requested,
+            SupplementReceived: deadlines.on_supplement_received,
+            FinancialObligationRequested: deadlines.on_financial_obligation_requested,
+            FinancialObligationFulfilled: deadlines.on_financial_obligation_fulfilled,
+            DossierProcessed: deadlines.on_dossier_processed,
+            DossierWithdrawn: deadlines.on_closed,
+            DossierRefused: deadlines.on_closed,
+            ProcessingStopped: deadlines.on_closed,
+        },
+        unit_of_work=unit_of_work,
+    )
+    scheduler = LatenessScheduler(
+        unit_of_work,
+        clock,
+        runtime.telemetry.tracer("onestop.deadline"),
+        interval=settings.lateness_scan_interval_seconds,
+    )
+    runtime.run_in_background(scheduler.run)
+    app = runtime.http_app(title="Deadline service", version="1.0.0")
+
+    @app.get(
+        "/v1/clocks/{code}", tags=["clocks"], summary="A dossier's clock, overall and per step"
+    )
+    async def clock_of(code: str) -> dict[str, object]:
+        async with unit_of_work() as uow:
+            found = await uow.clocks.describe(code)
+        if found is None:
+            raise HTTPException(404, f"no clock for dossier {code}")
+        return found
+
+    return app

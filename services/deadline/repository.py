@@ -1,52 +1,210 @@
-"""Where the deadline service keeps each dossier's clock."""
+"""Where the deadline service keeps each dossier's clock (PostgreSQL only: its scheduler's
+guarantees rest on row locks, so it is tested against the real server)."""
 
 from __future__ import annotations
 
-import abc
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
-from shared.events import DossierClockStarted
-from shared.messaging.unit_of_work import InMemoryUnitOfWork, PostgresUnitOfWork
+from shared.events import DossierClockStarted, PlannedStep
+from shared.messaging.unit_of_work import PostgresUnitOfWork
 
 
-class ClockRepository(abc.ABC):
-    @abc.abstractmethod
-    async def add(self, clock: DossierClockStarted) -> None: ...
+@dataclass(frozen=True)
+class Clock:
+    dossier_code: str
+    status: str
+    responsible_unit_code: str
+    started_at: datetime
+    due_at: datetime
+    due_soon_at: datetime
+    paused_at: datetime | None
+    current_step: int
+    submission_traceparent: str | None
 
 
-class PostgresClockRepository(ClockRepository):
+@dataclass(frozen=True)
+class Detection:
+    """A clock the scheduler found due soon, overdue, or with its current step overdue."""
+
+    dossier_code: str
+    unit_code: str
+    due_at: datetime
+    submission_traceparent: str | None
+    step_sequence: int | None = None
+
+
+class ClockNotStarted(Exception):
+    """Retried: the dossier's clock starts when routing's plan arrives on its own topic."""
+
+    retriable = True
+
+
+class ClockRepository:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
 
-    async def add(self, clock: DossierClockStarted) -> None:
+    async def add(
+        self, clock: DossierClockStarted, steps: tuple[PlannedStep, ...], traceparent: str | None
+    ) -> None:
         await self._db.execute(
             "INSERT INTO clocks (dossier_code, responsible_unit_code, started_at, due_at,"
-            " due_soon_at) VALUES ($1, $2, $3, $4, $5)",
+            " due_soon_at, submission_traceparent) VALUES ($1, $2, $3, $4, $5, $6)",
             clock.dossier_code,
             clock.responsible_unit_code,
             clock.started_at,
             clock.due_at,
             clock.due_soon_at,
+            traceparent,
+        )
+        await self._db.executemany(
+            "INSERT INTO step_clocks (dossier_code, sequence, unit_code, due_at)"
+            " VALUES ($1, $2, $3, $4)",
+            [(clock.dossier_code, s.sequence, s.unit_code, s.due_at) for s in steps],
         )
 
+    async def lock(self, dossier_code: str) -> Clock:
+        row = await self._db.fetchrow(
+            "SELECT dossier_code, status, responsible_unit_code, started_at, due_at, due_soon_at,"
+            " paused_at, current_step, submission_traceparent FROM clocks"
+            " WHERE dossier_code = $1 FOR UPDATE",
+            dossier_code,
+        )
+        if row is None:
+            raise ClockNotStarted(dossier_code)
+        return Clock(**dict(row))
 
-class InMemoryClockRepository(ClockRepository):
-    def __init__(self) -> None:
-        self.clocks: dict[str, DossierClockStarted] = {}
+    async def describe(self, dossier_code: str) -> dict[str, object] | None:
+        clock = await self._db.fetchrow(
+            "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
+            " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
+            " overdue_detected_at, completed_at, timeliness FROM clocks WHERE dossier_code = $1",
+            dossier_code,
+        )
+        if clock is None:
+            return None
+        steps = await self._db.fetch(
+            "SELECT sequence, unit_code, due_at, completed_at, overdue_detected_at"
+            " FROM step_clocks WHERE dossier_code = $1 ORDER BY sequence",
+            dossier_code,
+        )
+        return {**dict(clock), "steps": [dict(step) for step in steps]}
 
-    async def add(self, clock: DossierClockStarted) -> None:
-        self.clocks[clock.dossier_code] = clock
+    async def open_step_due_times(self, dossier_code: str) -> list[tuple[int, datetime]]:
+        rows = await self._db.fetch(
+            "SELECT sequence, due_at FROM step_clocks"
+            " WHERE dossier_code = $1 AND completed_at IS NULL ORDER BY sequence",
+            dossier_code,
+        )
+        return [(r["sequence"], r["due_at"]) for r in rows]
+
+    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
+        await self._db.execute(
+            "UPDATE clocks SET status = 'paused', paused_at = $2, pause_cause = $3"
+            " WHERE dossier_code = $1",
+            dossier_code,
+            at,
+            cause,
+        )
+
+    async def resume(
+        self,
+        dossier_code: str,
+        *,
+        due_at: datetime,
+        due_soon_at: datetime,
+        step_due_at: list[tuple[int, datetime]],
+    ) -> None:
+        await self._db.execute(
+            "UPDATE clocks SET status = 'running', paused_at = NULL, pause_cause = NULL,"
+            " due_at = $2, due_soon_at = $3 WHERE dossier_code = $1",
+            dossier_code,
+            due_at,
+            due_soon_at,
+        )
+        await self._db.executemany(
+            "UPDATE step_clocks SET due_at = $3 WHERE dossier_code = $1 AND sequence = $2",
+            [(dossier_code, sequence, due) for sequence, due in step_due_at],
+        )
+
+    async def complete_step(
+        self, dossier_code: str, sequence: int, at: datetime, next_unit_code: str
+    ) -> None:
+        await self._db.execute(
+            "UPDATE step_clocks SET completed_at = $3 WHERE dossier_code = $1 AND sequence = $2",
+            dossier_code,
+            sequence,
+            at,
+        )
+        await self._db.execute(
+            "UPDATE clocks SET current_step = $2 + 1, responsible_unit_code = $3"
+            " WHERE dossier_code = $1",
+            dossier_code,
+            sequence,
+            next_unit_code,
+        )
+
+    async def finish(
+        self, dossier_code: str, status: str, at: datetime, timeliness: str | None
+    ) -> None:
+        await self._db.execute(
+            "UPDATE clocks SET status = $2, completed_at = $3, timeliness = $4"
+            " WHERE dossier_code = $1",
+            dossier_code,
+            status,
+            at,
+            timeliness,
+        )
+
+    async def claim_due_soon(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET due_soon_detected_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND due_soon_detected_at IS NULL AND due_soon_at <= $1"
+            " ORDER BY due_soon_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, responsible_unit_code AS unit_code, due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def claim_overdue(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET overdue_detected_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND overdue_detected_at IS NULL AND due_at < $1"
+            " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, responsible_unit_code AS unit_code, due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def claim_step_overdue(self, now: datetime, limit: int) -> list[Detection]:
+        """The current step of a running clock, held beyond its step's due time."""
+        return await self._claim(
+            "UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
+            " WHERE c.dossier_code = s.dossier_code AND (s.dossier_code, s.sequence) IN ("
+            "  SELECT s2.dossier_code, s2.sequence FROM step_clocks s2"
+            "  JOIN clocks c2 ON c2.dossier_code = s2.dossier_code"
+            "  WHERE c2.status = 'running' AND s2.sequence = c2.current_step"
+            "  AND s2.completed_at IS NULL AND s2.overdue_detected_at IS NULL AND s2.due_at < $1"
+            "  AND s2.due_at < c2.due_at"  # the last step's lateness is the dossier's overdue
+            "  ORDER BY s2.due_at LIMIT $2 FOR UPDATE OF s2 SKIP LOCKED)"
+            " RETURNING s.dossier_code, s.unit_code, s.due_at, c.submission_traceparent,"
+            " s.sequence AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def _claim(self, query: str, now: datetime, limit: int) -> list[Detection]:
+        return [Detection(**dict(row)) for row in await self._db.fetch(query, now, limit)]
 
 
 class DeadlineUnitOfWork(PostgresUnitOfWork):
     clocks: ClockRepository
 
     def bind(self, connection: asyncpg.Connection) -> None:
-        self.clocks = PostgresClockRepository(connection)
-
-
-class InMemoryDeadlineUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self) -> None:
-        super().__init__()
-        self.clocks: ClockRepository = InMemoryClockRepository()
+        self.clocks = ClockRepository(connection)

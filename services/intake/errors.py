@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.intake.commands import Conflict, UnknownDossier
 from services.intake.domain import DailySequenceExhausted, SubmissionRejected
+from shared.lifecycle import IllegalTransition
 from shared.messaging.retry import is_transient
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,14 @@ async def _on_rejected(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _on_conflict(_: Request, error: Exception) -> JSONResponse:
+    return problem(409, "conflict", str(error))
+
+
+async def _on_unknown_dossier(_: Request, error: Exception) -> JSONResponse:
+    return problem(404, "not_found", str(error))
+
+
 async def _on_sequence_exhausted(_: Request, error: Exception) -> JSONResponse:
     return problem(409, "daily_sequence_exhausted", str(error))
 
@@ -77,6 +87,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(SubmissionRejected, _on_rejected)
     app.add_exception_handler(DailySequenceExhausted, _on_sequence_exhausted)
+    app.add_exception_handler(IllegalTransition, _on_conflict)
+    app.add_exception_handler(Conflict, _on_conflict)
+    app.add_exception_handler(UnknownDossier, _on_unknown_dossier)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
-from opentelemetry import trace
 
 from services.intake.domain import (
     dossier_code,
@@ -19,18 +16,31 @@ from services.intake.domain import (
     resolve,
 )
 from services.intake.repository import InMemoryIntakeUnitOfWork, IntakeUnitOfWork
-from services.intake.schemas import DossierSubmission, DossierView, Problem, Receipt, StatusOut
+from services.intake.schemas import DossierSubmission, Receipt
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import (
+    AlertRaised,
+    ApologyIssued,
     ApologyObligationRecorded,
+    DossierClockPaused,
+    DossierClockResumed,
     DossierClockStarted,
+    DossierCompleted,
     DossierRouted,
     DossierStatus,
+    DueSoonDetected,
     Event,
+    HandOffRecorded,
+    OverdueDetected,
+    StepOverdueDetected,
 )
 from shared.messaging.consumer import Handler
-from shared.telemetry import DossierAttribute, annotate_current_span, current_trace_id
+from shared.telemetry import (
+    annotate_current_span,
+    current_trace_id,
+    current_traceparent,
+)
 
 UnitOfWorkFactory = Callable[[], IntakeUnitOfWork | InMemoryIntakeUnitOfWork]
 
@@ -73,7 +83,7 @@ async def receive_dossier(
                 trace_id=current_trace_id(),
             )
             try:
-                await uow.dossiers.add(receipt, idempotency_key)
+                await uow.dossiers.add(receipt, idempotency_key, current_traceparent())
             except asyncpg.UniqueViolationError:
                 continue
             event = received_event(receipt)
@@ -89,11 +99,21 @@ async def on_dossier_routed(event: DossierRouted, uow: IntakeUnitOfWork) -> None
     await uow.dossiers.record_outcome(
         event.dossier_code, "routing", outcome, DossierStatus.PROCESSING
     )
+    await uow.ledger.update(
+        event.dossier_code,
+        competent_unit_code=event.competent_unit_code,
+        current_unit_code=event.current_unit_code,
+        current_step=1,
+        step_units=[step.unit_code for step in event.steps],
+    )
+    await uow.ledger.append(event, event.routed_at, event.current_unit_code)
 
 
 async def on_clock_started(event: DossierClockStarted, uow: IntakeUnitOfWork) -> None:
     outcome = event.model_dump(mode="json", exclude={"dossier_code"})
     await uow.dossiers.record_outcome(event.dossier_code, "deadline", outcome, None)
+    await uow.ledger.update(event.dossier_code, due_at=event.due_at)
+    await uow.ledger.append(event, event.started_at, event.responsible_unit_code)
 
 
 async def on_apology_obligation_recorded(
@@ -103,67 +123,69 @@ async def on_apology_obligation_recorded(
     await uow.dossiers.record_outcome(event.dossier_code, "notifier", outcome, None)
 
 
+async def on_hand_off_recorded(event: HandOffRecorded, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.record_step(
+        event.dossier_code,
+        sequence=event.step_sequence,
+        unit_code=event.from_unit_code,
+        official=event.official,
+        started_at=event.step_started_at,
+        finished_at=event.handed_off_at,
+        due_at=event.step_due_at,
+        timeliness=event.timeliness.value,
+    )
+    await uow.ledger.append(event, event.handed_off_at, event.from_unit_code)
+
+
+async def on_clock_paused(event: DossierClockPaused, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.append(event, event.paused_at, None)
+
+
+async def on_clock_resumed(event: DossierClockResumed, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.update(event.dossier_code, paused_since=None, due_at=event.due_at)
+    await uow.ledger.append(event, event.resumed_at, None)
+
+
+async def on_due_soon(event: DueSoonDetected, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.append(event, event.detected_at, event.responsible_unit_code)
+
+
+async def on_overdue(event: OverdueDetected, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.update(event.dossier_code, overdue_at=event.detected_at)
+    await uow.ledger.append(event, event.detected_at, event.responsible_unit_code)
+
+
+async def on_step_overdue(event: StepOverdueDetected, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.append(event, event.detected_at, event.unit_code)
+
+
+async def on_completed(event: DossierCompleted, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.update(
+        event.dossier_code, completed_at=event.completed_at, timeliness=event.timeliness.value
+    )
+    await uow.ledger.append(event, event.completed_at, event.responsible_unit_code)
+
+
+async def on_apology_issued(event: ApologyIssued, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.update(event.dossier_code, apology_issued_at=event.issued_at)
+    await uow.ledger.append(event, event.issued_at, event.unit_code)
+
+
+async def on_alert_raised(event: AlertRaised, uow: IntakeUnitOfWork) -> None:
+    await uow.ledger.append(event, event.raised_at, event.unit_code)
+
+
 PROJECTIONS: dict[type[Event], Handler] = {
     DossierRouted: on_dossier_routed,
+    HandOffRecorded: on_hand_off_recorded,
     DossierClockStarted: on_clock_started,
+    DossierClockPaused: on_clock_paused,
+    DossierClockResumed: on_clock_resumed,
+    DueSoonDetected: on_due_soon,
+    OverdueDetected: on_overdue,
+    StepOverdueDetected: on_step_overdue,
+    DossierCompleted: on_completed,
     ApologyObligationRecorded: on_apology_obligation_recorded,
+    ApologyIssued: on_apology_issued,
+    AlertRaised: on_alert_raised,
 }
-
-DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
-
-
-def build_router(intake: Intake) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["dossiers"])
-    error_responses: dict[int | str, dict[str, object]] = {
-        400: {"model": Problem, "description": "The body is not valid JSON"},
-        413: {"model": Problem, "description": "The body is larger than allowed"},
-        422: {"model": Problem, "description": "A field is missing, malformed or unknown"},
-        503: {"model": Problem, "description": "Storage is unavailable; retry with the same key"},
-    }
-
-    @router.post(
-        "/dossiers",
-        status_code=status.HTTP_201_CREATED,
-        response_model=Receipt,
-        responses=error_responses,
-        summary="Receive a dossier at a one-stop counter and issue its receipt (Mẫu 01)",
-    )
-    async def post_dossier(
-        submission: DossierSubmission,
-        request: Request,
-        response: Response,
-        idempotency_key: Annotated[
-            str | None,
-            Header(max_length=200, description="Repeat it on a retry to get the same receipt"),
-        ] = None,
-    ) -> Receipt:
-        receipt, created = await receive_dossier(intake, submission, idempotency_key)
-        response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        response.headers["Location"] = str(
-            request.url_for("get_dossier", code=receipt.dossier_code)
-        )
-        return receipt
-
-    @router.get(
-        "/dossiers/{code}",
-        response_model=DossierView,
-        responses={404: {"model": Problem}},
-        summary="The dossier's current state and what routing, deadline and notifier did",
-    )
-    async def get_dossier(code: Annotated[str, Path(pattern=DOSSIER_CODE)]) -> DossierView:
-        trace.get_current_span().set_attribute(DossierAttribute.CODE, code)
-        async with intake.unit_of_work() as uow:
-            stored = await uow.dossiers.get(code)
-        if stored is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
-        return DossierView(
-            dossier_code=code,
-            status=StatusOut.of(stored.status),
-            receipt=stored.receipt,
-            routing=stored.routing,
-            deadline=stored.deadline,
-            notifier=stored.notifier,
-            updated_at=stored.updated_at,
-        )
-
-    return router

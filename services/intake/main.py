@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from services.intake.api import build_lifecycle_router, build_reports_router, build_router
+from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
-from services.intake.handlers import PROJECTIONS, Intake, build_router
+from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
+from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork
 from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
+from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
 from shared.settings import IntakeSettings
@@ -29,7 +33,7 @@ def create_app(
     *,
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = system_clock,
 ) -> FastAPI:
     settings = settings or IntakeSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
@@ -42,12 +46,16 @@ def create_app(
     )
 
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
-    intake = Intake(
-        catalog=load_catalog(settings.catalog_path),
-        calendar=WorkingCalendar(),
+    catalog = load_catalog(settings.catalog_path)
+    calendar = WorkingCalendar()
+    intake = Intake(catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=clock)
+    commands = Commands(
+        calendar=calendar,
         unit_of_work=unit_of_work,
         clock=clock,
+        supplement_working_days=settings.supplement_deadline_working_days,
     )
+    reports = Reports(catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=clock)
     runtime.consume(
         group_id="intake-projection",
         topics=(Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER),
@@ -60,6 +68,8 @@ def create_app(
         description="One-stop counters post dossiers here and get the receipt and appointment.",
     )
     install_api(app, intake, max_request_bytes=settings.max_request_bytes)
+    app.include_router(build_lifecycle_router(commands))
+    app.include_router(build_reports_router(reports))
     gauges = WorkloadGauges(runtime.meter, unit_of_work, clock)
     runtime.run_in_background(gauges.run)
     return app

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.ledger import Ledger
 from services.intake.schemas import Receipt
 from shared.events import DossierStatus
 from shared.messaging.unit_of_work import InMemoryUnitOfWork, PostgresUnitOfWork
@@ -37,7 +38,9 @@ class DossierRepository(abc.ABC):
         """The next number of the unit's daily sequence; serialised per unit and day."""
 
     @abc.abstractmethod
-    async def add(self, receipt: Receipt, idempotency_key: str | None) -> None: ...
+    async def add(
+        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+    ) -> None: ...
 
     @abc.abstractmethod
     async def get(self, code: str) -> StoredDossier | None: ...
@@ -53,7 +56,8 @@ class DossierRepository(abc.ABC):
     async def record_outcome(
         self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None
     ) -> None:
-        """Record what routing, deadline or notifier did (aspect is one of those names)."""
+        """Record what routing, deadline or notifier did (aspect is one of those names);
+        `status` applies only to a dossier still in its first state, accepted."""
 
 
 ASPECTS = ("routing", "deadline", "notifier")
@@ -73,11 +77,13 @@ class PostgresDossierRepository(DossierRepository):
         )
         return int(value)
 
-    async def add(self, receipt: Receipt, idempotency_key: str | None) -> None:
+    async def add(
+        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+    ) -> None:
         await self._db.execute(
             "INSERT INTO dossiers (code, procedure_code, receiving_unit_code, channel, status,"
-            " received_at, appointment_at, receipt, idempotency_key)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            " received_at, appointment_at, receipt, idempotency_key, submission_traceparent,"
+            " due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7)",
             receipt.dossier_code,
             receipt.procedure.code,
             receipt.receiving_unit.code,
@@ -87,6 +93,7 @@ class PostgresDossierRepository(DossierRepository):
             receipt.appointment_at,
             receipt.model_dump(mode="json"),
             idempotency_key,
+            traceparent,
         )
 
     async def get(self, code: str) -> StoredDossier | None:
@@ -126,7 +133,8 @@ class PostgresDossierRepository(DossierRepository):
         if aspect not in ASPECTS:
             raise ValueError(f"unknown aspect {aspect!r}")
         await self._db.execute(
-            f"UPDATE dossiers SET {aspect} = $2, status = COALESCE($3, status),"
+            f"UPDATE dossiers SET {aspect} = $2,"
+            " status = CASE WHEN status = 2 THEN COALESCE($3, status) ELSE status END,"
             " updated_at = now() WHERE code = $1",
             code,
             outcome,
@@ -145,7 +153,9 @@ class InMemoryDossierRepository(DossierRepository):
         self._sequences[(unit_code, receipt_date)] = value
         return value
 
-    async def add(self, receipt: Receipt, idempotency_key: str | None) -> None:
+    async def add(
+        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+    ) -> None:
         self.dossiers[receipt.dossier_code] = StoredDossier(
             receipt=receipt, status=DossierStatus.ACCEPTED, updated_at=receipt.received_at
         )
@@ -175,15 +185,17 @@ class InMemoryDossierRepository(DossierRepository):
         if dossier is None:
             return
         setattr(dossier, aspect, outcome)
-        if status is not None:
+        if status is not None and dossier.status is DossierStatus.ACCEPTED:
             dossier.status = status
 
 
 class IntakeUnitOfWork(PostgresUnitOfWork):
     dossiers: DossierRepository
+    ledger: Ledger
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
+        self.ledger = Ledger(connection)
 
 
 class InMemoryIntakeUnitOfWork(InMemoryUnitOfWork):

@@ -82,6 +82,7 @@ class DossierView(BaseModel):
 
     dossier_code: str
     status: StatusOut
+    trace_id: str | None = Field(default=None, description="the submission's trace")
     receipt: Receipt
     routing: dict[str, Any] | None = None
     deadline: dict[str, Any] | None = None

@@ -1,25 +1,169 @@
-"""The notifier's handlers: a started clock tells it which apology it may come to owe."""
+"""The notifier's handlers: every dossier that will be late, or is late, gets exactly one
+apology (Mẫu 04); the heads of late units and the operators are alerted."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from services.notifier.domain import apology_obligation
-from services.notifier.repository import InMemoryNotifierUnitOfWork, NotifierUnitOfWork
+from opentelemetry.metrics import Counter
+
+from services.notifier.domain import (
+    DEFAULT_REASON,
+    apology_obligation,
+    compose_apology,
+    letter_number,
+    new_appointment,
+)
+from services.notifier.letters import render_html, render_pdf
+from services.notifier.repository import NotifierUnitOfWork
+from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
-from shared.events import DossierClockStarted
+from shared.events import (
+    AlertKind,
+    AlertRaised,
+    ApologyIssued,
+    DossierClockStarted,
+    DossierReceived,
+    DueSoonDetected,
+    ExtensionRequested,
+    OverdueDetected,
+    StepOverdueDetected,
+)
 
 
 @dataclass(frozen=True)
 class Notifier:
     catalog: Catalog
+    calendar: WorkingCalendar
     clock: Callable[[], datetime]
+    operators: tuple[str, ...]
+    extension: timedelta
+    email_enabled: bool
+    sms_enabled: bool
+    apologies_issued: Counter
 
-    async def on_clock_started(
-        self, event: DossierClockStarted, uow: NotifierUnitOfWork | InMemoryNotifierUnitOfWork
-    ) -> None:
+    async def on_dossier_received(self, event: DossierReceived, uow: NotifierUnitOfWork) -> None:
+        await uow.notices.add_addressee(event)
+
+    async def on_clock_started(self, event: DossierClockStarted, uow: NotifierUnitOfWork) -> None:
         obligation = apology_obligation(event, self.catalog)
-        await uow.obligations.add(obligation)
+        await uow.notices.add_obligation(obligation)
         uow.emit(obligation, occurred_at=self.clock())
+
+    async def on_due_soon(self, event: DueSoonDetected, uow: NotifierUnitOfWork) -> None:
+        await self._alert(uow, event.dossier_code, AlertKind.DUE_SOON, event.responsible_unit_code)
+
+    async def on_overdue(self, event: OverdueDetected, uow: NotifierUnitOfWork) -> None:
+        await self._alert(uow, event.dossier_code, AlertKind.OVERDUE, event.responsible_unit_code)
+        await self._apologise(
+            uow, event.dossier_code, event.responsible_unit_code, event.due_at, DEFAULT_REASON
+        )
+
+    async def on_step_overdue(self, event: StepOverdueDetected, uow: NotifierUnitOfWork) -> None:
+        await self._alert(
+            uow, event.dossier_code, AlertKind.STEP_OVERDUE, event.unit_code, event.step_sequence
+        )
+
+    async def on_extension_requested(
+        self, event: ExtensionRequested, uow: NotifierUnitOfWork
+    ) -> None:
+        """The unit says it will be late: the apology goes out before the due date."""
+        obligation_due = await uow.notices.obligation_due_at(event.dossier_code)
+        await self._apologise(
+            uow, event.dossier_code, event.unit_code, obligation_due, event.reason
+        )
+
+    async def _apologise(
+        self,
+        uow: NotifierUnitOfWork,
+        code: str,
+        unit_code: str,
+        original_due_at: datetime,
+        reason: str,
+    ) -> None:
+        if await uow.notices.has_apology(code):
+            return  # one apology per dossier: the new date is set once
+        addressee = await uow.notices.addressee(code)
+        now = self.clock()
+        year = now.astimezone(self.calendar.tz).year
+        number = letter_number(
+            await uow.notices.next_letter_number(unit_code, year), unit_code, year
+        )
+        letter = compose_apology(
+            addressee=addressee,
+            unit_code=unit_code,
+            catalog=self.catalog,
+            number=number,
+            issued_at=now,
+            original_due_at=original_due_at,
+            new_due_at=new_appointment(self.calendar, original_due_at, now, self.extension),
+            reason=reason,
+        )
+        channel = self._channel_for(addressee.email, addressee.phone)
+        await uow.notices.add_apology(
+            dossier_code=code,
+            letter_number=number,
+            unit_code=unit_code,
+            signer_title=letter.signer_title,
+            reason=reason,
+            original_due_at=original_due_at,
+            new_due_at=letter.new_due_at,
+            issued_at=now,
+            channel=channel,
+            letter=letter.model_dump(mode="json"),
+            html=render_html(letter),
+            pdf=render_pdf(letter),
+        )
+        self.apologies_issued.add(1, {"onestop.unit": unit_code})
+        uow.emit(
+            ApologyIssued(
+                dossier_code=code,
+                unit_code=unit_code,
+                signer_title=letter.signer_title,
+                letter_number=number,
+                reason=reason,
+                original_due_at=original_due_at,
+                new_due_at=letter.new_due_at,
+                issued_at=now,
+                delivered_by=channel,
+            ),
+            occurred_at=now,
+        )
+
+    async def _alert(
+        self, uow: NotifierUnitOfWork, code: str, kind: AlertKind, unit_code: str, step: int = 0
+    ) -> None:
+        unit = self.catalog.unit(unit_code)
+        recipients = [unit.head_email] if unit else []
+        recipients += self.operators
+        now = self.clock()
+        raised = await uow.notices.add_alert(
+            dossier_code=code,
+            kind=kind.value,
+            step_sequence=step,
+            unit_code=unit_code,
+            recipients=recipients,
+            raised_at=now,
+        )
+        if raised:
+            uow.emit(
+                AlertRaised(
+                    dossier_code=code,
+                    kind=kind,
+                    unit_code=unit_code,
+                    head_title=unit.head_title if unit else "",
+                    recipients=tuple(recipients),
+                    raised_at=now,
+                ),
+                occurred_at=now,
+            )
+
+    def _channel_for(self, email: str | None, phone: str | None) -> str:
+        """The applicant's channel: e-mail, else SMS/Zalo, else the letter waits at the desk."""
+        if email and self.email_enabled:
+            return "email"
+        if phone and self.sms_enabled:
+            return "sms"
+        return "counter"

@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Response
+from fastapi import Path as PathParam
 from faststream.kafka import KafkaBroker
 
+from services.notifier.channels import (
+    Channel,
+    ChannelKind,
+    Recipient,
+    SmtpChannel,
+    WebhookChannel,
+)
+from services.notifier.delivery import Deliverer, Mailer
 from services.notifier.handlers import Notifier
-from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.letters import ApologyLetter
+from services.notifier.repository import NotifierUnitOfWork, PendingLetter
+from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
-from shared.events import DossierClockStarted, Topic
+from shared.clock import system_clock
+from shared.events import (
+    DossierClockStarted,
+    DossierReceived,
+    DueSoonDetected,
+    ExtensionRequested,
+    OverdueDetected,
+    StepOverdueDetected,
+    Topic,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import NotifierSettings
 from shared.telemetry import Telemetry
 
 NAME = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
+DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
 
 
 def create_app(
@@ -26,7 +48,7 @@ def create_app(
     *,
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = system_clock,
 ) -> FastAPI:
     settings = settings or NotifierSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
@@ -37,11 +59,82 @@ def create_app(
         broker=broker,
         telemetry=telemetry,
     )
-    notifier = Notifier(catalog=load_catalog(settings.catalog_path), clock=clock)
+    unit_of_work = runtime.unit_of_work(NotifierUnitOfWork)
+    email: Channel | None = (
+        SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        if settings.smtp_host
+        else None
+    )
+    sms: Channel | None = (
+        WebhookChannel(settings.sms_webhook_url) if settings.sms_webhook_url else None
+    )
+    notifier = Notifier(
+        catalog=load_catalog(settings.catalog_path),
+        calendar=WorkingCalendar(),
+        clock=clock,
+        operators=tuple(settings.operator_emails),
+        extension=timedelta(hours=8 * settings.apology_extension_working_days),
+        email_enabled=email is not None,
+        sms_enabled=sms is not None,
+        apologies_issued=runtime.meter.create_counter(
+            "onestop.apologies.issued",
+            unit="{letter}",
+            description="Apology letters (Mẫu 04) issued, by the unit at fault",
+        ),
+    )
     runtime.consume(
         group_id=NAME,
         topics=(Topic.DEADLINE,),
-        handlers={DossierClockStarted: notifier.on_clock_started},
-        unit_of_work=runtime.unit_of_work(NotifierUnitOfWork),
+        handlers={
+            DossierClockStarted: notifier.on_clock_started,
+            DueSoonDetected: notifier.on_due_soon,
+            OverdueDetected: notifier.on_overdue,
+            StepOverdueDetected: notifier.on_step_overdue,
+        },
+        unit_of_work=unit_of_work,
     )
-    return runtime.http_app(title="Notifier service", version="1.0.0")
+    runtime.consume(  # its own consumer: letters wait for the addressee, not the reverse
+        group_id=f"{NAME}-intake",
+        topics=(Topic.INTAKE,),
+        handlers={
+            DossierReceived: notifier.on_dossier_received,
+            ExtensionRequested: notifier.on_extension_requested,
+        },
+        unit_of_work=unit_of_work,
+    )
+
+    async def send_letter(pending: PendingLetter) -> None:
+        letter = ApologyLetter.model_validate(pending.letter)
+        if pending.channel == "email" and email is not None and pending.email:
+            recipient = Recipient(ChannelKind.EMAIL, pending.email)
+            await email.send(letter, html=pending.html, pdf=pending.pdf, recipient=recipient)
+        elif pending.channel == "sms" and sms is not None and pending.phone:
+            recipient = Recipient(ChannelKind.SMS, pending.phone)
+            await sms.send(letter, html=pending.html, pdf=pending.pdf, recipient=recipient)
+        # "counter": the letter is printed and handed over at the one-stop desk
+
+    mailer = (
+        Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        if settings.smtp_host
+        else None
+    )
+    deliverer = Deliverer(unit_of_work, clock, send_letter, mailer)
+    runtime.run_in_background(deliverer.run)
+    app = runtime.http_app(title="Notifier service", version="1.0.0")
+
+    @app.get("/v1/apologies/{code}.pdf", tags=["apologies"], summary="The apology letter, as PDF")
+    async def apology_pdf(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
+        return await _letter(code, "pdf", "application/pdf")
+
+    @app.get("/v1/apologies/{code}.html", tags=["apologies"], summary="The apology letter, HTML")
+    async def apology_html(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
+        return await _letter(code, "html", "text/html; charset=utf-8")
+
+    async def _letter(code: str, column: str, media_type: str) -> Response:
+        async with unit_of_work() as uow:
+            row = await uow.notices.letter(code)
+        if row is None:
+            raise HTTPException(404, f"no apology letter for dossier {code}")
+        return Response(row[column], media_type=media_type)
+
+    return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,7 +13,14 @@ from services.routing.handlers import Routing
 from services.routing.repository import RoutingUnitOfWork
 from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
-from shared.events import DossierReceived, Topic
+from shared.clock import system_clock
+from shared.events import (
+    DossierClockResumed,
+    DossierHandedOff,
+    DossierProcessed,
+    DossierReceived,
+    Topic,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import RoutingSettings
 from shared.telemetry import Telemetry
@@ -27,7 +34,7 @@ def create_app(
     *,
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = system_clock,
     unit_of_work: type[RoutingUnitOfWork] = RoutingUnitOfWork,
 ) -> FastAPI:
     settings = settings or RoutingSettings()  # type: ignore[call-arg]
@@ -45,7 +52,17 @@ def create_app(
     runtime.consume(
         group_id=NAME,
         topics=(Topic.INTAKE,),
-        handlers={DossierReceived: routing.on_dossier_received},
+        handlers={
+            DossierReceived: routing.on_dossier_received,
+            DossierHandedOff: routing.on_dossier_handed_off,
+            DossierProcessed: routing.on_dossier_processed,
+        },
+        unit_of_work=runtime.unit_of_work(unit_of_work),
+    )
+    runtime.consume(  # its own consumer: waiting for a route must not block the intake topic
+        group_id=f"{NAME}-clock",
+        topics=(Topic.DEADLINE,),
+        handlers={DossierClockResumed: routing.on_clock_resumed},
         unit_of_work=runtime.unit_of_work(unit_of_work),
     )
     return runtime.http_app(title="Routing service", version="1.0.0")

@@ -8,9 +8,10 @@ from deploy.local.stack import Stack
 from tests.conftest import TEST_DATABASE
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 async def stack(infrastructure: dict[str, str]) -> AsyncIterator[Stack]:
-    """The four services as real processes on the test database, like `make run`."""
+    """The four services as real processes on the test database, like `make run`; one stack
+    per module, so that no two systems share the consumer groups at once."""
     running = Stack(database=TEST_DATABASE, base_port=18000)
     running.start()
     try:

@@ -1,7 +1,7 @@
 """One submission, one trace across the four services; and no personal data in telemetry.
 
 The four services run in this process on the real Kafka broker and PostgreSQL server, each
-with its own tracer provider exporting to one in-memory exporter."""
+with its own tracer provider exporting to one in-memory exporter (tests/system.py)."""
 
 from __future__ import annotations
 
@@ -10,76 +10,43 @@ import io
 import itertools
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from services.deadline.main import create_app as deadline_app
-from services.intake.main import create_app as intake_app
-from services.notifier.main import create_app as notifier_app
-from services.routing.main import create_app as routing_app
+from shared.clock import system_clock
 from shared.logs import TraceContextFilter, json_formatter
-from shared.settings import DeadlineSettings, IntakeSettings, NotifierSettings, RoutingSettings
-from shared.telemetry import ATTRIBUTE_PREFIX, configure_telemetry
+from shared.telemetry import ATTRIBUTE_PREFIX
 from tests.factories import APPLICANT, submission
-
-FACTORIES = {
-    "intake": (intake_app, IntakeSettings),
-    "routing": (routing_app, RoutingSettings),
-    "deadline": (deadline_app, DeadlineSettings),
-    "notifier": (notifier_app, NotifierSettings),
-}
+from tests.system import System, running_system
 
 
 @dataclass
-class System:
-    intake: FastAPI
-    spans: InMemorySpanExporter
-    readers: list[InMemoryMetricReader]
+class Traced:
+    system: System
     log: io.StringIO
 
 
 @pytest.fixture(scope="module")
-async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
-    exporter = InMemorySpanExporter()
-    readers = []
-    apps = {}
-    for name, (factory, settings_class) in FACTORIES.items():
-        reader = InMemoryMetricReader()
-        readers.append(reader)
-        settings = settings_class(
-            kafka_bootstrap_servers=infrastructure["kafka_bootstrap_servers"],
-            database_url=infrastructure["database_url"],
-            http_port=18900,
-        )
-        telemetry = configure_telemetry(name, span_exporters=[exporter], metric_readers=[reader])
-        apps[name] = factory(settings, telemetry=telemetry)  # type: ignore[operator]
-    log = io.StringIO()
-    async with AsyncExitStack() as stack:
-        for app in apps.values():
-            await stack.enter_async_context(app.router.lifespan_context(app))
+async def traced(infrastructure: dict[str, str]) -> AsyncIterator[Traced]:
+    async with running_system(infrastructure, system_clock) as system:
         # After the lifespans configured logging: every log line of the four, as JSON.
+        log = io.StringIO()
         capture = logging.StreamHandler(log)
         capture.setFormatter(json_formatter("all"))
         capture.addFilter(TraceContextFilter())
         logging.getLogger().addHandler(capture)
         try:
-            yield System(apps["intake"], exporter, readers, log)
+            yield Traced(system, log)
         finally:
             logging.getLogger().removeHandler(capture)
 
 
 async def submit_and_follow(system: System, body: dict[str, Any]) -> dict[str, Any]:
-    transport = httpx.ASGITransport(app=system.intake)
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+    async with system.client("intake") as client:
         response = await client.post("/v1/dossiers", json=body)
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
@@ -104,7 +71,8 @@ def ancestry(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[Readabl
     return chain
 
 
-async def test_one_submission_is_one_trace_across_the_four_services(system: System) -> None:
+async def test_one_submission_is_one_trace_across_the_four_services(traced: Traced) -> None:
+    system = traced.system
     view = await submit_and_follow(system, submission(procedure_code="2.000488"))
     trace_id = int(view["receipt"]["trace_id"], 16)
     await asyncio.sleep(0)  # let the last spans end
@@ -126,7 +94,7 @@ async def test_one_submission_is_one_trace_across_the_four_services(system: Syst
         for s in spans
         if service_of(s) == "notifier"
         and s.kind is SpanKind.CONSUMER
-        and s.name.endswith("process")
+        and s.name == "onestop.deadline.dossier-events process"
     ]
     chain = ancestry(notifier_process, by_id)
     assert chain[-1] is root
@@ -146,7 +114,8 @@ async def test_one_submission_is_one_trace_across_the_four_services(system: Syst
     assert not [s for s in spans if s.name.upper() in ("BEGIN", "COMMIT", "ROLLBACK")]
 
 
-async def test_no_personal_data_in_spans_metrics_or_logs(system: System) -> None:
+async def test_no_personal_data_in_spans_metrics_or_logs(traced: Traced) -> None:
+    system = traced.system
     await submit_and_follow(system, submission())
     await submit_and_follow(system, submission(procedure_code="1.004227"))  # a second route
 
@@ -166,7 +135,7 @@ async def test_no_personal_data_in_spans_metrics_or_logs(system: System) -> None
     metrics = "\n".join(
         data.to_json() for reader in system.readers if (data := reader.get_metrics_data())
     )
-    logs = system.log.getvalue()
+    logs = traced.log.getvalue()
     assert system.spans.get_finished_spans() and logs and metrics  # something to scan
     for secret in secrets:
         assert secret not in exported, f"personal data in spans: {secret[:3]}…"

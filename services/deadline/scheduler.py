@@ -1,0 +1,113 @@
+"""Detects lateness the moment it happens, even when no event arrives: a loop over the
+indexed due columns. Several instances may run: each claims rows with FOR UPDATE SKIP LOCKED,
+so a dossier is detected once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Tracer
+
+from services.deadline.repository import DeadlineUnitOfWork, Detection
+from shared.events import DueSoonDetected, Event, OverdueDetected, StepOverdueDetected
+from shared.messaging.retry import is_transient
+from shared.telemetry import DossierAttribute, links_to
+
+logger = logging.getLogger(__name__)
+BATCH = 100
+
+
+class LatenessScheduler:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], DeadlineUnitOfWork],
+        clock: Callable[[], datetime],
+        tracer: Tracer,
+        interval: float = 1.0,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._clock = clock
+        self._tracer = tracer
+        self._interval = interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as error:
+                if not is_transient(error):
+                    logger.exception("lateness scan failed")
+                else:
+                    logger.warning("lateness scan postponed", extra={"error": type(error).__name__})
+            await asyncio.sleep(self._interval)
+
+    async def tick(self) -> int:
+        """One scan at the clock's `now`; returns how many detections it made."""
+        now = self._clock()
+        found = 0
+        for claim, build in (
+            (lambda uow: uow.clocks.claim_due_soon(now, BATCH), _due_soon),
+            (lambda uow: uow.clocks.claim_overdue(now, BATCH), _overdue),
+            (lambda uow: uow.clocks.claim_step_overdue(now, BATCH), _step_overdue),
+        ):
+            while batch := await self._detect(claim, build, now):
+                found += batch
+                if batch < BATCH:
+                    break
+        return found
+
+    async def _detect(
+        self,
+        claim: Callable[[DeadlineUnitOfWork], Awaitable[list[Detection]]],
+        build: Callable[[Detection, datetime], Event],
+        now: datetime,
+    ) -> int:
+        async with self._unit_of_work() as uow:
+            detections = await claim(uow)
+            for detection in detections:
+                event = build(detection, now)
+                with self._tracer.start_as_current_span(
+                    f"deadline detect {event.TYPE.rsplit('.', 2)[-2]}",
+                    context=otel_context.Context(),  # a trace of its own ...
+                    links=links_to(detection.submission_traceparent),  # ... linked back
+                    attributes={
+                        DossierAttribute.CODE: detection.dossier_code,
+                        DossierAttribute.CURRENT_UNIT: detection.unit_code,
+                    },
+                ):
+                    uow.emit(event, occurred_at=now)
+            await uow.commit()
+        return len(detections)
+
+
+def _due_soon(detection: Detection, now: datetime) -> Event:
+    return DueSoonDetected(
+        dossier_code=detection.dossier_code,
+        responsible_unit_code=detection.unit_code,
+        due_at=detection.due_at,
+        detected_at=now,
+    )
+
+
+def _overdue(detection: Detection, now: datetime) -> Event:
+    return OverdueDetected(
+        dossier_code=detection.dossier_code,
+        responsible_unit_code=detection.unit_code,
+        due_at=detection.due_at,
+        detected_at=now,
+    )
+
+
+def _step_overdue(detection: Detection, now: datetime) -> Event:
+    assert detection.step_sequence is not None
+    return StepOverdueDetected(
+        dossier_code=detection.dossier_code,
+        step_sequence=detection.step_sequence,
+        unit_code=detection.unit_code,
+        step_due_at=detection.due_at,
+        detected_at=now,
+    )

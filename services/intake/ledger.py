@@ -1,0 +1,194 @@
+"""The desk's ledger in PostgreSQL: each dossier's lifecycle state, its timeline, the
+processing control slip, and the reports operators read from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.events import DossierStatus, Event
+
+
+@dataclass(frozen=True)
+class DossierState:
+    code: str
+    status: DossierStatus
+    receiving_unit_code: str
+    current_unit_code: str | None
+    current_step: int | None
+    step_units: list[str]
+    supplement_requests: int
+    submission_traceparent: str | None
+
+
+class Ledger:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    async def lock(self, code: str) -> DossierState | None:
+        """The dossier's state, locked until the transaction ends (commands are serialised)."""
+        row = await self._db.fetchrow(
+            "SELECT code, status, receiving_unit_code, current_unit_code, current_step,"
+            " step_units, supplement_requests, submission_traceparent"
+            " FROM dossiers WHERE code = $1 FOR UPDATE",
+            code,
+        )
+        if row is None:
+            return None
+        return DossierState(
+            code=row["code"],
+            status=DossierStatus(row["status"]),
+            receiving_unit_code=row["receiving_unit_code"],
+            current_unit_code=row["current_unit_code"],
+            current_step=row["current_step"],
+            step_units=list(row["step_units"] or []),
+            supplement_requests=row["supplement_requests"],
+            submission_traceparent=row["submission_traceparent"],
+        )
+
+    async def update(self, code: str, **columns: Any) -> None:
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+        await self._db.execute(
+            f"UPDATE dossiers SET {assignments}, updated_at = now() WHERE code = $1",
+            code,
+            *(int(v) if isinstance(v, DossierStatus) else v for v in columns.values()),
+        )
+
+    async def append(self, event: Event, occurred_at: datetime, unit_code: str | None) -> None:
+        await self._db.execute(
+            "INSERT INTO timeline (dossier_code, occurred_at, event_type, unit_code, details)"
+            " SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM dossiers WHERE code = $1)",
+            event.dossier_code,
+            occurred_at,
+            event.TYPE,
+            unit_code,
+            event.model_dump(mode="json", exclude={"dossier_code", "applicant"}),
+        )
+
+    async def record_step(
+        self,
+        code: str,
+        *,
+        sequence: int,
+        unit_code: str,
+        official: str,
+        started_at: datetime,
+        finished_at: datetime,
+        due_at: datetime,
+        timeliness: str,
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO step_records (dossier_code, step_sequence, unit_code, official,"
+            " started_at, finished_at, step_due_at, timeliness)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            code,
+            sequence,
+            unit_code,
+            official,
+            started_at,
+            finished_at,
+            due_at,
+            timeliness,
+        )
+
+    async def timeline(self, code: str) -> list[asyncpg.Record]:
+        return list(
+            await self._db.fetch(
+                "SELECT occurred_at, event_type, unit_code, details FROM timeline"
+                " WHERE dossier_code = $1 ORDER BY occurred_at, id",
+                code,
+            )
+        )
+
+    async def steps(self, code: str) -> list[asyncpg.Record]:
+        return list(
+            await self._db.fetch(
+                "SELECT * FROM step_records WHERE dossier_code = $1 ORDER BY step_sequence", code
+            )
+        )
+
+    async def lateness_by_unit(self, start: datetime, end: datetime) -> list[asyncpg.Record]:
+        """Steps finished in the period by each unit, and dossiers it holds past due now."""
+        return list(
+            await self._db.fetch(
+                "WITH steps AS ("
+                "  SELECT unit_code,"
+                "   count(*) FILTER (WHERE timeliness = 'early') AS early,"
+                "   count(*) FILTER (WHERE timeliness = 'on_time') AS on_time,"
+                "   count(*) FILTER (WHERE timeliness = 'late') AS late"
+                "  FROM step_records WHERE finished_at >= $1 AND finished_at < $2"
+                "  GROUP BY unit_code),"
+                " held AS ("
+                "  SELECT current_unit_code AS unit_code,"
+                "   count(*) FILTER (WHERE due_at < $2) AS held_past_due,"
+                "   count(*) AS held"
+                "  FROM dossiers WHERE completed_at IS NULL AND closed_at IS NULL"
+                "   AND current_unit_code IS NOT NULL GROUP BY current_unit_code)"
+                " SELECT coalesce(s.unit_code, h.unit_code) AS unit_code,"
+                "  coalesce(early, 0) AS early, coalesce(on_time, 0) AS on_time,"
+                "  coalesce(late, 0) AS late, coalesce(held, 0) AS held,"
+                "  coalesce(held_past_due, 0) AS held_past_due"
+                " FROM steps s FULL JOIN held h ON s.unit_code = h.unit_code"
+                " ORDER BY late DESC, held_past_due DESC, unit_code",
+                start,
+                end,
+            )
+        )
+
+    async def lateness_by_official(self, start: datetime, end: datetime) -> list[asyncpg.Record]:
+        return list(
+            await self._db.fetch(
+                "SELECT unit_code, official, count(*) AS steps,"
+                "  count(*) FILTER (WHERE timeliness = 'late') AS late"
+                " FROM step_records WHERE finished_at >= $1 AND finished_at < $2"
+                " GROUP BY unit_code, official"
+                " HAVING count(*) FILTER (WHERE timeliness = 'late') > 0"
+                " ORDER BY late DESC, unit_code, official",
+                start,
+                end,
+            )
+        )
+
+    async def indicators(self, start: datetime, end: datetime) -> list[asyncpg.Record]:
+        """QĐ 766 progress indicators per competent unit for the period [start, end)."""
+        return list(
+            await self._db.fetch(
+                "SELECT coalesce(competent_unit_code, '(not yet routed)') AS unit_code,"
+                "  count(*) FILTER (WHERE received_at < $1 AND (completed_at IS NULL"
+                "   OR completed_at >= $1) AND (closed_at IS NULL OR closed_at >= $1))"
+                "   AS carried_over,"
+                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2) AS received,"
+                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
+                "   AND channel = 'counter') AS received_counter,"
+                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
+                "   AND channel = 'online') AS received_online,"
+                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
+                "   AND channel = 'post') AS received_post,"
+                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
+                "   AND timeliness = 'early') AS done_early,"
+                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
+                "   AND timeliness = 'on_time') AS done_on_time,"
+                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
+                "   AND timeliness = 'late') AS done_late,"
+                "  count(*) FILTER (WHERE received_at < $2 AND (completed_at IS NULL"
+                "   OR completed_at >= $2) AND (closed_at IS NULL OR closed_at >= $2)"
+                "   AND paused_since IS NULL AND due_at >= $2) AS in_progress_within_due,"
+                "  count(*) FILTER (WHERE received_at < $2 AND (completed_at IS NULL"
+                "   OR completed_at >= $2) AND (closed_at IS NULL OR closed_at >= $2)"
+                "   AND paused_since IS NULL AND due_at < $2) AS in_progress_past_due,"
+                "  count(*) FILTER (WHERE paused_since IS NOT NULL AND paused_since < $2"
+                "   AND completed_at IS NULL AND closed_at IS NULL) AS paused,"
+                "  count(*) FILTER (WHERE status IN (7) AND closed_at >= $1 AND closed_at < $2)"
+                "   AS withdrawn,"
+                "  count(*) FILTER (WHERE apology_issued_at >= $1 AND apology_issued_at < $2)"
+                "   AS apologies_issued,"
+                "  count(*) FILTER (WHERE overdue_at IS NOT NULL AND overdue_at < $2"
+                "   AND apology_issued_at IS NULL) AS late_without_apology"
+                " FROM dossiers GROUP BY 1 ORDER BY 1",
+                start,
+                end,
+            )
+        )

@@ -1,0 +1,402 @@
+"""Delivery of the apology letter to the applicant: e-mail (SMTP), SMS and Zalo (through the
+city's messaging gateway, a webhook), and an in-memory channel for tests.
+
+Adapters only, no decisions: which channel a citizen gets is the caller's business.
+Personal data (names, phones, e-mail addresses, postal addresses) is never logged and never put
+in an exception's message: logs and errors name the dossier code and the channel kind only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import aiosmtplib
+import httpx
+from email_validator import EmailNotValidError, validate_email
+
+from services.notifier.letters import ApologyLetter, letter_text
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    ZALO = "zalo"
+
+
+_PHONE = re.compile(r"^\+?[0-9]{8,15}$")
+_PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where the applicant gets the letter: an e-mail address, or a phone number for SMS and
+    Zalo (separators are dropped: "0909 123 456" becomes "0909123456").
+    Personal data: `repr` hides the address and invalid input is not echoed in the error."""
+
+    kind: ChannelKind
+    address: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        kind = ChannelKind(self.kind)
+        object.__setattr__(self, "kind", kind)
+        if kind is ChannelKind.EMAIL:
+            try:
+                email = validate_email(self.address, check_deliverability=False).normalized
+            except EmailNotValidError:
+                raise ValueError("recipient: not a valid e-mail address") from None
+            object.__setattr__(self, "address", email)
+        else:
+            phone = _PHONE_SEPARATORS.sub("", self.address)
+            if not _PHONE.match(phone):
+                raise ValueError(f"recipient: not a valid phone number for {kind}")
+            object.__setattr__(self, "address", phone)
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    channel: ChannelKind
+    message_id: str
+    sent_at: datetime
+    dossier_code: str
+
+
+class DeliveryError(Exception):
+    """The channel did not take the letter. The message names no personal data."""
+
+    def __init__(self, message: str, *, dossier_code: str, channel: ChannelKind) -> None:
+        super().__init__(message)
+        self.dossier_code = dossier_code
+        self.channel = channel
+
+
+class WebhookRejected(DeliveryError):
+    """The messaging gateway answered with a status other than 2xx."""
+
+    def __init__(
+        self, message: str, *, dossier_code: str, channel: ChannelKind, status_code: int
+    ) -> None:
+        super().__init__(message, dossier_code=dossier_code, channel=channel)
+        self.status_code = status_code
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Delivers one apology letter to one recipient."""
+
+    kinds: frozenset[ChannelKind]
+
+    async def send(
+        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+    ) -> DeliveryReceipt: ...
+
+
+def _require(channel: Channel, recipient: Recipient) -> None:
+    if recipient.kind not in channel.kinds:
+        raise ValueError(
+            f"{type(channel).__name__} delivers {sorted(channel.kinds)}, not {recipient.kind}"
+        )
+
+
+def _log_sent(receipt: DeliveryReceipt) -> None:
+    logger.info(
+        "apology letter sent",
+        extra={"dossier_code": receipt.dossier_code, "channel": str(receipt.channel)},
+    )
+
+
+def _log_failed(letter: ApologyLetter, kind: ChannelKind, error: DeliveryError) -> None:
+    logger.warning(
+        "apology letter not delivered: %s",
+        error,
+        extra={"dossier_code": letter.dossier_code, "channel": str(kind)},
+    )
+
+
+# --- e-mail ----------------------------------------------------------------------------------
+
+
+def email_subject(letter: ApologyLetter) -> str:
+    return f"Văn bản xin lỗi về việc giải quyết hồ sơ {letter.dossier_code}"
+
+
+def attachment_name(letter: ApologyLetter) -> str:
+    """`xin-loi-{code}.pdf`, with anything but letters, digits, dot, dash and underscore
+    replaced so that the name is safe in a MIME header and on any file system."""
+    return "xin-loi-" + re.sub(r"[^A-Za-z0-9._-]", "-", letter.dossier_code) + ".pdf"
+
+
+def build_email(
+    letter: ApologyLetter,
+    *,
+    html: str,
+    pdf: bytes,
+    recipient: Recipient,
+    sender: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    """multipart/mixed: [multipart/alternative: text/plain, text/html], application/pdf."""
+    message = EmailMessage()
+    message["Subject"] = email_subject(letter)
+    message["From"] = sender
+    message["To"] = recipient.address
+    message["Date"] = format_datetime(sent_at)
+    domain = sender.rpartition("@")[2].strip(" >") or "onestop.local"
+    message["Message-ID"] = make_msgid(domain=domain)
+    plain = (
+        f"Kính gửi: Ông/Bà {letter.addressee.full_name}\n\n"
+        f"{letter_text(letter)}\n\n"
+        "Văn bản xin lỗi được gửi kèm theo thư này (tệp PDF).\n"
+    )
+    message.set_content(plain, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    message.add_attachment(
+        pdf, maintype="application", subtype="pdf", filename=attachment_name(letter)
+    )
+    return message
+
+
+class SmtpChannel:
+    """E-mail through an SMTP server: the HTML letter, a plain-text alternative, and the PDF.
+
+    `use_tls` connects with implicit TLS (port 465); otherwise `start_tls` None upgrades the
+    connection if the server offers STARTTLS, True requires it, False never tries."""
+
+    kinds = frozenset({ChannelKind.EMAIL})
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        use_tls: bool = False,
+        *,
+        start_tls: bool | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.use_tls = use_tls
+        self.start_tls = start_tls
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.tls_context = tls_context
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"SmtpChannel(host={self.host!r}, port={self.port})"
+
+    async def send(
+        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+    ) -> DeliveryReceipt:
+        _require(self, recipient)
+        sent_at = self._clock()
+        message = build_email(
+            letter, html=html, pdf=pdf, recipient=recipient, sender=self.sender, sent_at=sent_at
+        )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self._password,
+                use_tls=self.use_tls,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
+                tls_context=self.tls_context,
+            )
+        except aiosmtplib.SMTPException as error:
+            # Refusals quote the addresses: keep only the class and the SMTP code, and do not
+            # chain the original, which a logged traceback would print.
+            detail = type(error).__name__
+            if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+                detail += " " + ", ".join(str(refused.code) for refused in error.recipients)
+            elif isinstance(error, aiosmtplib.SMTPResponseException):
+                detail += f" {error.code}"
+            failure = DeliveryError(
+                f"SMTP delivery of the apology for dossier {letter.dossier_code} failed: {detail}",
+                dossier_code=letter.dossier_code,
+                channel=ChannelKind.EMAIL,
+            )
+            _log_failed(letter, ChannelKind.EMAIL, failure)
+            raise failure from None
+        receipt = DeliveryReceipt(
+            channel=ChannelKind.EMAIL,
+            message_id=str(message["Message-ID"]),
+            sent_at=sent_at,
+            dossier_code=letter.dossier_code,
+        )
+        _log_sent(receipt)
+        return receipt
+
+
+# --- SMS and Zalo through the messaging gateway ----------------------------------------------
+
+
+def idempotency_key(letter: ApologyLetter, kind: ChannelKind) -> str:
+    """The same letter to the same channel kind gives the same key, so that the gateway can
+    drop a retried request; it is a hash and carries no personal data."""
+    material = f"{letter.dossier_code}\n{letter.number}\n{kind}".encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+class WebhookChannel:
+    """SMS and Zalo through an HTTP gateway: POST {"channel", "to", "text", "dossier_code"} as
+    JSON, with `Authorization: Bearer <token>` if a token is given and an `Idempotency-Key`.
+    A 2xx answer is delivery; the gateway's `message_id` (or `id`) becomes the receipt's."""
+
+    kinds = frozenset({ChannelKind.SMS, ChannelKind.ZALO})
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.timeout = timeout
+        self._client = client
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel(url={self.url!r})"
+
+    def payload(self, letter: ApologyLetter, recipient: Recipient) -> dict[str, str]:
+        return {
+            "channel": str(recipient.kind),
+            "to": recipient.address,
+            "text": letter_text(letter),
+            "dossier_code": letter.dossier_code,
+        }
+
+    async def send(
+        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+    ) -> DeliveryReceipt:
+        _require(self, recipient)
+        key = idempotency_key(letter, recipient.kind)
+        headers = {"Idempotency-Key": key}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = await self._post(self.payload(letter, recipient), headers)
+        except httpx.HTTPError as error:
+            failure = DeliveryError(
+                f"the messaging gateway could not be reached for dossier {letter.dossier_code}:"
+                f" {type(error).__name__}",
+                dossier_code=letter.dossier_code,
+                channel=recipient.kind,
+            )
+            _log_failed(letter, recipient.kind, failure)
+            raise failure from None
+        if not response.is_success:
+            # The body may echo the phone number: only the status goes into the error.
+            rejected = WebhookRejected(
+                f"the messaging gateway answered {response.status_code} "
+                f"{response.reason_phrase} for dossier {letter.dossier_code}",
+                dossier_code=letter.dossier_code,
+                channel=recipient.kind,
+                status_code=response.status_code,
+            )
+            _log_failed(letter, recipient.kind, rejected)
+            raise rejected
+        receipt = DeliveryReceipt(
+            channel=recipient.kind,
+            message_id=_gateway_message_id(response) or key,
+            sent_at=self._clock(),
+            dossier_code=letter.dossier_code,
+        )
+        _log_sent(receipt)
+        return receipt
+
+    async def _post(self, body: dict[str, str], headers: dict[str, str]) -> httpx.Response:
+        if self._client is not None:
+            return await self._client.post(
+                self.url, json=body, headers=headers, timeout=self.timeout
+            )
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            return await client.post(self.url, json=body, headers=headers)
+
+
+def _gateway_message_id(response: httpx.Response) -> str | None:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        for name in ("message_id", "id"):
+            value = body.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return None
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentLetter:
+    letter: ApologyLetter
+    html: str
+    pdf: bytes = field(repr=False)
+    recipient: Recipient
+    receipt: DeliveryReceipt
+
+
+class InMemoryChannel:
+    """Records what it is given; `fail_with` makes every send raise that error instead."""
+
+    def __init__(
+        self,
+        kinds: frozenset[ChannelKind] = frozenset(ChannelKind),
+        *,
+        fail_with: Exception | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self.kinds = kinds
+        self.fail_with = fail_with
+        self.sent: list[SentLetter] = []
+        self._clock = clock
+
+    async def send(
+        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+    ) -> DeliveryReceipt:
+        _require(self, recipient)
+        if self.fail_with is not None:
+            raise self.fail_with
+        receipt = DeliveryReceipt(
+            channel=recipient.kind,
+            message_id=f"memory-{len(self.sent) + 1}",
+            sent_at=self._clock(),
+            dossier_code=letter.dossier_code,
+        )
+        self.sent.append(SentLetter(letter, html, pdf, recipient, receipt))
+        _log_sent(receipt)
+        return receipt

@@ -1,0 +1,264 @@
+"""The domain end to end, on the real Kafka broker and PostgreSQL server, in simulated time:
+an inter-agency dossier through three units with one step late, and a supplement that pauses
+the clock. The four services run in this process and share the simulated clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.calendar import HCMC, WorkingCalendar
+from shared.clock import SimulatedClock
+from shared.events import Topic
+from tests.factories import APPLICANT, submission
+from tests.kafka_reader import read_to_end
+from tests.system import OPERATOR, System, eventually, running_system
+from tests.unit.conftest import hcmc
+
+TU_PHAP, CONG_AN = "000.00.05.H29", "000.20.01.H29"
+HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+
+
+@pytest.fixture(scope="module")
+async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
+    clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
+    async with running_system(infrastructure, clock) as running:
+        yield running
+
+
+def clock_of(system: System) -> SimulatedClock:
+    assert isinstance(system.clock, SimulatedClock)
+    return system.clock
+
+
+async def view(system: System, code: str) -> dict[str, Any]:
+    async with system.client("intake") as client:
+        return (await client.get(f"/v1/dossiers/{code}")).json()  # type: ignore[no-any-return]
+
+
+async def act(system: System, code: str, action: str, body: dict[str, Any] | None = None) -> Any:
+    async with system.client("intake") as client:
+        return await client.post(f"/v1/dossiers/{code}/{action}", json=body or {})
+
+
+async def timeline_types(system: System, code: str) -> list[str]:
+    async with system.client("intake") as client:
+        events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
+    return [e["event_type"].split(".")[-2] for e in events]
+
+
+async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system: System) -> None:
+    clock = clock_of(system)
+    async with system.client("intake") as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+    assert response.status_code == 201, response.text
+    code = response.json()["dossier_code"]
+    routed = await eventually(
+        lambda: _when(view(system, code), lambda v: v["deadline"] and v["routing"]),
+        what="routing and clock",
+    )
+    steps = routed["routing"]["steps"]
+    assert [s["unit_code"] for s in steps] == [TU_PHAP, CONG_AN, TU_PHAP]
+    due = _parse(routed["deadline"]["due_at"])
+
+    # Step 1, Sở Tư pháp: on time.
+    clock.set(_parse(steps[0]["due_at"]) - timedelta(hours=1))
+    handed = await act(
+        system,
+        code,
+        "hand-offs",
+        {"from_unit_code": TU_PHAP, "to_unit_code": CONG_AN, "official": "Lê Văn Tư"},
+    )
+    assert handed.status_code == 200, handed.text
+    await eventually(lambda: _clock_at_step(system, code, 2), what="deadline at step 2")
+
+    # Step 2, Công an: held past its step time -> an alert to its head.
+    clock.set(_parse(steps[1]["due_at"]) + timedelta(minutes=30))
+    await eventually(lambda: _mail_to(system, HEAD_CONG_AN), what="step alert to Công an")
+    handed = await act(
+        system,
+        code,
+        "hand-offs",
+        {"from_unit_code": CONG_AN, "to_unit_code": TU_PHAP, "official": "Phạm Thị Năm"},
+    )
+    assert handed.status_code == 200, handed.text
+    await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
+
+    # One working day before the due time: due soon; then past it: overdue and the apology.
+    clock.set(_parse(routed["deadline"]["due_soon_at"]) + timedelta(minutes=1))
+    await eventually(lambda: _has(system, code, "due-soon"), what="due-soon")
+    clock.set(due + timedelta(minutes=1))
+    await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
+    await eventually(lambda: _mail_to(system, APPLICANT["email"]), what="letter by e-mail")
+    clock.advance(timedelta(hours=2))
+    done = await act(system, code, "result", {"unit_code": TU_PHAP, "official": "Lê Văn Tư"})
+    assert done.status_code == 200, done.text
+    await eventually(lambda: _has(system, code, "completed"), what="completion")
+
+    # Exactly one apology, received by the SMTP server with its PDF, and available as PDF.
+    [letter] = system.mailbox.to(APPLICANT["email"])
+    assert code in str(letter["Subject"])
+    [attachment] = [part for part in letter.iter_attachments()]
+    pdf = attachment.get_content()
+    assert pdf.startswith(b"%PDF")
+    async with system.client("notifier") as client:
+        served = await client.get(f"/v1/apologies/{code}.pdf")
+    assert served.status_code == 200 and served.content == pdf
+    # Alerts: the head of Công an for the held step, Sở Tư pháp for due soon and overdue,
+    # and the operators for all three.
+    await eventually(lambda: _mails_to(system, OPERATOR, 3), what="three alerts to operators")
+    assert len(system.mailbox.to(HEAD_CONG_AN)) == 1
+    assert len(system.mailbox.to(HEAD_TU_PHAP)) == 2
+    assert len(system.mailbox.to(OPERATOR)) == 3
+
+    # The events, each once, on the topics downstream systems read.
+    records = await read_to_end(
+        system_kafka(system), [Topic.DEADLINE, Topic.NOTIFIER, Topic.ROUTING]
+    )
+    ours = Counter(r.headers["ce_type"].split(".")[-2] for r in records if r.key == code)
+    assert ours["due-soon"] == ours["overdue"] == ours["step-overdue"] == 1, ours
+    assert ours["apology-issued"] == 1 and ours["alert-raised"] == 3
+    assert ours["hand-off-recorded"] == 3 and ours["completed"] == 1
+
+    # Timeline, lateness board and indicators reflect all of it.
+    types = await timeline_types(system, code)
+    for expected in (
+        "received",
+        "routed",
+        "handed-off",
+        "step-overdue",
+        "due-soon",
+        "overdue",
+        "apology-issued",
+        "processed",
+        "completed",
+    ):
+        assert expected in types, (expected, types)
+    async with system.client("intake") as client:
+        timeline = (await client.get(f"/v1/dossiers/{code}/timeline")).json()
+        board = (await client.get("/v1/reports/lateness", params=_period(clock))).json()
+        indicators = (await client.get("/v1/reports/indicators", params=_period(clock))).json()
+    assert [h["timeliness"] for h in timeline["holdings"]] == ["on_time", "late", "late"]
+    cong_an = next(u for u in board["units"] if u["unit_code"] == CONG_AN)
+    assert cong_an["late"] >= 1
+    assert any(o["official"] == "Phạm Thị Năm" for o in board["officials"])
+    tu_phap = next(u for u in indicators["units"] if u["unit_code"] == TU_PHAP)
+    assert tu_phap["done_late"] >= 1 and tu_phap["apologies_issued"] >= 1
+    assert indicators["total"]["late_without_apology"] == 0
+
+
+async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
+    system: System,
+) -> None:
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake") as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
+    code = response.json()["dossier_code"]
+    routed = await eventually(
+        lambda: _when(view(system, code), lambda v: v["deadline"]), what="clock started"
+    )
+    due_before = _parse(routed["deadline"]["due_at"])
+
+    clock.advance(timedelta(hours=2))
+    request = {
+        "unit_code": "000.14.01.H29",
+        "official": "Võ Minh Sáu",
+        "reason": "Thiếu bản sao hợp đồng chuyển nhượng có chứng thực",
+        "missing_documents": ["Hợp đồng chuyển nhượng (bản sao chứng thực)"],
+    }
+    asked = await act(system, code, "supplement-requests", request)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["status"] == 5
+    await eventually(lambda: _has(system, code, "clock-paused"), what="clock paused")
+
+    while_paused = await act(system, code, "supplement-requests", request)
+    assert while_paused.status_code == 409
+    assert "supplement_requested (status 5)" in while_paused.json()["message"]
+
+    clock.advance(timedelta(days=7))  # a week: five working days (plus the weekend)
+    resumed_at = clock()
+    received = await act(system, code, "supplements")
+    assert received.status_code == 200, received.text
+    resumed = await eventually(
+        lambda: _when(view(system, code), lambda v: v["status"]["code"] == 4), what="resumed"
+    )
+    assert resumed
+    await eventually(lambda: _has(system, code, "clock-resumed"), what="clock resumed")
+    async with system.client("intake") as client:
+        events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
+    [resume] = [e for e in events if e["event_type"].endswith("clock-resumed.v1")]
+    due_after = _parse(resume["details"]["due_at"])
+    paused = resumed_at - _parse(asked.json()["occurred_at"])
+    assert paused > timedelta(days=6)
+    assert resume["details"]["paused_working_minutes"] > 0
+    assert due_after > due_before
+    # The due date moved by exactly the working time the clock was paused.
+    moved = WorkingCalendar().working_time_between(due_before, due_after)
+    assert moved == timedelta(minutes=resume["details"]["paused_working_minutes"])
+
+    # Guidance is given once, completely: a second request is refused ...
+    again = await act(system, code, "supplement-requests", request)
+    assert again.status_code == 409
+    assert "already requested once" in again.json()["message"]
+    # ... unless an override records why.
+    overridden = await act(
+        system,
+        code,
+        "supplement-requests",
+        {**request, "override_reason": "Hồ sơ bổ sung có giấy tờ mới phát sinh cần kiểm tra"},
+    )
+    assert overridden.status_code == 200, overridden.text
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def system_kafka(system: System) -> str:
+    runtime = system.apps["intake"].state.runtime
+    return str(runtime.settings.kafka_bootstrap_servers)
+
+
+async def _when(awaitable: Any, predicate: Any) -> Any:
+    value = await awaitable
+    return value if predicate(value) else None
+
+
+async def _has(system: System, code: str, kind: str) -> bool:
+    return kind in await timeline_types(system, code)
+
+
+async def _clock_at_step(system: System, code: str, step: int) -> bool:
+    async with system.client("deadline") as client:
+        clock = (await client.get(f"/v1/clocks/{code}")).json()
+    return bool(clock["current_step"] == step)
+
+
+async def _mail_to(system: System, address: str) -> bool:
+    return bool(system.mailbox.to(address))
+
+
+async def _mails_to(system: System, address: str, count: int) -> bool:
+    return len(system.mailbox.to(address)) >= count
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _period(clock: SimulatedClock) -> dict[str, str]:
+    return {
+        "from": (clock() - timedelta(days=40)).isoformat(),
+        "to": (clock() + timedelta(minutes=1)).isoformat(),
+    }
+
+
+def _next_morning(clock: SimulatedClock) -> datetime:
+    local = clock().astimezone(HCMC) + timedelta(days=1)
+    while local.weekday() >= 5:
+        local += timedelta(days=1)
+    return local.replace(hour=8, minute=0, second=0, microsecond=0)

@@ -1,0 +1,127 @@
+"""The four services in this process, on the real Kafka broker and PostgreSQL server, sharing
+one clock (simulated where a test drives time) and one in-memory span exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from services.deadline.main import create_app as deadline_app
+from services.intake.main import create_app as intake_app
+from services.notifier.main import create_app as notifier_app
+from services.routing.main import create_app as routing_app
+from shared.settings import DeadlineSettings, IntakeSettings, NotifierSettings, RoutingSettings
+from shared.telemetry import configure_telemetry
+
+OPERATOR = "dieuhanh@tphcm.gov.vn"
+
+
+class Mailbox:
+    """A real local SMTP server (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.port = _free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class System:
+    apps: dict[str, FastAPI]
+    clock: Callable[[], datetime]
+    mailbox: Mailbox
+    spans: InMemorySpanExporter
+    readers: list[InMemoryMetricReader] = field(default_factory=list)
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.apps[service])
+        return httpx.AsyncClient(transport=transport, base_url=f"http://{service}")
+
+
+@asynccontextmanager
+async def running_system(
+    infrastructure: dict[str, str], clock: Callable[[], datetime]
+) -> AsyncIterator[System]:
+    mailbox = Mailbox()
+    mailbox.controller.start()
+    exporter = InMemorySpanExporter()
+    common = {
+        "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
+        "database_url": infrastructure["database_url"],
+        "http_port": 18900,
+        "retry_max_backoff_seconds": 1.0,
+        "outbox_poll_interval_seconds": 0.2,
+    }
+    settings = {
+        "intake": IntakeSettings(**common),
+        "routing": RoutingSettings(**common),
+        "deadline": DeadlineSettings(**common, lateness_scan_interval_seconds=0.2),
+        "notifier": NotifierSettings(
+            **common,
+            smtp_host="127.0.0.1",
+            smtp_port=mailbox.port,
+            operator_emails=[OPERATOR],
+        ),
+    }
+    factories = {
+        "intake": intake_app,
+        "routing": routing_app,
+        "deadline": deadline_app,
+        "notifier": notifier_app,
+    }
+    readers: list[InMemoryMetricReader] = []
+    apps = {}
+    for name, factory in factories.items():
+        reader = InMemoryMetricReader()
+        readers.append(reader)
+        telemetry = configure_telemetry(name, span_exporters=[exporter], metric_readers=[reader])
+        apps[name] = factory(settings[name], telemetry=telemetry, clock=clock)  # type: ignore[operator]
+    try:
+        async with AsyncExitStack() as stack:
+            for app in apps.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield System(apps, clock, mailbox, exporter, readers)
+    finally:
+        mailbox.controller.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0, what: str = "condition"
+) -> Any:
+    """Poll an async check until it returns something truthy; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(0.1)
