@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: help install infra run test test-unit test-integration test-e2e lint stop demo bench asyncapi clean
+.PHONY: help install infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi clean
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL and the four services"
 	@echo "make test   install what is missing, start what the tests need, run the whole suite"
-	@echo "make demo   post a realistic batch of dossiers to the running system"
+	@echo "make demo   a simulated month of traffic across many units; prints indicators and board"
+	@echo "make demo-counters   with make run up: counters post a batch, units act on it"
 	@echo "make bench  measure what tracing costs intake throughput (tracing on vs off)"
 	@echo "make stop   stop everything the project started"
 
@@ -31,8 +32,11 @@ infra: install
 run: infra
 	@$(PY) -m deploy.local.supervisor
 
-demo: install
-	@$(PY) -m deploy.local.demo
+demo: infra
+	@$(PY) -m deploy.local.demo_month
+
+demo-counters: install
+	@$(PY) -m deploy.local.demo_counters
 
 bench: infra
 	@$(PY) -m deploy.local.bench_tracing

@@ -65,13 +65,14 @@ def create_broker(
 class BrokerPublisher:
     """Publishes wire messages through the FastStream broker (and so its middlewares)."""
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
         self._broker = broker
+        self._namespace = namespace
 
     async def send(self, topic: str, message: WireMessage) -> Awaitable[Any]:
         ack = await self._broker.publish(
             message.value,
-            topic=topic,
+            topic=self._namespace + topic,
             key=message.key.encode("utf-8"),
             headers={name: value.decode("utf-8") for name, value in message.headers.items()},
             no_confirm=True,
@@ -102,7 +103,8 @@ class ServiceRuntime:
         self.source = f"/onestop/{name}"
         self.telemetry = telemetry or configure_telemetry(name)
         self.broker = broker or create_broker(settings, client_id=name, telemetry=self.telemetry)
-        self.publisher = BrokerPublisher(self.broker)
+        self.namespace = settings.kafka_namespace
+        self.publisher = BrokerPublisher(self.broker, self.namespace)
         self.meter = self.telemetry.meter(f"onestop.{name}")
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
@@ -136,8 +138,8 @@ class ServiceRuntime:
         unit_of_work: Callable[[], UnitOfWork],
     ) -> EventConsumer:
         consumer = EventConsumer(
-            group_id=group_id,
-            topics=topics,
+            group_id=self.namespace + group_id,
+            topics=tuple(self.namespace + topic for topic in topics),
             handlers=handlers,
             unit_of_work=unit_of_work,
             publisher=self.publisher,
@@ -176,7 +178,10 @@ class ServiceRuntime:
         self._background_tasks = [asyncio.create_task(loop()) for loop in self._background]
 
     async def _start_broker(self) -> None:
-        written = [str(self.topic), *(c.dead_letter_topic for c in self.consumers)]
+        written = [
+            self.namespace + topic
+            for topic in (str(self.topic), *(c.dead_letter_topic for c in self.consumers))
+        ]
         await retry_forever(
             lambda: ensure_topics(
                 self.settings.kafka_bootstrap_servers,

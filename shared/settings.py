@@ -26,6 +26,12 @@ class ServiceSettings(BaseSettings):
     retry_max_backoff_seconds: float = Field(default=30.0, gt=0)
     database_pool_size: int = Field(default=10, gt=0)
     kafka_partitions: int = Field(default=3, gt=0, description="for topics the service creates")
+    kafka_namespace: str = Field(
+        default="",
+        pattern=r"^([a-z0-9-]+\.)?$",
+        description="prefix of every topic and consumer group, e.g. 'demo.': a separate system"
+        " on the same broker",
+    )
     kafka_replication_factor: int = Field(default=1, gt=0)
 
 

@@ -17,6 +17,7 @@ from shared.events import Topic, dead_letter_topic
 from shared.messaging.topics import ensure_topics
 
 TEST_DATABASE = "onestop_test"
+SIMULATION_DATABASE = "onestop_sim"  # systems that run in simulated time
 SCHEMAS = ("intake", "routing", "deadline", "notifier")
 PARTITIONS = 3
 
@@ -25,10 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", KAFKA_BOOTSTRAP)
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    """A clean test database: the services' schemas are dropped once per run."""
-    url = database_url(TEST_DATABASE)
+async def clean_database(name: str) -> str:
+    """The database's URL, with the services' schemas dropped."""
+    url = database_url(name)
     try:
         connection = await asyncpg.connect(url, timeout=10)
     except Exception as error:
@@ -42,7 +42,13 @@ async def postgres_url() -> AsyncIterator[str]:
             await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     finally:
         await connection.close()
-    yield url
+    return url
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A clean test database: the services' schemas are dropped once per run."""
+    yield await clean_database(TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")

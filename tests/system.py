@@ -43,8 +43,9 @@ class Mailbox:
         self.messages.append(message)
         return "250 OK"
 
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if address in str(m["To"])]
+    def to(self, address: str, about: str = "") -> list[EmailMessage]:
+        """Messages to `address` whose subject names `about` (a dossier code)."""
+        return [m for m in self.messages if address in str(m["To"]) and about in str(m["Subject"])]
 
 
 def _free_port() -> int:
@@ -68,14 +69,21 @@ class System:
 
 @asynccontextmanager
 async def running_system(
-    infrastructure: dict[str, str], clock: Callable[[], datetime]
+    infrastructure: dict[str, str],
+    clock: Callable[[], datetime],
+    *,
+    database_url: str | None = None,
+    namespace: str = "",
 ) -> AsyncIterator[System]:
+    """`database_url` and `namespace` give a system of its own: simulated time must not
+    reach the dossiers of the other tests."""
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
     common = {
         "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
-        "database_url": infrastructure["database_url"],
+        "database_url": database_url or infrastructure["database_url"],
+        "kafka_namespace": namespace,
         "http_port": 18900,
         "retry_max_backoff_seconds": 1.0,
         "outbox_poll_interval_seconds": 0.2,

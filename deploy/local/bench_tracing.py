@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.local.demo import console, random_dossier
+from deploy.local.demo_counters import console, random_dossier
 from deploy.local.stack import LOCAL_TELEMETRY, ROOT, ZIPKIN_URL, Stack, database_url
 from shared.catalog import load_catalog
 from shared.settings import DEFAULT_CATALOG

@@ -4,7 +4,8 @@
 #
 # Usage: deploy/local/postgres.sh start|stop|restart|status
 # Env:   POSTGRES_PORT (55432), POSTGRES_START_TIMEOUT (60 s), POSTGRES_STOP_TIMEOUT (30 s)
-# Gives: role onestop/onestop; databases onestop, onestop_test and onestop_bench, owned by onestop:
+# Gives: role onestop/onestop; databases onestop, onestop_test, onestop_sim (simulated time),
+#        onestop_bench, onestop_demo:
 #        postgresql://onestop:onestop@127.0.0.1:55432/onestop
 # Auth:  TCP needs a password (scram-sha-256), so services really use theirs; the unix
 #        socket (in .run/postgres) trusts local users and is only for this script's admin work.
@@ -19,7 +20,7 @@ START_TIMEOUT="${POSTGRES_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${POSTGRES_STOP_TIMEOUT:-30}"
 APP_USER=onestop
 APP_PASSWORD=onestop
-APP_DATABASES="onestop onestop_test onestop_bench"   # the first one is the services' database
+APP_DATABASES="onestop onestop_test onestop_sim onestop_bench onestop_demo"   # the first one is the services' database
 
 say() { echo "[postgres] $*"; }
 

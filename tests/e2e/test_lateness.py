@@ -4,6 +4,7 @@ the clock. The four services run in this process and share the simulated clock."
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
 from shared.events import Topic
+from tests.conftest import SIMULATION_DATABASE, clean_database
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_to_end
 from tests.system import OPERATOR, System, eventually, running_system
@@ -26,7 +28,11 @@ HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
-    async with running_system(infrastructure, clock) as running:
+    database = await clean_database(SIMULATION_DATABASE)
+    namespace = f"sim{uuid.uuid4().hex[:8]}."  # topics and groups of its own
+    async with running_system(
+        infrastructure, clock, database_url=database, namespace=namespace
+    ) as running:
         yield running
 
 
@@ -78,7 +84,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
 
     # Step 2, Công an: held past its step time -> an alert to its head.
     clock.set(_parse(steps[1]["due_at"]) + timedelta(minutes=30))
-    await eventually(lambda: _mail_to(system, HEAD_CONG_AN), what="step alert to Công an")
+    await eventually(lambda: _mail_to(system, HEAD_CONG_AN, code), what="step alert to Công an")
     handed = await act(
         system,
         code,
@@ -93,14 +99,14 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     await eventually(lambda: _has(system, code, "due-soon"), what="due-soon")
     clock.set(due + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
-    await eventually(lambda: _mail_to(system, APPLICANT["email"]), what="letter by e-mail")
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
     clock.advance(timedelta(hours=2))
     done = await act(system, code, "result", {"unit_code": TU_PHAP, "official": "Lê Văn Tư"})
     assert done.status_code == 200, done.text
     await eventually(lambda: _has(system, code, "completed"), what="completion")
 
     # Exactly one apology, received by the SMTP server with its PDF, and available as PDF.
-    [letter] = system.mailbox.to(APPLICANT["email"])
+    [letter] = system.mailbox.to(APPLICANT["email"], code)
     assert code in str(letter["Subject"])
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
@@ -110,14 +116,16 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert served.status_code == 200 and served.content == pdf
     # Alerts: the head of Công an for the held step, Sở Tư pháp for due soon and overdue,
     # and the operators for all three.
-    await eventually(lambda: _mails_to(system, OPERATOR, 3), what="three alerts to operators")
-    assert len(system.mailbox.to(HEAD_CONG_AN)) == 1
-    assert len(system.mailbox.to(HEAD_TU_PHAP)) == 2
-    assert len(system.mailbox.to(OPERATOR)) == 3
+    await eventually(lambda: _mails_to(system, OPERATOR, code, 3), what="three alerts to operators")
+    assert len(system.mailbox.to(HEAD_CONG_AN, code)) == 1
+    assert len(system.mailbox.to(HEAD_TU_PHAP, code)) == 2
+    assert len(system.mailbox.to(OPERATOR, code)) == 3
 
     # The events, each once, on the topics downstream systems read.
+    namespace = system.apps["intake"].state.runtime.namespace
     records = await read_to_end(
-        system_kafka(system), [Topic.DEADLINE, Topic.NOTIFIER, Topic.ROUTING]
+        system_kafka(system),
+        [namespace + topic for topic in (Topic.DEADLINE, Topic.NOTIFIER, Topic.ROUTING)],
     )
     ours = Counter(r.headers["ce_type"].split(".")[-2] for r in records if r.key == code)
     assert ours["due-soon"] == ours["overdue"] == ours["step-overdue"] == 1, ours
@@ -238,12 +246,12 @@ async def _clock_at_step(system: System, code: str, step: int) -> bool:
     return bool(clock["current_step"] == step)
 
 
-async def _mail_to(system: System, address: str) -> bool:
-    return bool(system.mailbox.to(address))
+async def _mail_to(system: System, address: str, code: str) -> bool:
+    return bool(system.mailbox.to(address, code))
 
 
-async def _mails_to(system: System, address: str, count: int) -> bool:
-    return len(system.mailbox.to(address)) >= count
+async def _mails_to(system: System, address: str, code: str, count: int) -> bool:
+    return len(system.mailbox.to(address, code)) >= count
 
 
 def _parse(value: str) -> datetime:

@@ -16,14 +16,17 @@ ARTIFACTS = ROOT / "artifacts"
 SERVICES = {"intake", "routing", "deadline", "notifier"}
 
 
-async def find_trace(code: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """Poll Zipkin's search by dossier code until the trace has spans from all four services."""
+async def find_trace(code: str, trace_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Poll Zipkin's search by dossier code until the dossier's trace has spans from all four
+    services (Zipkin may also hold traces of an earlier run that reused the code)."""
     query = {"annotationQuery": f"onestop.dossier.code={code}", "lookback": 3_600_000, "limit": 5}
     deadline = asyncio.get_running_loop().time() + timeout
     async with httpx.AsyncClient(base_url=ZIPKIN_URL, timeout=10) as client:
         while True:
             traces = (await client.get("/api/v2/traces", params=query)).json()
             for spans in traces:
+                if spans[0]["traceId"] != trace_id:
+                    continue
                 if {s["localEndpoint"]["serviceName"] for s in spans} >= SERVICES:
                     return spans  # type: ignore[no-any-return]
             if asyncio.get_running_loop().time() > deadline:
@@ -39,7 +42,7 @@ async def test_a_dossiers_trace_is_found_by_its_code_and_shown_in_the_ui(stack: 
     code, trace_id = receipt["dossier_code"], receipt["trace_id"]
     assert view["receipt"]["trace_id"] == trace_id
 
-    spans = await find_trace(code)
+    spans = await find_trace(code, trace_id)
 
     assert {s["traceId"] for s in spans} == {trace_id}
     kinds = {(s["localEndpoint"]["serviceName"], s.get("kind")) for s in spans}
