@@ -7,7 +7,10 @@ from pathlib import Path
 from pydantic import Field, PostgresDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.calendar import WorkingCalendar, load_overrides
+
 DEFAULT_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
+DEFAULT_CALENDAR_OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.toml"
 
 
 class ServiceSettings(BaseSettings):
@@ -20,6 +23,10 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(gt=0, lt=65536)
     catalog_path: Path = DEFAULT_CATALOG
+    calendar_overrides_path: Path = Field(
+        default=DEFAULT_CALENDAR_OVERRIDES,
+        description="the agency's table of extra days off and make-up working days",
+    )
     timezone: str = "Asia/Ho_Chi_Minh"
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=200, gt=0)
@@ -60,3 +67,8 @@ class NotifierSettings(ServiceSettings):
     apology_extension_working_days: float = Field(
         default=5, gt=0, description="how much later the new return date is (unverified default)"
     )
+
+
+def working_calendar(settings: ServiceSettings) -> WorkingCalendar:
+    """The legal calendar with the agency's overrides (a broken table stops the service)."""
+    return WorkingCalendar(overrides=load_overrides(settings.calendar_overrides_path))

@@ -12,7 +12,6 @@ from faststream.kafka import KafkaBroker
 from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
 from services.deadline.scheduler import LatenessScheduler
-from shared.calendar import WorkingCalendar
 from shared.clock import system_clock
 from shared.events import (
     DossierProcessed,
@@ -28,7 +27,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import DeadlineSettings
+from shared.settings import DeadlineSettings, working_calendar
 from shared.telemetry import Telemetry
 
 NAME = "deadline"
@@ -52,7 +51,7 @@ def create_app(
         telemetry=telemetry,
     )
     deadlines = Deadlines(
-        calendar=WorkingCalendar(),
+        calendar=working_calendar(settings),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
     )

@@ -16,12 +16,11 @@ from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork
-from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
-from shared.settings import IntakeSettings
+from shared.settings import IntakeSettings, working_calendar
 from shared.telemetry import Telemetry
 
 NAME = "intake"
@@ -47,7 +46,7 @@ def create_app(
 
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
     catalog = load_catalog(settings.catalog_path)
-    calendar = WorkingCalendar()
+    calendar = working_calendar(settings)
     intake = Intake(catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=clock)
     commands = Commands(
         calendar=calendar,

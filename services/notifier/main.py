@@ -22,7 +22,6 @@ from services.notifier.delivery import Deliverer, Mailer
 from services.notifier.handlers import Notifier
 from services.notifier.letters import ApologyLetter
 from services.notifier.repository import NotifierUnitOfWork, PendingLetter
-from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -35,7 +34,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import NotifierSettings
+from shared.settings import NotifierSettings, working_calendar
 from shared.telemetry import Telemetry
 
 NAME = "notifier"
@@ -70,7 +69,7 @@ def create_app(
     )
     notifier = Notifier(
         catalog=load_catalog(settings.catalog_path),
-        calendar=WorkingCalendar(),
+        calendar=working_calendar(settings),
         clock=clock,
         operators=tuple(settings.operator_emails),
         extension=timedelta(hours=8 * settings.apology_extension_working_days),

@@ -11,7 +11,6 @@ from faststream.kafka import KafkaBroker
 
 from services.routing.handlers import Routing
 from services.routing.repository import RoutingUnitOfWork
-from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -22,7 +21,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import RoutingSettings
+from shared.settings import RoutingSettings, working_calendar
 from shared.telemetry import Telemetry
 
 NAME = "routing"
@@ -47,7 +46,9 @@ def create_app(
         telemetry=telemetry,
     )
     routing = Routing(
-        catalog=load_catalog(settings.catalog_path), calendar=WorkingCalendar(), clock=clock
+        catalog=load_catalog(settings.catalog_path),
+        calendar=working_calendar(settings),
+        clock=clock,
     )
     runtime.consume(
         group_id=NAME,
