@@ -19,7 +19,7 @@ from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import db
 from shared.events import Event, Topic
@@ -249,7 +249,10 @@ class ServiceRuntime:
             excluded_urls="healthz,readyz,metrics",
             exclude_spans=["receive", "send"],
         )
-        app.mount("/metrics", make_asgi_app())
+
+        @app.get("/metrics", tags=["health"], summary="Metrics for Prometheus to scrape")
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
         @app.get("/healthz", tags=["health"], summary="The process is alive")
         async def healthz() -> dict[str, str]:

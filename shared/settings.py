@@ -44,6 +44,7 @@ class ServiceSettings(BaseSettings):
 
 class IntakeSettings(ServiceSettings):
     max_request_bytes: int = Field(default=256 * 1024, gt=0)
+    workload_refresh_seconds: float = Field(default=15.0, gt=0)
     supplement_deadline_working_days: float = Field(
         default=10, gt=0, description="time the citizen has to supplement (unverified default)"
     )

@@ -146,6 +146,51 @@ def report(views: list[dict[str, Any]]) -> None:
     console.print(f"apology obligations recorded: {sum(1 for v in views if v['notifier'])}")
 
 
+async def act_as_units(base_url: str, views: list[dict[str, Any]], seed: int) -> Counter[str]:
+    """Processing units act on what they hold: most hand the dossier on or finish it, a few
+    ask for a supplement, and a few declare they will be late (an apology goes out)."""
+    rng = random.Random(seed)
+    done: Counter[str] = Counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for view in views:
+            code, steps = view["dossier_code"], view["routing"]["steps"]
+            holder = steps[0]["unit_code"]
+            roll = rng.random()
+            if roll < 0.08:
+                path, body = (
+                    "extension-requests",
+                    {
+                        "unit_code": holder,
+                        "official": "Chuyên viên thụ lý",
+                        "reason": "Cần xác minh thêm với cơ quan liên quan",
+                    },
+                )
+            elif roll < 0.18:
+                path, body = (
+                    "supplement-requests",
+                    {
+                        "unit_code": holder,
+                        "official": "Chuyên viên thụ lý",
+                        "reason": "Hồ sơ thiếu giấy tờ theo quy định",
+                        "missing_documents": ["Bản sao giấy tờ tùy thân có chứng thực"],
+                    },
+                )
+            elif len(steps) > 1:
+                path, body = (
+                    "hand-offs",
+                    {
+                        "from_unit_code": holder,
+                        "to_unit_code": steps[1]["unit_code"],
+                        "official": "Chuyên viên thụ lý",
+                    },
+                )
+            else:
+                path, body = "result", {"unit_code": holder, "official": "Chuyên viên thụ lý"}
+            response = await client.post(f"/v1/dossiers/{code}/{path}", json=body)
+            done[path if response.status_code == 200 else f"{path} refused"] += 1
+    return done
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -167,7 +212,14 @@ async def main() -> None:
     console.print(
         f"{len(receipts)} receipts issued in {posted:.1f}s ({len(receipts) / posted:.0f}/s)"
     )
-    report(await follow(args.url, receipts, args.timeout))
+    views = await follow(args.url, receipts, args.timeout)
+    report(views)
+    actions = await act_as_units(args.url, views, args.seed)
+    console.print(f"units acted: {dict(actions)}")
+    console.print(
+        "see the traces at http://127.0.0.1:9411/zipkin/ and the metrics at"
+        " http://127.0.0.1:8000/metrics … :8003/metrics"
+    )
 
 
 if __name__ == "__main__":

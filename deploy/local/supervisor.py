@@ -37,7 +37,7 @@ def main() -> int:
             f"  OpenAPI:             {stack.url('intake')}/openapi.json\n"
             f"  Traces (Zipkin):     {ZIPKIN_URL}/zipkin/  (search onestop.dossier.code=…)\n"
             f"  Metrics:             {stack.url('intake')}/metrics (and each service's port)\n"
-            f"  Post a dossier:      make demo   (or curl, see README)\n"
+            f"  Post dossiers:       make demo-counters   (or curl, see README)\n"
             f"Press Ctrl-C to stop everything.\n"
         )
         while not stopping:

@@ -69,7 +69,9 @@ def create_app(
     install_api(app, intake, max_request_bytes=settings.max_request_bytes)
     app.include_router(build_lifecycle_router(commands))
     app.include_router(build_reports_router(reports))
-    gauges = WorkloadGauges(runtime.meter, unit_of_work, clock)
+    gauges = WorkloadGauges(
+        runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
+    )
     runtime.run_in_background(gauges.run)
     return app
 

@@ -12,7 +12,9 @@ from tests.conftest import TEST_DATABASE
 async def stack(infrastructure: dict[str, str]) -> AsyncIterator[Stack]:
     """The four services as real processes on the test database, like `make run`; one stack
     per module, so that no two systems share the consumer groups at once."""
-    running = Stack(database=TEST_DATABASE, base_port=18000)
+    running = Stack(
+        database=TEST_DATABASE, base_port=18000, extra_env={"WORKLOAD_REFRESH_SECONDS": "0.5"}
+    )
     running.start()
     try:
         running.wait_ready(timeout=120)

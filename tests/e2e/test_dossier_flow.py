@@ -126,3 +126,43 @@ async def test_service_logs_hold_no_personal_data(stack: Stack) -> None:
     for service, text in logs.items():
         for value in APPLICANT.values():
             assert value not in text, f"personal data in {service}'s log: {value[:3]}…"
+
+
+METRICS = {
+    "intake": [
+        "http_server_duration_milliseconds_count",
+        "onestop_messages_handled_total",
+        "onestop_consumer_lag",
+        "onestop_outbox_backlog",
+        "onestop_dossiers_in_progress",
+        "onestop_dossiers_overdue",
+    ],
+    "routing": ["onestop_messages_handled_total", "onestop_consumer_lag", "onestop_outbox_backlog"],
+    "deadline": ["onestop_messages_handled_total", "onestop_consumer_lag"],
+    "notifier": ["onestop_messages_handled_total", "onestop_apologies_issued_total"],
+}
+
+
+async def test_each_service_exposes_its_metrics(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+        code = (await client.post("/v1/dossiers", json=submission())).json()["dossier_code"]
+        view = await wait_for_outcomes(client, code)
+        holder = view["routing"]["steps"][0]["unit_code"]
+        extension = await client.post(
+            f"/v1/dossiers/{code}/extension-requests",
+            json={"unit_code": holder, "official": "Chuyên viên", "reason": "Cần xác minh thêm"},
+        )
+        assert extension.status_code == 200, extension.text
+
+    async def exposed() -> dict[str, list[str]]:
+        missing = {}
+        async with httpx.AsyncClient() as client:
+            for service, names in METRICS.items():
+                text = (await client.get(f"{stack.url(service)}/metrics")).text
+                missing[service] = [name for name in names if f"\n{name}{{" not in text]
+        return {service: names for service, names in missing.items() if names}
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while missing := await exposed():
+        assert asyncio.get_running_loop().time() < deadline, f"metrics missing: {missing}"
+        await asyncio.sleep(0.5)
