@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +25,8 @@ from shared import db
 from shared.events import Event, Topic
 from shared.logs import configure_logging
 from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, subscribe
-from shared.messaging.envelope import WireMessage
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retry import retry_forever
 from shared.messaging.topics import ensure_topics
 from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
@@ -62,28 +62,6 @@ def create_broker(
     )
 
 
-class BrokerPublisher:
-    """Publishes wire messages through the FastStream broker (and so its middlewares)."""
-
-    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
-        self._broker = broker
-        self._namespace = namespace
-
-    async def send(self, topic: str, message: WireMessage) -> Awaitable[Any]:
-        ack = await self._broker.publish(
-            message.value,
-            topic=self._namespace + topic,
-            key=message.key.encode("utf-8"),
-            headers={name: value.decode("utf-8") for name, value in message.headers.items()},
-            no_confirm=True,
-        )
-        return ack if isinstance(ack, Awaitable) else _resolved(ack)
-
-
-async def _resolved(value: Any) -> Any:
-    return value
-
-
 class ServiceRuntime:
     def __init__(
         self,
@@ -104,7 +82,12 @@ class ServiceRuntime:
         self.telemetry = telemetry or configure_telemetry(name)
         self.broker = broker or create_broker(settings, client_id=name, telemetry=self.telemetry)
         self.namespace = settings.kafka_namespace
-        self.publisher = BrokerPublisher(self.broker, self.namespace)
+        self.publisher = KafkaPublisher(
+            settings.kafka_bootstrap_servers,
+            client_id=f"{name}-relay",
+            tracer=self.telemetry.tracer("onestop.publisher"),
+            namespace=self.namespace,
+        )
         self.meter = self.telemetry.meter(f"onestop.{name}")
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
@@ -192,11 +175,12 @@ class ServiceRuntime:
             what=f"{self.name} creating its topics",
             max_backoff=self.settings.retry_max_backoff_seconds,
         )
-        await retry_forever(
-            self.broker.start,
-            what=f"{self.name} connecting to Kafka",
-            max_backoff=self.settings.retry_max_backoff_seconds,
-        )
+        for connect in (self.publisher.start, self.broker.start):
+            await retry_forever(
+                connect,
+                what=f"{self.name} connecting to Kafka",
+                max_backoff=self.settings.retry_max_backoff_seconds,
+            )
         assert self._relay is not None
         await self._relay.start()
         self._broker_started.set()
@@ -212,6 +196,7 @@ class ServiceRuntime:
             await self._relay.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        await self.publisher.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -165,7 +165,11 @@ class EventConsumer:
         )
 
         async def publish() -> None:
-            await (await self.publisher.send(self.dead_letter_topic, message))
+            try:
+                await (await self.publisher.send(self.dead_letter_topic, message))
+            except Exception as error:
+                await self.publisher.recover(error)
+                raise
 
         await retry_forever(publish, what="dead-letter publish", max_backoff=self.max_backoff)
         self.metrics.handled(record.topic, "dead_lettered")

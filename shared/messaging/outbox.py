@@ -56,6 +56,10 @@ class Publisher(Protocol):
         """Hand the message to the producer; the returned awaitable resolves on broker ack."""
         ...
 
+    async def recover(self, error: BaseException) -> None:
+        """Called after a failed send, before the retry."""
+        ...
+
 
 class OutboxRelay:
     def __init__(
@@ -158,6 +162,7 @@ class OutboxRelay:
             if not is_transient(error):
                 logger.exception("outbox relay failed on an unexpected error")
             await self._close_listener()
+            await self._publisher.recover(error)
             raise
 
     def _observe_backlog(self, _: CallbackOptions) -> Iterable[Observation]:

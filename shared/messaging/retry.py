@@ -32,6 +32,10 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     kafka_errors.LeaderNotAvailableError,
     kafka_errors.UnknownTopicOrPartitionError,
     kafka_errors.NotEnoughReplicasError,
+    # An idempotent producer out of step with a restarted broker: the publisher replaces it.
+    kafka_errors.OutOfOrderSequenceNumber,
+    kafka_errors.InvalidProducerEpoch,
+    kafka_errors.ProducerFenced,
 )
 
 

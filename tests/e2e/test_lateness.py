@@ -158,6 +158,18 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert tu_phap["done_late"] >= 1 and tu_phap["apologies_issued"] >= 1
     assert indicators["total"]["late_without_apology"] == 0
 
+    # Later events are traces of their own, linked back to the submission's trace.
+    submission_trace = int(response.json()["trace_id"], 16)
+    linked = [
+        span.name
+        for span in system.spans.get_finished_spans()
+        if span.context.trace_id != submission_trace
+        and any(link.context.trace_id == submission_trace for link in span.links)
+    ]
+    assert any(name.startswith("deadline detect overdue") for name in linked), linked
+    assert any(name.startswith("deadline detect due-soon") for name in linked), linked
+    assert any("hand-offs" in name for name in linked), linked
+
 
 async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
     system: System,

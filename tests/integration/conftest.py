@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from faststream.kafka import KafkaBroker
+from opentelemetry import trace
 
 from deploy.local.stack import ROOT
 from services.intake.handlers import Intake, receive_dossier
@@ -20,7 +20,7 @@ from shared import db
 from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.messaging.outbox import OutboxRelay
-from shared.runtime import BrokerPublisher
+from shared.messaging.publisher import KafkaPublisher
 from shared.settings import DEFAULT_CATALOG
 from tests.factories import submission
 
@@ -34,9 +34,11 @@ async def intake_pool(infrastructure: dict[str, str]) -> AsyncIterator[asyncpg.P
 
 
 @pytest.fixture(scope="package")
-async def broker(infrastructure: dict[str, str]) -> AsyncIterator[KafkaBroker]:
-    kafka = KafkaBroker(
-        infrastructure["kafka_bootstrap_servers"], enable_idempotence=True, acks="all"
+async def publisher(infrastructure: dict[str, str]) -> AsyncIterator[KafkaPublisher]:
+    kafka = KafkaPublisher(
+        infrastructure["kafka_bootstrap_servers"],
+        client_id="tests",
+        tracer=trace.NoOpTracer(),
     )
     await kafka.start()
     yield kafka
@@ -57,10 +59,10 @@ async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str
     return [(await receive_dossier(intake, body, None))[0].dossier_code for _ in range(count)]
 
 
-async def publish_all(pool: asyncpg.Pool, broker: KafkaBroker, schema: str = "intake") -> None:
-    relay = OutboxRelay(
-        pool, BrokerPublisher(broker), schema=schema, notify_channel=f"{schema}_outbox"
-    )
+async def publish_all(
+    pool: asyncpg.Pool, publisher: KafkaPublisher, schema: str = "intake"
+) -> None:
+    relay = OutboxRelay(pool, publisher, schema=schema, notify_channel=f"{schema}_outbox")
     while await relay.publish_pending():
         pass
 

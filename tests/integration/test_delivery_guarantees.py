@@ -7,12 +7,11 @@ import asyncio
 from collections import Counter
 
 import asyncpg
-from faststream.kafka import KafkaBroker
 
 from deploy.local.stack import Stack
 from shared.events import Topic
 from shared.messaging.outbox import OutboxRelay
-from shared.runtime import BrokerPublisher
+from shared.messaging.publisher import KafkaPublisher
 from tests.conftest import TEST_DATABASE
 from tests.integration.conftest import commit_dossiers, eventually, publish_all, run_worker
 from tests.kafka_reader import read_to_end
@@ -50,14 +49,14 @@ def routing_process() -> Stack:
 
 
 async def test_relay_killed_between_commit_and_publish_loses_nothing(
-    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
 ) -> None:
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.01.H29")
 
     run_worker("relay-dies-before-publish", "intake", database_url=infrastructure["database_url"])
     assert await unpublished(intake_pool, codes) == 5
 
-    await publish_all(intake_pool, broker)
+    await publish_all(intake_pool, publisher)
     assert await unpublished(intake_pool, codes) == 0
     on_kafka = Counter(
         r.key for r in await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
@@ -66,14 +65,14 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
 
 
 async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
-    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
 ) -> None:
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.02.H29")
 
     run_worker("relay-dies-after-publish", "intake", database_url=infrastructure["database_url"])
     assert await unpublished(intake_pool, codes) == 5  # published, but not marked: sent again
 
-    await publish_all(intake_pool, broker)
+    await publish_all(intake_pool, publisher)
     records = await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
     ours = [r for r in records if r.key in codes]
     assert Counter(r.key for r in ours) == dict.fromkeys(codes, 2)
@@ -89,10 +88,10 @@ async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
 
 
 async def test_consumer_killed_between_its_commit_and_the_offset_commit(
-    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
 ) -> None:
     codes = await commit_dossiers(intake_pool, 6, unit="000.00.05.H29")
-    await publish_all(intake_pool, broker)
+    await publish_all(intake_pool, publisher)
 
     run_worker("routing-dies-after-commit", "2", database_url=infrastructure["database_url"])
     assert sum((await routed_events(intake_pool, codes)).values()) >= 1  # it did commit work
@@ -111,13 +110,13 @@ async def _logged(stack: Stack, text: str, at_least: int) -> bool:
 
 
 async def test_several_relays_publish_each_row_once_and_in_order(
-    intake_pool: asyncpg.Pool, broker: KafkaBroker, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
 ) -> None:
     codes = await commit_dossiers(intake_pool, 30, unit="000.00.12.H29")
     relays = [
         OutboxRelay(
             intake_pool,
-            BrokerPublisher(broker),
+            publisher,
             schema="intake",
             notify_channel="intake_outbox",
             batch_size=4,

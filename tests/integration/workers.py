@@ -12,11 +12,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from opentelemetry.trace import NoOpTracer
+
 from services.routing.main import create_app as create_routing
 from services.routing.repository import RoutingUnitOfWork
 from shared import db
 from shared.messaging.outbox import OutboxRelay, OutboxRow
-from shared.runtime import BrokerPublisher, create_broker
+from shared.messaging.publisher import KafkaPublisher
 from shared.settings import RoutingSettings
 
 
@@ -42,8 +44,10 @@ async def routing_dies_after_commit(commits_before_death: int) -> None:
 async def relay_dies(schema: str, moment: str) -> None:
     settings = RoutingSettings()  # type: ignore[call-arg]
     pool = await db.create_pool(str(settings.database_url), schema)
-    broker = create_broker(settings, client_id=f"dying-relay-{schema}")
-    await broker.start()
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap_servers, client_id=f"dying-relay-{schema}", tracer=NoOpTracer()
+    )
+    await publisher.start()
 
     class DyingRelay(OutboxRelay):
         async def _publish(self, rows: Sequence[OutboxRow]) -> None:
@@ -52,9 +56,7 @@ async def relay_dies(schema: str, moment: str) -> None:
             await super()._publish(rows)
             die()  # every row is acknowledged by Kafka, none is marked sent
 
-    relay = DyingRelay(
-        pool, BrokerPublisher(broker), schema=schema, notify_channel=f"{schema}_outbox"
-    )
+    relay = DyingRelay(pool, publisher, schema=schema, notify_channel=f"{schema}_outbox")
     await relay.publish_pending()
     raise SystemExit("the relay found nothing to publish")
 

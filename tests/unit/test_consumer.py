@@ -70,6 +70,9 @@ class RecordingPublisher:
 
         return acked()
 
+    async def recover(self, error: BaseException) -> None:
+        return None
+
 
 @pytest.fixture
 def uow() -> InMemoryRoutingUnitOfWork:
