@@ -110,7 +110,14 @@ class ServiceRuntime:
 
     def unit_of_work(self, kind: type[U]) -> Callable[[], U]:
         """A factory of the service's unit of work on this runtime's pool and outbox."""
-        return lambda: kind(self.pool, source=self.source, notify_channel=self.notify_channel)
+        tracer = self.telemetry.tracer("onestop.database")
+        return lambda: kind(
+            self.pool,
+            source=self.source,
+            notify_channel=self.notify_channel,
+            schema=self.schema,
+            tracer=tracer,
+        )
 
     def consume(
         self,

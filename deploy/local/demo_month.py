@@ -26,7 +26,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -79,6 +79,9 @@ FIELD_WEIGHTS = {
     "Thành lập và hoạt động của hộ kinh doanh": 6,
 }
 OPEN_STATUSES = ("accepted", "processing", "supplement_requested", "financial_obligation_requested")
+
+STOP_TIMEOUT = 30.0  # seconds for the four services to stop
+T = TypeVar("T")
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -216,11 +219,18 @@ async def running_services(clock: SimulatedClock) -> AsyncIterator[dict[str, Fas
     for name, factory in factories.items():
         telemetry = configure_telemetry(name, metric_readers=[])
         apps[name] = factory(settings[name], telemetry=telemetry, clock=clock)  # type: ignore[operator]
-    async with AsyncExitStack() as stack:
+    stack = AsyncExitStack()
+    try:
         for app in apps.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
         logging.getLogger().handlers[:] = [ConsoleLogHandler()]
         yield apps
+    finally:
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await stack.aclose()
+        except TimeoutError:
+            console.print(f"[yellow]the services did not stop within {STOP_TIMEOUT:.0f}s")
 
 
 def client(app: FastAPI, name: str) -> httpx.AsyncClient:
@@ -282,6 +292,7 @@ class Dossier:
     draw: float = 0.5  # where in its allotted time this step's unit acts
     clock: dict[str, Any] = field(default_factory=dict)  # the deadline service's, last read
     expected: tuple[str, int | None] | None = None  # what that clock must show after our move
+    apology_expected: bool = False  # an extension was asked: the notifier must apologise
     done: set[Move] = field(default_factory=set)
     resume_at: datetime | None = None
     return_at: datetime | None = None
@@ -386,12 +397,13 @@ class Month:
         return days
 
     def ticks(self, day: date) -> Iterator[datetime]:
-        """The clock's steps through one working day's office hours."""
+        """The clock's steps through one working day, from opening to one step past closing:
+        the scheduler also runs at lunch and after hours, and finds what fell due at 17:00
+        that evening (units only act in office hours, when their moves fall due)."""
         moment = datetime.combine(day, self.calendar.office_hours.opening, HCMC)
         closing = self.calendar.closing_of(day)
-        while moment <= closing:
-            if self.calendar.is_working_time(moment):
-                yield moment
+        while moment <= closing + self.o.step:
+            yield moment
             moment += self.o.step
 
     def arrivals(self, day: date) -> list[datetime]:
@@ -406,6 +418,17 @@ class Month:
 
     # -- waiting for the system --------------------------------------------------------------
 
+    async def bounded(self, call: Awaitable[T], what: str, timeout: float | None = None) -> T:
+        """A call into the system that must answer within the timeout (in-process calls have
+        no network timeout: a service stuck on its database would hang the demo)."""
+        limit = timeout or self.o.timeout
+        try:
+            return await asyncio.wait_for(call, limit)
+        except TimeoutError as error:
+            raise DemoError(
+                f"{what}: no answer within {limit:.0f}s at simulated {self.clock():%d/%m %H:%M}"
+            ) from error
+
     async def until_all(
         self, dossiers: list[Dossier], caught_up: Callable[[Dossier], Awaitable[bool]], what: str
     ) -> None:
@@ -413,7 +436,9 @@ class Month:
         pending = list(dossiers)
         deadline = time.monotonic() + self.o.timeout
         while pending:
-            results = await asyncio.gather(*(caught_up(d) for d in pending))
+            remaining = max(deadline - time.monotonic(), 1.0)
+            round_ = asyncio.gather(*(caught_up(d) for d in pending))
+            results = await self.bounded(round_, what, remaining)
             pending = [d for d, ok in zip(pending, results, strict=True) if not ok]
             if not pending:
                 return
@@ -431,30 +456,49 @@ class Month:
         if time.monotonic() - self.started > self.o.max_seconds:
             raise DemoError(f"the demo ran longer than --max-seconds={self.o.max_seconds:.0f}")
 
+    async def send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """A call to intake, retried while it answers 5xx (storage unavailable: the services
+        retry PostgreSQL and Kafka themselves), bounded by the timeout."""
+        deadline = time.monotonic() + self.o.timeout
+        while True:
+            remaining = max(deadline - time.monotonic(), 1.0)
+            response = await self.bounded(
+                self.intake.request(method, path, **kwargs), what, remaining
+            )
+            if response.status_code < 500:
+                return response
+            if time.monotonic() > deadline:
+                raise DemoError(f"{what}: {response.status_code} {response.text[:300]}")
+            await asyncio.sleep(POLL * 4)
+
     async def read_clock(self, d: Dossier) -> bool:
         response = await self.deadline.get(f"/v1/clocks/{d.code}")
-        if response.status_code == 404:
-            return False
-        response.raise_for_status()
+        if response.status_code != 200:
+            return False  # not started yet (404), or the service cannot answer now (5xx)
         d.clock = response.json()
         return True
 
     async def routed(self, d: Dossier) -> bool:
         """Routing's plan reached intake (hand-offs need it) and the deadline runs a clock."""
-        view = (await self.intake.get(f"/v1/dossiers/{d.code}")).json()
-        if not (view["routing"] and view["deadline"]):
+        response = await self.intake.get(f"/v1/dossiers/{d.code}")
+        view = response.json() if response.status_code == 200 else {}
+        if not (view.get("routing") and view.get("deadline")):
             return False
         return await self.read_clock(d)
 
-    async def clock_as_expected(self, d: Dossier) -> bool:
-        if d.expected is None:
-            return True
-        if not await self.read_clock(d):
-            return False
-        status, step = d.expected
-        if d.clock["status"] != status or (step is not None and d.clock["current_step"] != step):
-            return False
-        d.expected = None
+    async def move_applied(self, d: Dossier) -> bool:
+        """The deadline's clock shows our last move; the apology of an extension is out."""
+        if d.expected is not None:
+            if not await self.read_clock(d):
+                return False
+            status, step = d.expected
+            if d.clock["status"] != status or step not in (None, d.clock["current_step"]):
+                return False
+            d.expected = None
+        if d.apology_expected:
+            if not await self.apology_issued(d):
+                return False
+            d.apology_expected = False
         return True
 
     def lateness_pending(self, d: Dossier, now: datetime) -> bool:
@@ -485,17 +529,16 @@ class Month:
     async def step_to(self, moment: datetime, arrivals: list[datetime]) -> None:
         for arrival in arrivals:
             self.clock.set(arrival)
-            await self.post()
+            d = await self.post()
+            # Routed and on the clock before time moves on, as it would be in real time.
+            await self.until_all([d], self.routed, "routing and clock start")
+            d.phase = Phase.PROCESSING
+            d.begin_step(_at(d.clock["started_at"]))
         self.clock.set(moment)
         # The scheduler polls the clock: it has run at `moment` once every clock that is due
         # soon, overdue or past its step's time shows the detection.
         watched = [d for d in self.dossiers if self.lateness_pending(d, moment)]
         await self.until_all(watched, self.lateness_detected, "lateness detection")
-        fresh = [d for d in self.dossiers if d.phase is Phase.ROUTING]
-        await self.until_all(fresh, self.routed, "routing and clock start")
-        for d in fresh:
-            d.phase = Phase.PROCESSING
-            d.begin_step(_at(d.clock["started_at"]))
         acted = []
         for d in self.dossiers:
             if d.phase in (Phase.ROUTING, Phase.RETURNED, Phase.WITHDRAWN):
@@ -506,9 +549,9 @@ class Month:
                 acted.append(d)
         # Before the clock moves on, the deadline service must know what the units did:
         # otherwise it could find a dossier late that was handed on or finished in time.
-        await self.until_all(acted, self.clock_as_expected, "clocks after the units' moves")
+        await self.until_all(acted, self.move_applied, "the units' moves")
 
-    async def post(self) -> None:
+    async def post(self) -> Dossier:
         index = len(self.dossiers)
         rng = random.Random(f"{self.o.seed}:dossier:{index}")
         procedure = rng.choices(self.catalog.procedures, weights=self.weights)[0]
@@ -516,13 +559,16 @@ class Month:
         desks = [CENTRE, CENTRE, *WARD_DESKS, procedure.agency]
         body["receiving_unit_code"] = rng.choice(desks)
         withdraw = index in self.withdrawn_indices
-        response = await self.intake.post("/v1/dossiers", json=body)
+        key = {"Idempotency-Key": f"demo-month-{self.o.seed}-{index}"}
+        response = await self.send("POST", "/v1/dossiers", "a post", json=body, headers=key)
         if response.status_code != 201:
             raise DemoError(f"the counter's post was refused: {response.status_code}")
         code = response.json()["dossier_code"]
         fate = decide_fate(rng, procedure, withdraw, self.o)
-        self.dossiers.append(Dossier(code=code, procedure=procedure, fate=fate, rng=rng))
+        dossier = Dossier(code=code, procedure=procedure, fate=fate, rng=rng)
+        self.dossiers.append(dossier)
         self.live.posted += 1
+        return dossier
 
     def _withdrawals(self) -> set[int]:
         """Which dossiers (by posting order) the citizen withdraws: early in the month."""
@@ -559,8 +605,8 @@ class Month:
         add = self.calendar.add_working_time
         margin = self.o.step + timedelta(minutes=5)  # acting happens at the next clock step
         if d.step == d.fate.late_step:
-            if d.fate.past_due:  # 1 to 16 working hours past the dossier's due time
-                return add(max(d.due_at, start), timedelta(hours=1 + 15 * d.draw))
+            if d.fate.past_due:  # 1 to 24 working hours past the dossier's due time
+                return add(max(d.due_at, start), timedelta(hours=1 + 23 * d.draw))
             room = self.calendar.working_time_between(step_due, d.due_at)
             late_by = timedelta(hours=0.5 + 5.5 * d.draw)
             return add(step_due, min(late_by, room / 2) if room > 2 * margin else late_by)
@@ -597,7 +643,8 @@ class Month:
             }
         elif move is Move.WITHDRAW:
             body = {"reason": "Công dân đề nghị rút hồ sơ"}
-        response = await self.intake.post(f"/v1/dossiers/{d.code}/{move.value}", json=body)
+        path = f"/v1/dossiers/{d.code}/{move.value}"
+        response = await self.send("POST", path, f"{move.value} on {d.code}", json=body)
         if response.status_code != 200:
             raise DemoError(
                 f"{move.value} on {d.code} (step {d.step}, {d.phase}) at {now:%d/%m %H:%M}:"
@@ -628,6 +675,8 @@ class Month:
             d.phase = Phase.PROCESSING
             d.step_started = now  # what is left of the step's time counts from here
             d.expected = ("running", d.step)
+        elif move is Move.EXTENSION:
+            d.apology_expected = True
         elif move is Move.RETURN:
             d.phase = Phase.RETURNED
         elif move is Move.WITHDRAW:
@@ -637,12 +686,14 @@ class Month:
     # -- the month ---------------------------------------------------------------------------
 
     async def indicators(self, end: datetime) -> dict[str, Any]:
-        response = await self.intake.get("/v1/reports/indicators", params=self.period(end))
+        params = self.period(end)
+        response = await self.send("GET", "/v1/reports/indicators", "indicators", params=params)
         response.raise_for_status()
         return response.json()
 
     async def lateness_board(self, end: datetime) -> dict[str, Any]:
-        response = await self.intake.get("/v1/reports/lateness", params=self.period(end))
+        params = self.period(end)
+        response = await self.send("GET", "/v1/reports/lateness", "the board", params=params)
         response.raise_for_status()
         return response.json()
 
@@ -707,7 +758,8 @@ class Month:
         return "apology-issued" in await self.event_kinds(d)
 
     async def event_kinds(self, d: Dossier) -> list[str]:
-        response = await self.intake.get(f"/v1/dossiers/{d.code}/timeline")
+        path = f"/v1/dossiers/{d.code}/timeline"
+        response = await self.send("GET", path, f"the timeline of {d.code}")
         response.raise_for_status()
         return [e["event_type"].split(".")[-2] for e in response.json()["events"]]
 
@@ -715,19 +767,21 @@ class Month:
         """Every outbox is published and intake has applied every event the other three
         services emitted (its projection handles all of their event types)."""
         connection = await asyncpg.connect(database_url(DATABASE), timeout=10)
+
+        async def count(query: str) -> int:
+            return int(await connection.fetchval(query, timeout=self.o.timeout))
+
         try:
             deadline = time.monotonic() + self.o.timeout
             while True:
                 unpublished = emitted = 0
                 for schema in SCHEMAS:
-                    unpublished += await connection.fetchval(
+                    unpublished += await count(
                         f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
                     )
                     if schema != "intake":
-                        emitted += await connection.fetchval(
-                            f"SELECT count(*) FROM {schema}.outbox"
-                        )
-                applied = await connection.fetchval(
+                        emitted += await count(f"SELECT count(*) FROM {schema}.outbox")
+                applied = await count(
                     "SELECT count(*) FROM intake.inbox WHERE source <> '/onestop/intake'"
                 )
                 if unpublished == 0 and applied == emitted:
@@ -781,7 +835,7 @@ async def check_apologies(
     """Per dossier, from its timeline and its clock: late (finished after its due time, or
     still running past it at the end), overdue detected, apology issued."""
     kinds = await asyncio.gather(*(month.event_kinds(d) for d in month.dossiers))
-    await asyncio.gather(*(month.read_clock(d) for d in month.dossiers))
+    await month.until_all(month.dossiers, month.read_clock, "the final clocks")
     late, overdue, apologised = set(), set(), set()
     for d, events in zip(month.dossiers, kinds, strict=True):
         c = d.clock
@@ -953,11 +1007,16 @@ async def simulate(options: Options) -> int:
     async with running_services(clock) as apps:
         month = Month(options, clock, apps)
         try:
-            await month.run()
-            end = await month.settle()
-            indicators = await month.indicators(end + timedelta(minutes=1))
-            board = await month.lateness_board(end + timedelta(minutes=1))
-            check = await check_apologies(month, indicators, board, end)
+            async with asyncio.timeout(options.max_seconds):
+                await month.run()
+                end = await month.settle()
+                indicators = await month.indicators(end + timedelta(minutes=1))
+                board = await month.lateness_board(end + timedelta(minutes=1))
+                check = await check_apologies(month, indicators, board, end)
+        except TimeoutError as error:
+            raise DemoError(
+                f"still running after --max-seconds={options.max_seconds:.0f}"
+            ) from error
         finally:
             await month.close()
     title = f"{month.days[0]:%d/%m} – {month.days[-1]:%d/%m/%Y}"

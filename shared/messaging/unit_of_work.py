@@ -12,6 +12,7 @@ from typing import Any, Self
 
 import asyncpg
 from opentelemetry import propagate
+from opentelemetry.trace import NoOpTracer, Span, SpanKind, StatusCode, Tracer
 
 from shared.events import Event
 
@@ -67,19 +68,36 @@ class UnitOfWork(abc.ABC):
 class PostgresUnitOfWork(UnitOfWork):
     """A transaction on one pooled connection; subclasses bind repositories in `bind`."""
 
-    def __init__(self, pool: asyncpg.Pool, *, source: str, notify_channel: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        source: str,
+        notify_channel: str,
+        schema: str = "",
+        tracer: Tracer | None = None,
+    ) -> None:
         super().__init__()
         self._pool = pool
         self._source = source
         self._notify_channel = notify_channel
+        self._schema = schema
+        self._tracer = tracer or NoOpTracer()
         self._connection: Any = None
         self._transaction: Any = None
+        self._span: Span | None = None
 
     def bind(self, connection: asyncpg.Connection) -> None:
         """Create the service's repositories on this transaction's connection."""
 
     async def __aenter__(self) -> Self:
         self.pending = []
+        # One span per transaction, not per statement: BEGIN and COMMIT are not worth a span.
+        self._span = self._tracer.start_span(
+            f"{self._schema} transaction",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system.name": "postgresql", "db.namespace": self._schema},
+        )
         self._connection = await self._pool.acquire()
         self._transaction = self._connection.transaction()
         await self._transaction.start()
@@ -98,6 +116,11 @@ class PostgresUnitOfWork(UnitOfWork):
             if self._connection is not None:
                 await self._pool.release(self._connection)
                 self._connection = None
+            if self._span is not None:
+                if exc is not None:  # the type only: a message may quote data
+                    self._span.set_status(StatusCode.ERROR, type(exc).__name__)
+                self._span.end()
+                self._span = None
 
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         inserted = await self._connection.fetchval(
@@ -129,6 +152,8 @@ class PostgresUnitOfWork(UnitOfWork):
                 ],
             )
             await self._connection.execute(f"NOTIFY {self._notify_channel}")
+        if self._span is not None:
+            self._span.set_attribute("onestop.outbox.events", len(self.pending))
         await self._transaction.commit()
         self._transaction = None
         self.pending = []

@@ -110,7 +110,9 @@ async def test_one_submission_is_one_trace_across_the_four_services(traced: Trac
         if span.kind is SpanKind.CONSUMER:
             assert span.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
 
-    # No bare BEGIN/COMMIT spans.
+    # Database work: one span per transaction, in the trace; no bare BEGIN/COMMIT spans.
+    transactions = {service_of(s) for s in spans if s.name.endswith(" transaction")}
+    assert transactions >= {"intake", "routing", "deadline", "notifier"}
     assert not [s for s in spans if s.name.upper() in ("BEGIN", "COMMIT", "ROLLBACK")]
 
 
