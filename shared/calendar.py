@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from shared.catalog import OfficeHours, ProcessingTime, TimeUnit, Unit
+from shared.catalog import Catalog, OfficeHours, ProcessingTime, TimeUnit, Unit
 
 __all__ = [
     "DEFAULT_OVERRIDES",
@@ -325,3 +325,17 @@ def calendar_for(unit: Unit, overrides: CalendarOverrides | None = None) -> Work
 @lru_cache(maxsize=64)
 def _cached_calendar(office_hours: OfficeHours, overrides: CalendarOverrides) -> WorkingCalendar:
     return WorkingCalendar(office_hours, overrides)
+
+
+class UnitCalendars:
+    """The calendar each unit counts its time in: its own office hours (from the catalog) and
+    the agency's overrides. A dossier's clock runs in its competent unit's calendar."""
+
+    def __init__(self, catalog: Catalog, overrides: CalendarOverrides | None = None) -> None:
+        self._catalog = catalog
+        self._calendars = Calendars(overrides)
+        self.default = self._calendars.for_hours(OfficeHours())
+
+    def of(self, unit_code: str) -> WorkingCalendar:
+        unit = self._catalog.unit(unit_code)
+        return self._calendars.for_unit(unit) if unit is not None else self.default

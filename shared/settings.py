@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import Field, PostgresDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.calendar import WorkingCalendar, load_overrides
+from shared.calendar import UnitCalendars, load_overrides
+from shared.catalog import Catalog
 
 DEFAULT_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
 DEFAULT_CALENDAR_OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.toml"
@@ -70,6 +71,7 @@ class NotifierSettings(ServiceSettings):
     )
 
 
-def working_calendar(settings: ServiceSettings) -> WorkingCalendar:
-    """The legal calendar with the agency's overrides (a broken table stops the service)."""
-    return WorkingCalendar(overrides=load_overrides(settings.calendar_overrides_path))
+def unit_calendars(settings: ServiceSettings, catalog: Catalog) -> UnitCalendars:
+    """Each unit's legal calendar, with the agency's overrides (a broken table stops the
+    service)."""
+    return UnitCalendars(catalog, load_overrides(settings.calendar_overrides_path))

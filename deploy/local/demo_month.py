@@ -605,8 +605,8 @@ class Month:
         add = self.calendar.add_working_time
         margin = self.o.step + timedelta(minutes=5)  # acting happens at the next clock step
         if d.step == d.fate.late_step:
-            if d.fate.past_due:  # 1 to 24 working hours past the dossier's due time
-                return add(max(d.due_at, start), timedelta(hours=1 + 23 * d.draw))
+            if d.fate.past_due:  # an hour to five working days past the dossier's due time
+                return add(max(d.due_at, start), timedelta(hours=1 + 39 * d.draw**2))
             room = self.calendar.working_time_between(step_due, d.due_at)
             late_by = timedelta(hours=0.5 + 5.5 * d.draw)
             return add(step_due, min(late_by, room / 2) if room > 2 * margin else late_by)

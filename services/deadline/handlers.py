@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from services.deadline.domain import resume, start_clock
 from services.deadline.repository import DeadlineUnitOfWork
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.events import (
     DossierClockPaused,
     DossierClockResumed,
@@ -30,14 +30,15 @@ from shared.telemetry import current_traceparent
 
 @dataclass(frozen=True)
 class Deadlines:
-    calendar: WorkingCalendar
+    calendars: UnitCalendars
     due_soon_lead: timedelta
     clock: Callable[[], datetime]
 
     async def on_dossier_routed(self, event: DossierRouted, uow: DeadlineUnitOfWork) -> None:
-        started = start_clock(event, self.calendar, self.due_soon_lead)
+        calendar = self.calendars.of(event.competent_unit_code)  # its office hours
+        started = start_clock(event, calendar, self.due_soon_lead)
         # Later detections (due soon, overdue) start their own traces linked to this one.
-        await uow.clocks.add(started, event.steps, current_traceparent())
+        await uow.clocks.add(started, event.steps, event.competent_unit_code, current_traceparent())
         uow.emit(started, occurred_at=self.clock())
 
     async def on_supplement_requested(
@@ -68,7 +69,7 @@ class Deadlines:
 
     async def on_dossier_processed(self, event: DossierProcessed, uow: DeadlineUnitOfWork) -> None:
         clock = await uow.clocks.lock(event.dossier_code)
-        verdict = timeliness(event.processed_at, clock.due_at, self.calendar.tz)
+        verdict = timeliness(event.processed_at, clock.due_at, self.calendars.default.tz)
         await uow.clocks.finish(event.dossier_code, "completed", event.processed_at, verdict.value)
         uow.emit(
             DossierCompleted(
@@ -106,7 +107,7 @@ class Deadlines:
             due_at=clock.due_at,
             due_soon_at=clock.due_soon_at,
             step_due_at=tuple(due for _, due in open_steps),
-            calendar=self.calendar,
+            calendar=self.calendars.of(clock.competent_unit_code or ""),
         )
         await uow.clocks.resume(
             code,

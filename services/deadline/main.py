@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
 from services.deadline.scheduler import LatenessScheduler
+from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
     DossierProcessed,
@@ -27,7 +28,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import DeadlineSettings, working_calendar
+from shared.settings import DeadlineSettings, unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "deadline"
@@ -51,7 +52,7 @@ def create_app(
         telemetry=telemetry,
     )
     deadlines = Deadlines(
-        calendar=working_calendar(settings),
+        calendars=unit_calendars(settings, load_catalog(settings.catalog_path)),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
     )

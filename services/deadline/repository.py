@@ -22,6 +22,7 @@ class Clock:
     due_soon_at: datetime
     paused_at: datetime | None
     current_step: int
+    competent_unit_code: str | None
     submission_traceparent: str | None
 
 
@@ -47,16 +48,22 @@ class ClockRepository:
         self._db = connection
 
     async def add(
-        self, clock: DossierClockStarted, steps: tuple[PlannedStep, ...], traceparent: str | None
+        self,
+        clock: DossierClockStarted,
+        steps: tuple[PlannedStep, ...],
+        competent_unit_code: str,
+        traceparent: str | None,
     ) -> None:
         await self._db.execute(
             "INSERT INTO clocks (dossier_code, responsible_unit_code, started_at, due_at,"
-            " due_soon_at, submission_traceparent) VALUES ($1, $2, $3, $4, $5, $6)",
+            " due_soon_at, competent_unit_code, submission_traceparent)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             clock.dossier_code,
             clock.responsible_unit_code,
             clock.started_at,
             clock.due_at,
             clock.due_soon_at,
+            competent_unit_code,
             traceparent,
         )
         await self._db.executemany(
@@ -68,7 +75,7 @@ class ClockRepository:
     async def lock(self, dossier_code: str) -> Clock:
         row = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, started_at, due_at, due_soon_at,"
-            " paused_at, current_step, submission_traceparent FROM clocks"
+            " paused_at, current_step, competent_unit_code, submission_traceparent FROM clocks"
             " WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.intake.ledger import DossierState
 from services.intake.repository import IntakeUnitOfWork
 from shared import lifecycle
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.events import (
     DossierHandedOff,
     DossierProcessed,
@@ -105,7 +105,7 @@ class CommandResult(BaseModel):
 
 @dataclass(frozen=True)
 class Commands:
-    calendar: WorkingCalendar
+    calendars: UnitCalendars
     unit_of_work: Callable[[], IntakeUnitOfWork]
     clock: Callable[[], datetime]
     supplement_working_days: float
@@ -164,8 +164,9 @@ class Commands:
                     "a supplement was already requested once; guidance must be given once,"
                     " completely (give override_reason to record why a second one is needed)"
                 )
-            deadline = self.calendar.add_working_time(
-                self.calendar.counting_start(now),
+            calendar = self.calendars.of(body.unit_code)
+            deadline = calendar.add_working_time(
+                calendar.counting_start(now),
                 timedelta(hours=8 * self.supplement_working_days),
             )
             event = SupplementRequested(

@@ -17,7 +17,7 @@ from services.intake.domain import (
 )
 from services.intake.repository import InMemoryIntakeUnitOfWork, IntakeUnitOfWork
 from services.intake.schemas import DossierSubmission, Receipt
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
     AlertRaised,
@@ -48,7 +48,7 @@ UnitOfWorkFactory = Callable[[], IntakeUnitOfWork | InMemoryIntakeUnitOfWork]
 @dataclass(frozen=True)
 class Intake:
     catalog: Catalog
-    calendar: WorkingCalendar
+    calendars: UnitCalendars
     unit_of_work: UnitOfWorkFactory
     clock: Callable[[], datetime]
 
@@ -71,7 +71,7 @@ async def receive_dossier(
                     annotate_current_span(stored.receipt)
                     return stored.receipt, False
             received_at = intake.clock()
-            receipt_date = received_at.astimezone(intake.calendar.tz).date()
+            receipt_date = received_at.astimezone(intake.calendars.default.tz).date()
             sequence = await uow.dossiers.next_sequence(unit.code, receipt_date)
             receipt = issue_receipt(
                 submission,
@@ -79,7 +79,7 @@ async def receive_dossier(
                 procedure=procedure,
                 unit=unit,
                 received_at=received_at,
-                calendar=intake.calendar,
+                calendar=intake.calendars.of(procedure.agency),  # the competent unit's hours
                 trace_id=current_trace_id(),
             )
             try:

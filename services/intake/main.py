@@ -20,7 +20,7 @@ from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
-from shared.settings import IntakeSettings, working_calendar
+from shared.settings import IntakeSettings, unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "intake"
@@ -46,15 +46,17 @@ def create_app(
 
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
     catalog = load_catalog(settings.catalog_path)
-    calendar = working_calendar(settings)
-    intake = Intake(catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=clock)
+    calendars = unit_calendars(settings, catalog)
+    intake = Intake(catalog=catalog, calendars=calendars, unit_of_work=unit_of_work, clock=clock)
     commands = Commands(
-        calendar=calendar,
+        calendars=calendars,
         unit_of_work=unit_of_work,
         clock=clock,
         supplement_working_days=settings.supplement_deadline_working_days,
     )
-    reports = Reports(catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=clock)
+    reports = Reports(
+        catalog=catalog, calendar=calendars.default, unit_of_work=unit_of_work, clock=clock
+    )
     runtime.consume(
         group_id="intake-projection",
         topics=(Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER),

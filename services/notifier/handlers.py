@@ -18,7 +18,7 @@ from services.notifier.domain import (
 )
 from services.notifier.letters import render_html, render_pdf
 from services.notifier.repository import NotifierUnitOfWork
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
     AlertKind,
@@ -36,7 +36,7 @@ from shared.events import (
 @dataclass(frozen=True)
 class Notifier:
     catalog: Catalog
-    calendar: WorkingCalendar
+    calendars: UnitCalendars
     clock: Callable[[], datetime]
     operators: tuple[str, ...]
     extension: timedelta
@@ -87,7 +87,8 @@ class Notifier:
             return  # one apology per dossier: the new date is set once
         addressee = await uow.notices.addressee(code)
         now = self.clock()
-        year = now.astimezone(self.calendar.tz).year
+        calendar = self.calendars.of(unit_code)  # the unit at fault counts in its own hours
+        year = now.astimezone(calendar.tz).year
         number = letter_number(
             await uow.notices.next_letter_number(unit_code, year), unit_code, year
         )
@@ -98,7 +99,7 @@ class Notifier:
             number=number,
             issued_at=now,
             original_due_at=original_due_at,
-            new_due_at=new_appointment(self.calendar, original_due_at, now, self.extension),
+            new_due_at=new_appointment(calendar, original_due_at, now, self.extension),
             reason=reason,
         )
         channel = self._channel_for(addressee.email, addressee.phone)

@@ -34,7 +34,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import NotifierSettings, working_calendar
+from shared.settings import NotifierSettings, unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "notifier"
@@ -67,9 +67,10 @@ def create_app(
     sms: Channel | None = (
         WebhookChannel(settings.sms_webhook_url) if settings.sms_webhook_url else None
     )
+    catalog = load_catalog(settings.catalog_path)
     notifier = Notifier(
-        catalog=load_catalog(settings.catalog_path),
-        calendar=working_calendar(settings),
+        catalog=catalog,
+        calendars=unit_calendars(settings, catalog),
         clock=clock,
         operators=tuple(settings.operator_emails),
         extension=timedelta(hours=8 * settings.apology_extension_working_days),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog, Procedure
 from shared.events import DossierReceived, DossierRouted, PlannedStep
 
@@ -49,12 +49,14 @@ def plan_steps(
 def route(
     received: DossierReceived,
     catalog: Catalog,
-    calendar: WorkingCalendar,
+    calendars: UnitCalendars,
     routed_at: datetime,
 ) -> DossierRouted:
+    """The clock runs in the competent unit's calendar (its office hours)."""
     procedure = catalog.procedure(received.procedure_code)
     if procedure is None:
         raise UnknownProcedure(f"procedure {received.procedure_code} is not in the catalog")
+    calendar = calendars.of(procedure.agency)
     steps = plan_steps(procedure, catalog, calendar, received.received_at, received.appointment_at)
     return DossierRouted(
         dossier_code=received.dossier_code,

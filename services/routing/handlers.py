@@ -14,7 +14,7 @@ from services.routing.repository import (
     RouteState,
     RoutingUnitOfWork,
 )
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
     DossierClockResumed,
@@ -38,11 +38,11 @@ class NotRoutedYet(RouteNotFound):
 @dataclass(frozen=True)
 class Routing:
     catalog: Catalog
-    calendar: WorkingCalendar
+    calendars: UnitCalendars
     clock: Callable[[], datetime]
 
     async def on_dossier_received(self, event: DossierReceived, uow: UnitOfWork) -> None:
-        routed = route(event, self.catalog, self.calendar, routed_at=self.clock())
+        routed = route(event, self.catalog, self.calendars, routed_at=self.clock())
         await uow.routes.add(routed, event.receiving_unit_code)
         uow.emit(routed, occurred_at=routed.routed_at)
 
@@ -69,7 +69,8 @@ class Routing:
         except RouteNotFound as missing:
             raise NotRoutedYet(event.dossier_code) from missing
         paused = timedelta(minutes=event.paused_working_minutes)
-        shifted = [self.calendar.add_working_time(due, paused) for due in state.step_due_at]
+        calendar = self.calendars.of(state.competent_unit_code)
+        shifted = [calendar.add_working_time(due, paused) for due in state.step_due_at]
         await uow.routes.shift_open_steps(event.dossier_code, shifted)
 
     async def _complete_step(
@@ -77,7 +78,7 @@ class Routing:
     ) -> None:
         index = state.current_step - 1
         step_due = state.step_due_at[index]
-        verdict = timeliness(at, step_due, self.calendar.tz)
+        verdict = timeliness(at, step_due, self.calendars.default.tz)
         await uow.routes.complete_step(state, official=official, at=at, timeliness=verdict.value)
         final = state.current_step >= len(state.step_units)
         uow.emit(

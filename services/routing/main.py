@@ -21,7 +21,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import RoutingSettings, working_calendar
+from shared.settings import RoutingSettings, unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "routing"
@@ -45,9 +45,10 @@ def create_app(
         broker=broker,
         telemetry=telemetry,
     )
+    catalog = load_catalog(settings.catalog_path)
     routing = Routing(
-        catalog=load_catalog(settings.catalog_path),
-        calendar=working_calendar(settings),
+        catalog=catalog,
+        calendars=unit_calendars(settings, catalog),
         clock=clock,
     )
     runtime.consume(

@@ -16,6 +16,7 @@ from shared.messaging.unit_of_work import InMemoryUnitOfWork, PostgresUnitOfWork
 class RouteState:
     dossier_code: str
     receiving_unit_code: str
+    competent_unit_code: str
     current_step: int
     step_units: tuple[str, ...]
     step_due_at: tuple[datetime, ...]
@@ -73,7 +74,8 @@ class PostgresRouteRepository(RouteRepository):
 
     async def lock(self, dossier_code: str) -> RouteState:
         route = await self._db.fetchrow(
-            "SELECT receiving_unit_code, current_step, step_started_at FROM routes"
+            "SELECT receiving_unit_code, competent_unit_code, current_step, step_started_at"
+            " FROM routes"
             " WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
@@ -86,6 +88,7 @@ class PostgresRouteRepository(RouteRepository):
         return RouteState(
             dossier_code=dossier_code,
             receiving_unit_code=route["receiving_unit_code"],
+            competent_unit_code=route["competent_unit_code"],
             current_step=route["current_step"],
             step_units=tuple(s["unit_code"] for s in steps),
             step_due_at=tuple(s["due_at"] for s in steps),
@@ -137,6 +140,7 @@ class InMemoryRouteRepository(RouteRepository):
         self.states[routed.dossier_code] = RouteState(
             dossier_code=routed.dossier_code,
             receiving_unit_code=receiving_unit_code,
+            competent_unit_code=routed.competent_unit_code,
             current_step=1,
             step_units=tuple(s.unit_code for s in routed.steps),
             step_due_at=tuple(s.due_at for s in routed.steps),

@@ -17,7 +17,7 @@ from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
 from services.intake.repository import IntakeUnitOfWork
 from services.intake.schemas import DossierSubmission
 from shared import db
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars
 from shared.catalog import load_catalog
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
@@ -47,9 +47,10 @@ async def publisher(infrastructure: dict[str, str]) -> AsyncIterator[KafkaPublis
 
 async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str]:
     """Intake's own transaction: dossier rows and their outbox rows; no relay running."""
+    catalog = load_catalog(DEFAULT_CATALOG)
     intake = Intake(
-        catalog=load_catalog(DEFAULT_CATALOG),
-        calendar=WorkingCalendar(),
+        catalog=catalog,
+        calendars=UnitCalendars(catalog),
         unit_of_work=lambda: IntakeUnitOfWork(
             pool, source="/onestop/intake", notify_channel="intake_outbox"
         ),

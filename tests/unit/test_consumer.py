@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.routing.handlers import Routing
 from services.routing.repository import InMemoryRoutingUnitOfWork
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Topic
 from shared.messaging.consumer import EventConsumer, subscribe
@@ -83,7 +83,7 @@ def uow() -> InMemoryRoutingUnitOfWork:
 def consumer(
     catalog: Catalog, calendar: WorkingCalendar, uow: InMemoryRoutingUnitOfWork
 ) -> EventConsumer:
-    routing = Routing(catalog=catalog, calendar=calendar, clock=lambda: NOW)
+    routing = Routing(catalog=catalog, calendars=UnitCalendars(catalog), clock=lambda: NOW)
     return EventConsumer(
         group_id="routing",
         topics=(Topic.INTAKE,),

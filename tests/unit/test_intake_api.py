@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from services.intake.handlers import Intake
 from services.intake.main import install_api
 from services.intake.repository import InMemoryDossierRepository, InMemoryIntakeUnitOfWork
-from shared.calendar import WorkingCalendar
+from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived
 from shared.messaging.unit_of_work import PendingEvent
@@ -40,7 +40,10 @@ class Counter:
         install_api(
             app,
             Intake(
-                catalog=catalog, calendar=calendar, unit_of_work=unit_of_work, clock=lambda: now
+                catalog=catalog,
+                calendars=UnitCalendars(catalog),
+                unit_of_work=unit_of_work,
+                clock=lambda: now,
             ),
             max_request_bytes=16 * 1024,
         )
@@ -160,3 +163,15 @@ def test_personal_data_is_not_in_error_messages(counter: Counter) -> None:
     response = counter.client.post("/v1/dossiers", json=submission(applicant=applicant))
     assert response.status_code == 422
     assert "0909123456" not in response.text
+
+
+def test_the_appointment_counts_in_the_competent_units_own_office_hours(
+    catalog: Catalog, calendar: WorkingCalendar
+) -> None:
+    """Phường Thủ Đức works 07:30–11:30 and 13:00–17:00: received at 13:10 on a Monday, its
+    dossier starts counting at once (another unit would start at 13:30)."""
+    counter = Counter(catalog, calendar, hcmc(2026, 11, 23, 13, 10))
+    body = submission(procedure_code="1.012941", receiving_unit_code="000.41.04.H29")
+    receipt = counter.client.post("/v1/dossiers", json=body).json()
+    # 40 working hours from Monday 13:10, skipping Tuesday 24/11 (a holiday): Tue 1/12.
+    assert receipt["appointment_at"] == "2026-12-01T13:10:00+07:00"
