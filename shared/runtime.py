@@ -22,7 +22,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import db
-from shared.events import Event, Topic
+from shared.events import Event, Topic, dead_letter_topic
 from shared.logs import configure_logging
 from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, subscribe
 from shared.messaging.outbox import OutboxRelay
@@ -135,6 +135,7 @@ class ServiceRuntime:
             publisher=self.publisher,
             max_backoff=self.settings.retry_max_backoff_seconds,
             metrics=ConsumerMetrics(self.meter),
+            dead_letters=dead_letter_topic(group_id),
         )
         subscribe(self.broker, consumer)
         self.consumers.append(consumer)

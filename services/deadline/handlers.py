@@ -20,9 +20,11 @@ from shared.events import (
     FinancialObligationFulfilled,
     FinancialObligationRequested,
     HandOffRecorded,
+    OverdueDetected,
     ProcessingStopped,
     SupplementReceived,
     SupplementRequested,
+    Timeliness,
 )
 from shared.lifecycle import timeliness
 from shared.telemetry import current_traceparent
@@ -70,6 +72,18 @@ class Deadlines:
     async def on_dossier_processed(self, event: DossierProcessed, uow: DeadlineUnitOfWork) -> None:
         clock = await uow.clocks.lock(event.dossier_code)
         verdict = timeliness(event.processed_at, clock.due_at, self.calendars.default.tz)
+        if verdict is Timeliness.LATE and clock.overdue_detected_at is None:
+            # Finished late before the scan saw it: the lateness (and its apology) still counts.
+            await uow.clocks.mark_overdue(event.dossier_code, event.processed_at)
+            uow.emit(
+                OverdueDetected(
+                    dossier_code=event.dossier_code,
+                    responsible_unit_code=clock.responsible_unit_code,
+                    due_at=clock.due_at,
+                    detected_at=event.processed_at,
+                ),
+                occurred_at=event.processed_at,
+            )
         await uow.clocks.finish(event.dossier_code, "completed", event.processed_at, verdict.value)
         uow.emit(
             DossierCompleted(

@@ -21,6 +21,7 @@ class Clock:
     due_at: datetime
     due_soon_at: datetime
     paused_at: datetime | None
+    overdue_detected_at: datetime | None
     current_step: int
     competent_unit_code: str | None
     submission_traceparent: str | None
@@ -75,7 +76,8 @@ class ClockRepository:
     async def lock(self, dossier_code: str) -> Clock:
         row = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, started_at, due_at, due_soon_at,"
-            " paused_at, current_step, competent_unit_code, submission_traceparent FROM clocks"
+            " paused_at, overdue_detected_at, current_step, competent_unit_code,"
+            " submission_traceparent FROM clocks"
             " WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
@@ -151,6 +153,11 @@ class ClockRepository:
             dossier_code,
             sequence,
             next_unit_code,
+        )
+
+    async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE clocks SET overdue_detected_at = $2 WHERE dossier_code = $1", dossier_code, at
         )
 
     async def finish(

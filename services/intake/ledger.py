@@ -123,7 +123,7 @@ class Ledger:
                 "  GROUP BY unit_code),"
                 " held AS ("
                 "  SELECT current_unit_code AS unit_code,"
-                "   count(*) FILTER (WHERE due_at < $2) AS held_past_due,"
+                "   count(*) FILTER (WHERE due_at < $2 AND paused_since IS NULL) AS held_past_due,"
                 "   count(*) AS held"
                 "  FROM dossiers WHERE completed_at IS NULL AND closed_at IS NULL"
                 "   AND current_unit_code IS NOT NULL GROUP BY current_unit_code)"
@@ -185,8 +185,8 @@ class Ledger:
                 "   AS withdrawn,"
                 "  count(*) FILTER (WHERE apology_issued_at >= $1 AND apology_issued_at < $2)"
                 "   AS apologies_issued,"
-                "  count(*) FILTER (WHERE overdue_at IS NOT NULL AND overdue_at < $2"
-                "   AND apology_issued_at IS NULL) AS late_without_apology"
+                "  count(*) FILTER (WHERE (overdue_at < $2 OR (timeliness = 'late'"
+                "   AND completed_at < $2)) AND apology_issued_at IS NULL) AS late_without_apology"
                 " FROM dossiers GROUP BY 1 ORDER BY 1",
                 start,
                 end,

@@ -24,6 +24,7 @@ from shared.events import (
     AlertKind,
     AlertRaised,
     ApologyIssued,
+    DossierClockResumed,
     DossierClockStarted,
     DossierReceived,
     DueSoonDetected,
@@ -51,6 +52,10 @@ class Notifier:
         obligation = apology_obligation(event, self.catalog)
         await uow.notices.add_obligation(obligation)
         uow.emit(obligation, occurred_at=self.clock())
+
+    async def on_clock_resumed(self, event: DossierClockResumed, uow: NotifierUnitOfWork) -> None:
+        """A pause moved the due date: what an apology would say moves with it."""
+        await uow.notices.move_obligation(event.dossier_code, event.due_at, event.due_soon_at)
 
     async def on_due_soon(self, event: DueSoonDetected, uow: NotifierUnitOfWork) -> None:
         await self._alert(uow, event.dossier_code, AlertKind.DUE_SOON, event.responsible_unit_code)

@@ -25,6 +25,7 @@ from services.notifier.repository import NotifierUnitOfWork, PendingLetter
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
+    DossierClockResumed,
     DossierClockStarted,
     DossierReceived,
     DueSoonDetected,
@@ -87,6 +88,7 @@ def create_app(
         topics=(Topic.DEADLINE,),
         handlers={
             DossierClockStarted: notifier.on_clock_started,
+            DossierClockResumed: notifier.on_clock_resumed,
             DueSoonDetected: notifier.on_due_soon,
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,

@@ -89,6 +89,17 @@ class NotifierRepository:
             raise AddresseeUnknown(dossier_code)
         return StoredAddressee(**dict(row))
 
+    async def move_obligation(
+        self, dossier_code: str, due_at: datetime, apology_due_by: datetime
+    ) -> None:
+        await self._db.execute(
+            "UPDATE apology_obligations SET due_at = $2, apology_due_by = $3"
+            " WHERE dossier_code = $1",
+            dossier_code,
+            due_at,
+            apology_due_by,
+        )
+
     async def obligation_due_at(self, dossier_code: str) -> datetime:
         due = await self._db.fetchval(
             "SELECT due_at FROM apology_obligations WHERE dossier_code = $1", dossier_code

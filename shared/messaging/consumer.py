@@ -96,10 +96,11 @@ class EventConsumer:
     publisher: Publisher
     max_backoff: float = 30.0
     metrics: ConsumerMetrics = field(default_factory=lambda: ConsumerMetrics(NoOpMeter("none")))
+    dead_letters: str | None = None  # the logical topic; the publisher adds any namespace
 
     @property
     def dead_letter_topic(self) -> str:
-        return dead_letter_topic(self.group_id)
+        return self.dead_letters or dead_letter_topic(self.group_id)
 
     async def handle(self, record: Record) -> None:
         try:

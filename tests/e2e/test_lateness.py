@@ -282,3 +282,31 @@ def _next_morning(clock: SimulatedClock) -> datetime:
     while local.weekday() >= 5:
         local += timedelta(days=1)
     return local.replace(hour=8, minute=0, second=0, microsecond=0)
+
+
+async def test_a_dossier_finished_late_gets_its_apology_even_before_the_scan(
+    system: System,
+) -> None:
+    """Whether the scheduler or the completion notices the lateness first, it is owed one."""
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake") as client:
+        response = await client.post(
+            "/v1/dossiers",
+            json=submission(procedure_code="1.000894"),  # half a working day
+        )
+    code = response.json()["dossier_code"]
+    routed = await eventually(
+        lambda: _when(view(system, code), lambda v: v["deadline"] and v["routing"]),
+        what="routing and clock",
+    )
+    holder = routed["routing"]["steps"][0]["unit_code"]
+    clock.set(_parse(routed["deadline"]["due_at"]) + timedelta(minutes=5))
+    done = await act(system, code, "result", {"unit_code": holder, "official": "Đỗ Văn Bảy"})
+    assert done.status_code == 200, done.text
+
+    await eventually(lambda: _has(system, code, "apology-issued"), what="apology")
+    await eventually(lambda: _has(system, code, "completed"), what="completion")
+    async with system.client("intake") as client:
+        indicators = (await client.get("/v1/reports/indicators", params=_period(clock))).json()
+    assert indicators["total"]["late_without_apology"] == 0
