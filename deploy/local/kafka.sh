@@ -22,54 +22,19 @@ PORT="${KAFKA_PORT:-19092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-19093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+PID_MATCH='kafka\.Kafka'  # what the pid file's process must run (guards against pid reuse)
 JAVA_LOG=(-Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dkafka.logs.dir="$RUN")
+TAG=kafka
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
-say() { echo "[kafka] $*"; }
-
-# fail MESSAGE [LOGFILE...]: explain why, show the end of each log, exit 1.
-fail() {
-  echo "[kafka] ERROR: $1" >&2
-  shift
-  for f in "$@"; do
-    [[ -s "$f" ]] || continue
-    echo "[kafka] ---- last lines of $f ----" >&2
-    tail -n 40 "$f" >&2
-  done
-  exit 1
-}
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A zombie still passes `kill -0`, so look at the process state too.
-alive() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ "$state" != Z* ]]
-}
-
-# Prints the broker pid if the pid file names a live Kafka process (guards against pid reuse).
-broker_pid() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null)" || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
-
-# Download the jars once; the marker holds the pom's hash so editing the pom re-resolves.
+# Download the jars once (only when the pom changed).
 resolve_libs() {
-  local hash t0 tmp="$CACHE/libs.tmp"
-  hash="$(sha256sum "$HERE/pom.xml" | cut -d' ' -f1)"
-  [[ "$(cat "$LIBS/.pom.sha256" 2>/dev/null)" == "$hash" ]] && return 0
-  command -v mvn >/dev/null || fail "Maven (mvn) is not installed: apt-get install -y maven"
-  say "resolving Kafka jars from Maven Central into .cache/kafka/libs (only when the pom changed)..."
+  local t0
+  jars_current && return 0
   t0="$(now)"
-  rm -rf "$LIBS" "$tmp" && mkdir -p "$CACHE"
-  # Into a temp dir first, so an interrupted download never looks complete.
-  mvn -B -ntp -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$tmp" >"$CACHE/mvn.log" 2>&1 \
-    || fail "Maven could not resolve the Kafka jars (is Maven Central reachable?)" "$CACHE/mvn.log"
-  mv "$tmp" "$LIBS"
-  echo "$hash" >"$LIBS/.pom.sha256"
+  fetch_jars "resolving Kafka jars from Maven Central into .cache/kafka/libs (only when the pom changed)..." \
+    "Maven could not resolve the Kafka jars (is Maven Central reachable?)"
   say "resolved $(find "$LIBS" -name "*.jar" | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $(since "$t0") s"
 }
 
@@ -112,25 +77,27 @@ format_storage() {
 
 # The broker is ready when it logged its start, its port accepts connections,
 # and it answers a real admin request (list topics).
+broker_ready() {
+  grep -qs 'Kafka Server started' "$LOG" && port_open "$PORT" \
+    && timeout 30 java -Xmx128m -cp "$LIBS/*" org.apache.kafka.tools.TopicCommand \
+      --bootstrap-server "127.0.0.1:$PORT" --list >/dev/null 2>"$RUN/admin-check.log"
+}
+
+# await_ready PID T0: poll broker_ready; fail if the broker exits or is not ready in time.
 await_ready() {
-  local pid="$1" t0="$2" deadline=$((SECONDS + START_TIMEOUT))
-  while :; do
-    alive "$pid" || { rm -f "$PIDFILE"; fail "broker process $pid exited during startup" "$OUT" "$LOG"; }
-    if grep -qs 'Kafka Server started' "$LOG" && port_open "$PORT" \
-      && timeout 30 java -Xmx128m -cp "$LIBS/*" org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "127.0.0.1:$PORT" --list >/dev/null 2>"$RUN/admin-check.log"; then
-      say "ready: bootstrap 127.0.0.1:$PORT (pid $pid) after $(since "$t0") s"
-      return 0
-    fi
-    ((SECONDS < deadline)) || fail "broker not ready after ${START_TIMEOUT}s (KAFKA_START_TIMEOUT); it is left running as pid $pid" "$LOG" "$OUT" "$RUN/admin-check.log"
-    sleep 0.5
-  done
+  local pid="$1" t0="$2" rc=0
+  poll_ready "$pid" "$START_TIMEOUT" broker_ready || rc=$?
+  case "$rc" in
+    0) say "ready: bootstrap 127.0.0.1:$PORT (pid $pid) after $(since "$t0") s" ;;
+    1) rm -f "$PIDFILE"; fail "broker process $pid exited during startup" "$OUT" "$LOG" ;;
+    *) fail "broker not ready after ${START_TIMEOUT}s (KAFKA_START_TIMEOUT); it is left running as pid $pid" "$LOG" "$OUT" "$RUN/admin-check.log" ;;
+  esac
 }
 
 start() {
   local pid t0
   t0="$(now)"
-  if pid="$(broker_pid)"; then
+  if pid="$(daemon_pid)"; then
     if port_open "$PORT"; then
       say "already running (pid $pid, bootstrap 127.0.0.1:$PORT)"
       return 0
@@ -140,9 +107,8 @@ start() {
     return 0
   fi
   [[ -f "$PIDFILE" ]] && say "removing stale pid file" && rm -f "$PIDFILE"
-  for p in "$PORT" "$CPORT"; do
-    port_open "$p" && fail "port $p is already in use by another process: $(ss -Hltnp "sport = :$p" 2>/dev/null | tr -s ' ')"
-  done
+  need_free_port "$PORT"
+  need_free_port "$CPORT"
   command -v java >/dev/null || fail "java is not installed (Kafka 4 needs Java 17+)"
   resolve_libs
   mkdir -p "$DATA"
@@ -160,29 +126,12 @@ start() {
   await_ready "$pid" "$t0"
 }
 
-stop() {
-  local pid deadline
-  if ! pid="$(broker_pid)"; then
-    rm -f "$PIDFILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping broker (pid $pid)..."
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-  if alive "$pid"; then
-    say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while alive "$pid"; do sleep 0.1; done
-  fi
-  rm -f "$PIDFILE"
-  say "stopped"
-}
+# stop: SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT.
+stop() { stop_daemon broker; }
 
 status() {
   local pid
-  if pid="$(broker_pid)"; then
+  if pid="$(daemon_pid)"; then
     if port_open "$PORT"; then
       say "running (pid $pid, bootstrap 127.0.0.1:$PORT)"
       return 0
@@ -194,22 +143,4 @@ status() {
   return 3
 }
 
-cmd="${1:-}"
-case "$cmd" in
-  start | stop | restart)
-    mkdir -p "$RUN"
-    # Serialize concurrent start/stop calls (e.g. parallel test sessions).
-    exec 9>"$RUN/.lock"
-    flock -w $((START_TIMEOUT + STOP_TIMEOUT + 60)) 9 || fail "another kafka.sh still holds $RUN/.lock"
-    case "$cmd" in
-      start) start ;;
-      stop) stop ;;
-      restart) stop && start ;;
-    esac
-    ;;
-  status) status ;;
-  *)
-    echo "usage: $0 start|stop|restart|status" >&2
-    exit 2
-    ;;
-esac
+run_command "${1:-}" "$RUN/.lock"

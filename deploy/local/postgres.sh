@@ -22,23 +22,9 @@ APP_USER=onestop
 APP_PASSWORD=onestop
 APP_DATABASES="onestop onestop_test onestop_sim onestop_bench onestop_demo"   # the first one is the services' database
 
-say() { echo "[postgres] $*"; }
-
-# fail MESSAGE [LOGFILE...]: explain why, show the end of each log, exit 1.
-fail() {
-  echo "[postgres] ERROR: $1" >&2
-  shift
-  for f in "$@"; do
-    [[ -s "$f" ]] || continue
-    echo "[postgres] ---- last lines of $f ----" >&2
-    tail -n 40 "$f" >&2
-  done
-  exit 1
-}
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+TAG=postgres
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
 # The server refuses to run as root, so root runs it as the postgres OS user;
 # any other user simply runs it as themselves. cd /: postgres may not read the caller's cwd.
@@ -153,7 +139,7 @@ start() {
   else
     init_cluster
     write_conf
-    port_open "$PORT" && fail "port $PORT is already in use by another process: $(ss -Hltnp "sport = :$PORT" 2>/dev/null | tr -s ' ')"
+    need_free_port "$PORT"
     # Keep the previous run's log apart, so a failure shows only this run's lines.
     [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
     say "starting $("$BIN/postgres" --version) (log: .run/postgres/postgres.log)..."
@@ -193,22 +179,4 @@ status() {
   return 3
 }
 
-cmd="${1:-}"
-case "$cmd" in
-  start | stop | restart)
-    mkdir -p "$ROOT/.run"
-    # Serialize concurrent start/stop calls (e.g. parallel test sessions).
-    exec 9>"$ROOT/.run/postgres.lock"
-    flock -w $((START_TIMEOUT + STOP_TIMEOUT + 60)) 9 || fail "another postgres.sh still holds .run/postgres.lock"
-    case "$cmd" in
-      start) start ;;
-      stop) stop ;;
-      restart) stop && start ;;
-    esac
-    ;;
-  status) status ;;
-  *)
-    echo "usage: $0 start|stop|restart|status" >&2
-    exit 2
-    ;;
-esac
+run_command "${1:-}" "$ROOT/.run/postgres.lock" .run/postgres.lock

@@ -9,12 +9,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/local"
 STOP_TIMEOUT="${SERVICE_STOP_TIMEOUT:-15}"
 
-say() { echo "[stop-all] $*"; }
-# A zombie still passes `kill -0`, so look at the process state too.
-alive() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ "$state" != Z* ]]
-}
+TAG=stop-all
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$HERE/lib.sh"
+
 # Process start time in epoch seconds (/proc/PID/stat field 22 is in clock ticks since boot).
 proc_start() {
   awk -v hz="$(getconf CLK_TCK)" -v boot="$(awk '/^btime/ { print $2 }' /proc/stat)" \
@@ -22,7 +20,7 @@ proc_start() {
 }
 
 stop_pidfile() {
-  local f="$1" name pid target deadline
+  local f="$1" name pid target
   name="$(basename "$f" .pid)"
   pid="$(cat "$f" 2>/dev/null || true)"
   if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! alive "$pid"; then
@@ -40,13 +38,7 @@ stop_pidfile() {
   target="$pid"
   [[ "$(ps -o pgid= -p "$pid" | tr -d ' ')" == "$pid" ]] && target="-$pid"
   say "$name: stopping pid $pid..."
-  kill -TERM -- "$target" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-  if alive "$pid"; then
-    say "$name: still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL -- "$target" 2>/dev/null || true
-  fi
+  terminate "$pid" "$target" "$name: "
   rm -f "$f"
   say "$name: stopped"
 }

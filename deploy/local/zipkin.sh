@@ -23,59 +23,21 @@ MAX_SPANS="${ZIPKIN_MEM_MAX_SPANS:-500000}"
 START_TIMEOUT="${ZIPKIN_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${ZIPKIN_STOP_TIMEOUT:-30}"
 URL="http://127.0.0.1:$PORT"
+PID_MATCH='zipkin-server-exec\.jar'  # what the pid file's process must run (guards against pid reuse)
+TAG=zipkin
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$ROOT/deploy/local/lib.sh"
 
-say() { echo "[zipkin] $*"; }
-
-# fail MESSAGE [LOGFILE...]: explain why, show the end of each log, exit 1.
-fail() {
-  echo "[zipkin] ERROR: $1" >&2
-  shift
-  for f in "$@"; do
-    [[ -s "$f" ]] || continue
-    echo "[zipkin] ---- last lines of $f ----" >&2
-    tail -n 40 "$f" >&2
-  done
-  exit 1
-}
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-need_free_port() {
-  ! port_open "$1" || fail "port $1 is already in use by another process: $(ss -Hltnp "sport = :$1" 2>/dev/null | tr -s ' ')"
-}
 healthy() { curl -sf -o /dev/null --max-time 3 "$URL/health"; }
-# A zombie still passes `kill -0`, so look at the process state too.
-alive() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null)" && [[ "$state" != Z* ]]
-}
 
-# zipkin_pid: prints the pid if the pid file names a live process whose command line runs
-# Zipkin's jar (guards against pid reuse).
-zipkin_pid() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null)" || return 1
-  [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- 'zipkin-server-exec\.jar' || return 1
-  echo "$pid"
-}
-
-# Download the jar once; the marker holds the pom's hash so editing the pom re-resolves.
+# Download the jar once (only when the pom changed or the jar is missing).
 resolve_jar() {
-  local hash t0 tmp="$CACHE/libs.tmp"
-  hash="$(sha256sum "$HERE/pom.xml" | cut -d' ' -f1)"
-  [[ -f "$JAR" && "$(cat "$LIBS/.pom.sha256" 2>/dev/null)" == "$hash" ]] && return 0
-  command -v mvn >/dev/null || fail "Maven (mvn) is not installed: apt-get install -y maven"
-  say "resolving Zipkin's jar from Maven Central into .cache/zipkin/libs (only when the pom changed)..."
+  local t0
+  [[ -f "$JAR" ]] && jars_current && return 0
   t0="$(now)"
-  rm -rf "$LIBS" "$tmp" && mkdir -p "$CACHE"
-  # Into a temp dir first, so an interrupted download never looks complete.
-  mvn -B -ntp -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
-    -Dmdep.stripVersion=true -DoutputDirectory="$tmp" >"$CACHE/mvn.log" 2>&1 \
-    || fail "Maven could not resolve Zipkin's jar (is Maven Central reachable?)" "$CACHE/mvn.log"
-  [[ -f "$tmp/zipkin-server-exec.jar" ]] || fail "Maven did not produce zipkin-server-exec.jar" "$CACHE/mvn.log"
-  mv "$tmp" "$LIBS"
-  echo "$hash" >"$LIBS/.pom.sha256"
+  fetch_jars "resolving Zipkin's jar from Maven Central into .cache/zipkin/libs (only when the pom changed)..." \
+    "Maven could not resolve Zipkin's jar (is Maven Central reachable?)" \
+    zipkin-server-exec.jar -Dmdep.stripVersion=true
   say "resolved $(basename "$JAR") ($(du -sh "$JAR" | cut -f1)) in $(since "$t0") s"
 }
 
@@ -88,23 +50,20 @@ check_java() {
 
 # await_ready PID T0: poll $URL/health until it answers 200.
 await_ready() {
-  local pid="$1" t0="$2" deadline=$((SECONDS + START_TIMEOUT))
-  while :; do
-    alive "$pid" || { rm -f "$PIDFILE"; fail "Zipkin process $pid exited during startup" "$LOG"; }
-    if healthy; then
-      say "ready: $URL/zipkin/ (pid $pid) after $(since "$t0") s"
-      return 0
-    fi
-    ((SECONDS < deadline)) || fail "Zipkin not ready after ${START_TIMEOUT}s (ZIPKIN_START_TIMEOUT); it is left running as pid $pid" "$LOG"
-    sleep 0.5
-  done
+  local pid="$1" t0="$2" rc=0
+  poll_ready "$pid" "$START_TIMEOUT" healthy || rc=$?
+  case "$rc" in
+    0) say "ready: $URL/zipkin/ (pid $pid) after $(since "$t0") s" ;;
+    1) rm -f "$PIDFILE"; fail "Zipkin process $pid exited during startup" "$LOG" ;;
+    *) fail "Zipkin not ready after ${START_TIMEOUT}s (ZIPKIN_START_TIMEOUT); it is left running as pid $pid" "$LOG" ;;
+  esac
 }
 
 start() {
   local pid t0
   command -v curl >/dev/null || fail "curl is not installed: apt-get install -y curl"
   t0="$(now)"
-  if pid="$(zipkin_pid)"; then
+  if pid="$(daemon_pid)"; then
     if healthy; then
       say "already running (pid $pid, $URL/zipkin/)"
       return 0
@@ -140,29 +99,11 @@ start() {
 }
 
 # stop: SIGTERM, then SIGKILL after ZIPKIN_STOP_TIMEOUT.
-stop() {
-  local pid deadline
-  if ! pid="$(zipkin_pid)"; then
-    rm -f "$PIDFILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping Zipkin (pid $pid)..."
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-  if alive "$pid"; then
-    say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while alive "$pid"; do sleep 0.1; done
-  fi
-  rm -f "$PIDFILE"
-  say "stopped"
-}
+stop() { stop_daemon Zipkin; }
 
 status() {
   local pid
-  if pid="$(zipkin_pid)" && healthy; then
+  if pid="$(daemon_pid)" && healthy; then
     say "running (pid $pid, UI $URL/zipkin/)"
   elif [[ -n "${pid:-}" ]]; then
     say "process $pid is alive but $URL/health does not answer"
@@ -173,22 +114,4 @@ status() {
   fi
 }
 
-cmd="${1:-}"
-case "$cmd" in
-  start | stop | restart)
-    mkdir -p "$RUN"
-    # Serialize concurrent start/stop calls (e.g. parallel test sessions).
-    exec 9>"$RUN/.lock"
-    flock -w $((START_TIMEOUT + STOP_TIMEOUT + 60)) 9 || fail "another zipkin.sh still holds $RUN/.lock"
-    case "$cmd" in
-      start) start ;;
-      stop) stop ;;
-      restart) stop && start ;;
-    esac
-    ;;
-  status) status ;;
-  *)
-    echo "usage: $0 start|stop|restart|status" >&2
-    exit 2
-    ;;
-esac
+run_command "${1:-}" "$RUN/.lock"
