@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from services.notifier.channels import ChannelKind, DeliveryError
+from services.notifier.channels import DeliveryError
 from services.notifier.repository import NotifierUnitOfWork, PendingAlert, PendingLetter
 from shared.messaging.retry import is_transient
 
@@ -107,7 +107,3 @@ class Deliverer:
             "Đề nghị Thủ trưởng đơn vị chỉ đạo xử lý và thực hiện xin lỗi người dân nếu trễ hạn."
         )
         await self._mailer.send(alert.recipients, subject, body)
-
-
-def letter_channel_kind(channel: str) -> ChannelKind | None:
-    return {"email": ChannelKind.EMAIL, "sms": ChannelKind.SMS}.get(channel)
