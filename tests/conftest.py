@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from deploy.local.stack import KAFKA_BOOTSTRAP, database_url
 from shared.events import Topic, dead_letter_topic
 from shared.messaging.topics import ensure_topics
+from tests.waiting import eventually
 
 TEST_DATABASE = "onestop_test"
 SIMULATION_DATABASE = "onestop_sim"  # systems that run in simulated time
@@ -67,7 +68,7 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
         existing = [t for t in await admin.list_topics() if t.startswith("onestop.")]
         if existing:
             await admin.delete_topics(existing)
-            await _wait_until(lambda: _absent(admin, existing))
+            await eventually(lambda: _absent(admin, existing), timeout=30, what="topics deleted")
     finally:
         await admin.close()
     consumer_groups = ("routing", "deadline", "notifier", "intake-projection")
@@ -82,14 +83,6 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
 
 async def _absent(admin: AIOKafkaAdminClient, topics: list[str]) -> bool:
     return not set(topics) & set(await admin.list_topics())
-
-
-async def _wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,8 @@ one clock (simulated where a test drives time) and one in-memory span exporter."
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,9 @@ from services.notifier.main import create_app as notifier_app
 from services.routing.main import create_app as routing_app
 from shared.settings import DeadlineSettings, IntakeSettings, NotifierSettings, RoutingSettings
 from shared.telemetry import configure_telemetry
+from tests.waiting import eventually
+
+__all__ = ["OPERATOR", "Mailbox", "System", "eventually", "running_system"]
 
 OPERATOR = "dieuhanh@tphcm.gov.vn"
 
@@ -119,17 +121,3 @@ async def running_system(
             yield System(apps, clock, mailbox, exporter, readers)
     finally:
         mailbox.controller.stop()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0, what: str = "condition"
-) -> Any:
-    """Poll an async check until it returns something truthy; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(0.1)

@@ -49,10 +49,12 @@ def resume(
     calendar: WorkingCalendar,
 ) -> Resumption:
     """Every due time moves later by exactly the working time the clock was paused."""
-    paused = calendar.working_time_between(paused_at, resumed_at)
+    def moved(due: datetime) -> datetime:
+        return calendar.resume_due(due, paused_at, resumed_at)
+
     return Resumption(
-        paused=paused,
-        due_at=calendar.add_working_time(due_at, paused),
-        due_soon_at=calendar.add_working_time(due_soon_at, paused),
-        step_due_at=tuple(calendar.add_working_time(due, paused) for due in step_due_at),
+        paused=calendar.working_time_between(paused_at, resumed_at),
+        due_at=moved(due_at),
+        due_soon_at=moved(due_soon_at),
+        step_due_at=tuple(moved(due) for due in step_due_at),
     )

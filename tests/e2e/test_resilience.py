@@ -16,6 +16,7 @@ from shared.events import DossierReceived, Topic, dead_letter_topic
 from shared.messaging.envelope import Envelope, encode
 from tests.factories import received_event, submission
 from tests.kafka_reader import read_until
+from tests.waiting import eventually
 
 SCHEMAS_AND_TYPES = {
     "intake": DossierReceived.TYPE,
@@ -23,14 +24,6 @@ SCHEMAS_AND_TYPES = {
     "deadline": "vn.hcmc.onestop.dossier.clock-started.v1",
     "notifier": "vn.hcmc.onestop.dossier.apology-obligation-recorded.v1",
 }
-
-
-async def eventually(check, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.25)
 
 
 @pytest.mark.parametrize("server", ["kafka", "postgres"])
@@ -61,12 +54,12 @@ async def test_a_server_restart_while_dossiers_are_posted_loses_and_duplicates_n
                 await asyncio.sleep(0.02)
 
     posting = asyncio.create_task(counter())
-    await eventually(lambda: _posted(posting, codes, 20))
+    await eventually(lambda: _posted(posting, codes, 20), timeout=120)
     script = ROOT / "deploy" / "local" / f"{server}.sh"
     restart = await asyncio.create_subprocess_exec(str(script), "restart")
     assert await restart.wait() == 0
     posted_before_restart_ended = len(codes)
-    await eventually(lambda: _posted(posting, codes, posted_before_restart_ended + 20))
+    await eventually(lambda: _posted(posting, codes, posted_before_restart_ended + 20), timeout=120)
     stop_posting.set()
     await posting
 
@@ -137,7 +130,8 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
     try:
         await eventually(
-            lambda: _exists(pool, "routing.routes", "dossier_code", valid.dossier_code)
+            lambda: _exists(pool, "routing.routes", "dossier_code", valid.dossier_code),
+            timeout=120,
         )
     finally:
         await pool.close()

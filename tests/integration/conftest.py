@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -23,6 +22,9 @@ from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
 from shared.settings import DEFAULT_CATALOG
 from tests.factories import submission
+from tests.waiting import eventually
+
+__all__ = ["commit_dossiers", "eventually", "publish_all", "run_worker"]
 
 
 @pytest.fixture(scope="package")
@@ -88,12 +90,3 @@ def run_worker(*args: str, database_url: str, timeout: float = 90) -> int:
             f"{completed.stdout.decode()[-3000:]}\n{completed.stderr.decode()[-3000:]}"
         )
     return completed.returncode
-
-
-async def eventually(check, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll `check` (an async predicate) until it holds; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.2)
