@@ -17,10 +17,20 @@ from shared.events import Topic, dead_letter_topic
 from shared.messaging.topics import ensure_topics
 from tests.waiting import eventually
 
-TEST_DATABASE = "onestop_test"
-SIMULATION_DATABASE = "onestop_sim"  # systems that run in simulated time
+# The suite never touches the system that `make run` serves: its topics and consumer groups
+# carry a namespace of their own, and its databases are its own. The variables let two runs
+# share one broker and server (say, two checkouts).
+TEST_NAMESPACE = os.environ.get("ONESTOP_TEST_NAMESPACE", "test.")
+TEST_DATABASE = os.environ.get("ONESTOP_TEST_DATABASE", "onestop_test")
+SIMULATION_DATABASE = os.environ.get("ONESTOP_SIM_DATABASE", "onestop_sim")  # simulated time
+TEST_PORT_BASE = int(os.environ.get("ONESTOP_TEST_PORT_BASE", "18000"))
 SCHEMAS = ("intake", "routing", "deadline", "notifier")
 PARTITIONS = 3
+
+
+def in_test_namespace(topic: str) -> str:
+    """A project topic as the suite's services see it."""
+    return TEST_NAMESPACE + topic
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +41,7 @@ async def clean_database(name: str) -> str:
     """The database's URL, with the services' schemas dropped."""
     url = database_url(name)
     try:
+        await _create_database_if_missing(name)
         connection = await asyncpg.connect(url, timeout=10)
     except Exception as error:
         pytest.fail(
@@ -46,6 +57,15 @@ async def clean_database(name: str) -> str:
     return url
 
 
+async def _create_database_if_missing(name: str) -> None:
+    connection = await asyncpg.connect(database_url("onestop"), timeout=10)
+    try:
+        if not await connection.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 async def postgres_url() -> AsyncIterator[str]:
     """A clean test database: the services' schemas are dropped once per run."""
@@ -54,7 +74,7 @@ async def postgres_url() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def kafka_bootstrap() -> AsyncIterator[str]:
-    """The broker, with the project's topics recreated empty once per run."""
+    """The broker, with the suite's topics (its namespace only) recreated empty once per run."""
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), 20)
@@ -65,7 +85,7 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
             pytrace=False,
         )
     try:
-        existing = [t for t in await admin.list_topics() if t.startswith("onestop.")]
+        existing = [t for t in await admin.list_topics() if t.startswith(TEST_NAMESPACE)]
         if existing:
             await admin.delete_topics(existing)
             await eventually(lambda: _absent(admin, existing), timeout=30, what="topics deleted")
@@ -74,7 +94,7 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
     consumer_groups = ("routing", "deadline", "notifier", "intake-projection")
     await ensure_topics(
         KAFKA_BOOTSTRAP,
-        [*map(str, Topic), *map(dead_letter_topic, consumer_groups)],
+        [in_test_namespace(t) for t in (*Topic, *map(dead_letter_topic, consumer_groups))],
         partitions=PARTITIONS,
         replication_factor=1,
     )
@@ -87,4 +107,8 @@ async def _absent(admin: AIOKafkaAdminClient, topics: list[str]) -> bool:
 
 @pytest.fixture(scope="session")
 async def infrastructure(postgres_url: str, kafka_bootstrap: str) -> dict[str, str]:
-    return {"database_url": postgres_url, "kafka_bootstrap_servers": kafka_bootstrap}
+    return {
+        "database_url": postgres_url,
+        "kafka_bootstrap_servers": kafka_bootstrap,
+        "kafka_namespace": TEST_NAMESPACE,
+    }

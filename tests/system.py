@@ -75,7 +75,7 @@ async def running_system(
     clock: Callable[[], datetime],
     *,
     database_url: str | None = None,
-    namespace: str = "",
+    namespace: str | None = None,
 ) -> AsyncIterator[System]:
     """`database_url` and `namespace` give a system of its own: simulated time must not
     reach the dossiers of the other tests."""
@@ -85,7 +85,7 @@ async def running_system(
     common = {
         "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
         "database_url": database_url or infrastructure["database_url"],
-        "kafka_namespace": namespace,
+        "kafka_namespace": infrastructure["kafka_namespace"] if namespace is None else namespace,
         "http_port": 18900,
         "retry_max_backoff_seconds": 1.0,
         "outbox_poll_interval_seconds": 0.2,

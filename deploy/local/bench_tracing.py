@@ -31,6 +31,7 @@ from shared.settings import DEFAULT_CATALOG
 
 DATABASE = "onestop_bench"
 BASE_PORT = 18500
+NAMESPACE = "bench."  # topics and groups of its own: `make run` keeps its own
 ROUNDS = 3  # per configuration
 WARMUP = 100
 COUNT = 1500
@@ -124,7 +125,12 @@ async def post(
 async def run_round(
     result: Round, warmup: list[dict[str, Any]], bodies: list[dict[str, Any]], progress: Progress
 ) -> None:
-    stack = Stack(database=DATABASE, base_port=BASE_PORT, extra_env=CONFIGS[result.config])
+    stack = Stack(
+        database=DATABASE,
+        base_port=BASE_PORT,
+        namespace=NAMESPACE,
+        extra_env=CONFIGS[result.config],
+    )
     url = stack.url("intake")
     assert url.startswith("http://127.0.0.1:"), url
     task = progress.add_task(f"round {result.number} {result.config:<11} starting", total=COUNT)

@@ -42,6 +42,7 @@ def database_url(database: str = "onestop") -> str:
 class Stack:
     database: str = "onestop"
     base_port: int = 8000
+    namespace: str = ""  # a prefix for every topic and consumer group: a system of its own
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -62,6 +63,7 @@ class Stack:
             "DATABASE_URL": database_url(self.database),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port(service)),
+            "KAFKA_NAMESPACE": self.namespace,
             "OTEL_SERVICE_NAME": service,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,

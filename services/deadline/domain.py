@@ -49,6 +49,7 @@ def resume(
     calendar: WorkingCalendar,
 ) -> Resumption:
     """Every due time moves later by exactly the working time the clock was paused."""
+
     def moved(due: datetime) -> datetime:
         return calendar.resume_due(due, paused_at, resumed_at)
 

@@ -10,6 +10,7 @@ import httpx
 
 from deploy.local.stack import Stack
 from shared.events import Topic
+from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
 
@@ -42,8 +43,10 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
 
         records = await read_until(
             kafka_bootstrap,
-            [str(t) for t in Topic],
-            lambda seen: {r.topic for r in seen if r.key == code} == {str(t) for t in Topic},
+            [TEST_NAMESPACE + t for t in Topic],
+            lambda seen: (
+                {r.topic for r in seen if r.key == code} == {TEST_NAMESPACE + t for t in Topic}
+            ),
         )
         view = await wait_for_outcomes(client, code)
 
@@ -51,9 +54,14 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
     for record in ours:
         headers = record.headers
         assert headers["ce_specversion"] == "1.0"
-        assert headers["ce_type"] == EXPECTED_TYPES[Topic(record.topic)]
+        assert (
+            headers["ce_type"] == EXPECTED_TYPES[Topic(record.topic.removeprefix(TEST_NAMESPACE))]
+        )
         assert headers["ce_subject"] == code
-        assert headers["ce_source"] == f"/onestop/{record.topic.split('.')[1]}"
+        assert (
+            headers["ce_source"]
+            == f"/onestop/{record.topic.removeprefix(TEST_NAMESPACE).split('.')[1]}"
+        )
         assert headers["content-type"] == "application/json"
         assert headers["ce_id"] and headers["ce_time"]
         assert json.loads(record.value)["dossier_code"] == code

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.local.stack import ROOT, Stack
 from shared.events import DossierReceived, Topic, dead_letter_topic
 from shared.messaging.envelope import Envelope, encode
+from tests.conftest import in_test_namespace
 from tests.factories import received_event, submission
 from tests.kafka_reader import read_until
 from tests.waiting import eventually
@@ -97,14 +98,14 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
     try:
         partition = 0  # both on one partition: the bad one must not block the good one
         await producer.send_and_wait(
-            Topic.INTAKE,
+            in_test_namespace(Topic.INTAKE),
             b'{"dossier_code": "broken',
             key=wire.key.encode(),
             headers=list(wire.headers.items()),
             partition=partition,
         )
         await producer.send_and_wait(
-            Topic.INTAKE,
+            in_test_namespace(Topic.INTAKE),
             wire.value,
             key=wire.key.encode(),
             headers=[(n, v) for n, v in wire.headers.items() if n != "ce_id"]
@@ -116,14 +117,14 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
 
     dead = await read_until(
         kafka_bootstrap,
-        [dead_letter_topic("routing")],
+        [in_test_namespace(dead_letter_topic("routing"))],
         lambda seen: any(r.key == valid.dossier_code for r in seen),
     )
     [letter] = [r for r in dead if r.key == valid.dossier_code]
     assert letter.value == b'{"dossier_code": "broken'
     assert letter.headers["dlt_error_stage"] == "decode"
     assert "not a JSON object" in letter.headers["dlt_error"]
-    assert letter.headers["dlt_origin_topic"] == Topic.INTAKE
+    assert letter.headers["dlt_origin_topic"] == in_test_namespace(Topic.INTAKE)
     assert letter.headers["dlt_origin_partition"] == "0"
     assert letter.headers["ce_type"] == DossierReceived.TYPE
 

@@ -21,6 +21,7 @@ from shared.catalog import load_catalog
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
 from shared.settings import DEFAULT_CATALOG
+from tests.conftest import TEST_NAMESPACE, TEST_PORT_BASE
 from tests.factories import submission
 from tests.waiting import eventually
 
@@ -41,6 +42,7 @@ async def publisher(infrastructure: dict[str, str]) -> AsyncIterator[KafkaPublis
         infrastructure["kafka_bootstrap_servers"],
         client_id="tests",
         tracer=trace.NoOpTracer(),
+        namespace=TEST_NAMESPACE,
     )
     await kafka.start()
     yield kafka
@@ -74,7 +76,8 @@ def run_worker(*args: str, database_url: str, timeout: float = 90) -> int:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "HTTP_PORT": "18999",
+        "HTTP_PORT": str(TEST_PORT_BASE + 999),
+        "KAFKA_NAMESPACE": TEST_NAMESPACE,
         "PYTHONUNBUFFERED": "1",
     }
     completed = subprocess.run(

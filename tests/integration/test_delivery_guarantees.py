@@ -12,7 +12,7 @@ from deploy.local.stack import Stack
 from shared.events import Topic
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
-from tests.conftest import TEST_DATABASE
+from tests.conftest import TEST_DATABASE, TEST_NAMESPACE, TEST_PORT_BASE, in_test_namespace
 from tests.integration.conftest import commit_dossiers, eventually, publish_all, run_worker
 from tests.kafka_reader import read_to_end
 
@@ -42,7 +42,9 @@ async def all_routed(pool: asyncpg.Pool, codes: list[str]) -> bool:
 
 
 def routing_process() -> Stack:
-    routing = Stack(database=TEST_DATABASE, base_port=18100)
+    routing = Stack(
+        database=TEST_DATABASE, base_port=TEST_PORT_BASE + 100, namespace=TEST_NAMESPACE
+    )
     routing.start(["routing"])
     routing.wait_ready(["routing"])
     return routing
@@ -59,7 +61,10 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
     await publish_all(intake_pool, publisher)
     assert await unpublished(intake_pool, codes) == 0
     on_kafka = Counter(
-        r.key for r in await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+        r.key
+        for r in await read_to_end(
+            infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
+        )
     )
     assert {code: on_kafka[code] for code in codes} == dict.fromkeys(codes, 1)
 
@@ -73,7 +78,9 @@ async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
     assert await unpublished(intake_pool, codes) == 5  # published, but not marked: sent again
 
     await publish_all(intake_pool, publisher)
-    records = await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+    records = await read_to_end(
+        infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
+    )
     ours = [r for r in records if r.key in codes]
     assert Counter(r.key for r in ours) == dict.fromkeys(codes, 2)
     assert len({r.headers["ce_id"] for r in ours}) == 5  # the same five events, twice
@@ -132,7 +139,9 @@ async def test_several_relays_publish_each_row_once_and_in_order(
 
     records = [
         r
-        for r in await read_to_end(infrastructure["kafka_bootstrap_servers"], [Topic.INTAKE])
+        for r in await read_to_end(
+            infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
+        )
         if r.key in codes
     ]
     assert Counter(r.key for r in records) == dict.fromkeys(codes, 1)

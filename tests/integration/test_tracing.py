@@ -18,8 +18,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from shared.clock import system_clock
+from shared.events import Topic
 from shared.logs import TraceContextFilter, json_formatter
 from shared.telemetry import ATTRIBUTE_PREFIX
+from tests.conftest import in_test_namespace
 from tests.factories import APPLICANT, submission
 from tests.system import System, running_system
 
@@ -94,7 +96,7 @@ async def test_one_submission_is_one_trace_across_the_four_services(traced: Trac
         for s in spans
         if service_of(s) == "notifier"
         and s.kind is SpanKind.CONSUMER
-        and s.name == "onestop.deadline.dossier-events process"
+        and s.name == f"{in_test_namespace(Topic.DEADLINE)} process"
     ]
     chain = ancestry(notifier_process, by_id)
     assert chain[-1] is root
