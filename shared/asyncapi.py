@@ -29,8 +29,26 @@ _CLOUD_EVENTS_HEADERS = {
         "ce_source": {"type": "string", "examples": ["/onestop/intake"]},
         "ce_type": {"type": "string", "description": "the message's type, versioned"},
         "ce_specversion": {"type": "string", "const": "1.0"},
-        "ce_time": {"type": "string", "format": "date-time"},
+        "ce_time": {
+            "type": "string",
+            "format": "date-time",
+            "description": "when the fact happened; not an order across sources",
+        },
         "ce_subject": {"type": "string", "description": "the dossier code (also the key)"},
+        "ce_causationid": {
+            "type": "string",
+            "format": "uuid",
+            "description": "the ce_id of the event this one reacts to; absent for a person's"
+            " command (CloudEvents extension). With ce_sequence it orders one dossier's"
+            " events across topics: an event comes after its cause and after its source's"
+            " lower sequence numbers",
+        },
+        "ce_sequence": {
+            "type": "string",
+            "pattern": "^[1-9][0-9]*$",
+            "description": "the event's number among its source's events of this dossier,"
+            " 1, 2, ... (CloudEvents sequence extension, an integer as a string)",
+        },
         "content-type": {"type": "string", "const": "application/json"},
         "traceparent": {"type": "string", "description": "W3C trace context"},
     },

@@ -1,8 +1,13 @@
 """The events the services publish: the contract with each other and with downstream systems.
 
 Each event is a versioned payload: its CloudEvents type ends in the version (`...v1`). A change
-that breaks readers gets a new class and type; readers ignore fields they do not know.
-Every event is keyed by its dossier code, so one dossier's events stay in order.
+that breaks readers gets a new type; readers ignore fields they do not know.
+Every event is keyed by its dossier code, so one dossier's events stay in order on each topic;
+across topics, the envelope's `causationid` and `sequence` give their causal order.
+
+Each fact has one owner, the only service that publishes it:
+intake the receipt and the portal status, routing the plan and who holds the dossier,
+deadline every due time, pause and lateness, notifier letters and alerts.
 """
 
 from __future__ import annotations
@@ -109,34 +114,51 @@ class PlannedStep(_Payload):
     unit_code: str
     unit_name: str
     task: str
-    due_at: datetime
+    share: float = Field(gt=0, le=1, description="its share of the processing time")
 
 
 class DossierRouted(Event):
-    """The dossier was assigned to its competent unit, with the plan of its steps."""
+    """The dossier was assigned to its competent unit, with the plan of its steps (who does
+    what, in which order). Their due times are the deadline service's: StepClocksStarted."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.routed.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.routed.v2"
     TOPIC: ClassVar[Topic] = Topic.ROUTING
 
     procedure_code: str
     competent_unit_code: str
     current_unit_code: str
     steps: tuple[PlannedStep, ...] = Field(min_length=1)
-    received_at: datetime
-    due_at: datetime
     routed_at: datetime
 
 
 class DossierClockStarted(Event):
-    """The deadline service started the dossier's clock in legal working time."""
+    """The deadline service started the dossier's clock in legal working time, from the
+    receipt: its due time is the appointment the citizen holds."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-started.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-started.v2"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
 
-    responsible_unit_code: str
+    responsible_unit_code: str = Field(description="the competent unit, whose hours count")
     started_at: datetime
     due_at: datetime
     due_soon_at: datetime
+
+
+class StepDue(_Payload):
+    sequence: int
+    unit_code: str
+    due_at: datetime
+
+
+class StepClocksStarted(Event):
+    """Each step of routing's plan is due when its share of the time has run out (the last
+    one when the dossier is)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.step-clocks-started.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    steps: tuple[StepDue, ...] = Field(min_length=1)
+    started_at: datetime
 
 
 class ApologyObligationRecorded(Event):
@@ -162,16 +184,24 @@ class Timeliness(StrEnum):
 # --- Lifecycle, recorded at the desk (intake owns the dossier's status) ---------------------
 
 
-class DossierHandedOff(Event):
-    """A processing unit handed the dossier to the next unit of its process (liên thông)."""
+class HandOffRequested(Event):
+    """A processing unit asked to hand the dossier to the next unit of its process (liên
+    thông), or, at the last step, to return the result to the desk. Routing, which owns the
+    plan, records it (HandOffRecorded) or rejects it (HandOffRejected)."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.handed-off.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.hand-off-requested.v1"
     TOPIC: ClassVar[Topic] = Topic.INTAKE
 
     from_unit_code: str
-    to_unit_code: str
-    official: str = Field(description="the official who handed it over (public duty, not PII)")
-    handed_off_at: datetime
+    to_unit_code: str | None = Field(
+        default=None, description="none: the result is ready and goes back to the desk"
+    )
+    official: str = Field(description="the official who hands it over (public duty, not PII)")
+    requested_at: datetime
+
+    @property
+    def result_ready(self) -> bool:
+        return self.to_unit_code is None
 
 
 class SupplementRequested(Event):
@@ -232,7 +262,8 @@ class ExtensionRequested(Event):
 
 
 class DossierProcessed(Event):
-    """The result is ready (đã xử lý xong)."""
+    """The result is ready (đã xử lý xong): routing recorded the last step's hand-off to the
+    desk, and intake moved the portal status to 9."""
 
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.processed.v1"
     TOPIC: ClassVar[Topic] = Topic.INTAKE
@@ -283,10 +314,10 @@ class ProcessingStopped(Event):
 
 
 class HandOffRecorded(Event):
-    """A row of the processing control slip (Mẫu 06): the step, who gave it to whom, when,
-    and whether the step finished early, on time or late against its own due time."""
+    """A row of the processing control slip (Mẫu 06): the step, who gave it to whom, when.
+    Whether the step was early, on time or late is the deadline service's StepCompleted."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.hand-off-recorded.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.hand-off-recorded.v2"
     TOPIC: ClassVar[Topic] = Topic.ROUTING
 
     step_sequence: int
@@ -295,10 +326,22 @@ class HandOffRecorded(Event):
     official: str
     step_started_at: datetime
     handed_off_at: datetime
-    step_due_at: datetime
-    timeliness: Timeliness
     current_unit_code: str = Field(description="who holds the dossier now")
     final: bool = Field(default=False, description="the last step: the result went to the desk")
+
+
+class HandOffRejected(Event):
+    """A requested hand-off contradicts the plan or who holds the dossier; nothing moved."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.hand-off-rejected.v1"
+    TOPIC: ClassVar[Topic] = Topic.ROUTING
+
+    from_unit_code: str
+    to_unit_code: str | None
+    official: str
+    reason: str
+    requested_at: datetime
+    rejected_at: datetime
 
 
 # --- Deadline ---------------------------------------------------------------------------------
@@ -313,9 +356,10 @@ class DossierClockPaused(Event):
 
 
 class DossierClockResumed(Event):
-    """The clock runs again; the due date moved by exactly the working time paused."""
+    """The clock runs again; the due date, and the due time of every step not completed yet,
+    moved by exactly the working time paused."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-resumed.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.clock-resumed.v2"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
 
     resumed_at: datetime
@@ -323,6 +367,21 @@ class DossierClockResumed(Event):
     previous_due_at: datetime
     due_at: datetime
     due_soon_at: datetime
+    open_steps: tuple[StepDue, ...] = ()
+
+
+class StepCompleted(Event):
+    """A step of the process finished (its unit handed the dossier on): early, on time or
+    late against the step's own due time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.step-completed.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    step_sequence: int
+    unit_code: str
+    completed_at: datetime
+    due_at: datetime
+    timeliness: Timeliness
 
 
 class DueSoonDetected(Event):
@@ -410,7 +469,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         DossierReceived,
-        DossierHandedOff,
+        HandOffRequested,
         SupplementRequested,
         SupplementReceived,
         FinancialObligationRequested,
@@ -423,7 +482,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProcessingStopped,
         DossierRouted,
         HandOffRecorded,
+        HandOffRejected,
         DossierClockStarted,
+        StepClocksStarted,
+        StepCompleted,
         DossierClockPaused,
         DossierClockResumed,
         DueSoonDetected,

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,9 +137,12 @@ class ServiceRuntime:
             max_backoff=self.settings.retry_max_backoff_seconds,
             metrics=ConsumerMetrics(self.meter),
             dead_letters=dead_letter_topic(group_id),
+            max_parking=timedelta(seconds=self.settings.parking_max_wait_seconds),
+            parking_interval=self.settings.parking_retry_interval_seconds,
         )
         subscribe(self.broker, consumer)
         self.consumers.append(consumer)
+        self.run_in_background(consumer.run_parking_lot)
         return consumer
 
     async def start(self) -> None:

@@ -41,6 +41,12 @@ class ServiceSettings(BaseSettings):
         " on the same broker",
     )
     kafka_replication_factor: int = Field(default=1, gt=0)
+    parking_max_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="how long a message may wait for a prerequisite from another topic",
+    )
+    parking_retry_interval_seconds: float = Field(default=1.0, gt=0)
 
 
 class IntakeSettings(ServiceSettings):

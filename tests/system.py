@@ -3,6 +3,7 @@ one clock (simulated where a test drives time) and one in-memory span exporter."
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,6 +36,9 @@ class Mailbox:
     """A real local SMTP server (aiosmtpd) that keeps what it receives."""
 
     def __init__(self) -> None:
+        # The test's mail server logs each recipient at INFO; it is not part of the system
+        # whose logs the personal-data scans read.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.messages: list[EmailMessage] = []
         self.port = _free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -89,9 +93,10 @@ async def running_system(
         "http_port": 18900,
         "retry_max_backoff_seconds": 1.0,
         "outbox_poll_interval_seconds": 0.2,
+        "parking_retry_interval_seconds": 0.2,
     }
     settings = {
-        "intake": IntakeSettings(**common),
+        "intake": IntakeSettings(**common, workload_refresh_seconds=0.2),
         "routing": RoutingSettings(**common),
         "deadline": DeadlineSettings(**common, lateness_scan_interval_seconds=0.2),
         "notifier": NotifierSettings(

@@ -488,7 +488,11 @@ class Month:
         view = response.json() if response.status_code == 200 else {}
         if not (view.get("routing") and view.get("deadline")):
             return False
-        return await self.read_clock(d)
+        return await self.read_clock(d) and bool(d.clock["steps"])  # the steps' due times
+
+    async def processed(self, d: Dossier) -> bool:
+        response = await self.intake.get(f"/v1/dossiers/{d.code}")
+        return response.status_code == 200 and response.json()["status"]["code"] == 9
 
     async def move_applied(self, d: Dossier) -> bool:
         """The deadline's clock shows our last move; the apology of an extension is out."""
@@ -498,6 +502,8 @@ class Month:
             status, step = d.expected
             if d.clock["status"] != status or step not in (None, d.clock["current_step"]):
                 return False
+            if status == "completed" and not await self.processed(d):
+                return False  # the result can be returned once intake shows it processed
             d.expected = None
         if d.apology_expected:
             if not await self.apology_issued(d):
@@ -655,7 +661,7 @@ class Month:
             body = {"reason": "Công dân đề nghị rút hồ sơ"}
         path = f"/v1/dossiers/{d.code}/{move.value}"
         response = await self.send("POST", path, f"{move.value} on {d.code}", json=body)
-        if response.status_code != 200:
+        if response.status_code not in (200, 202):  # 202: routing records a hand-off
             raise DemoError(
                 f"{move.value} on {d.code} (step {d.step}, {d.phase}) at {now:%d/%m %H:%M}:"
                 f" {response.status_code} {response.text[:400]}"

@@ -117,7 +117,7 @@ await_ready() {
 ensure_app_db() {
   admin_psql <<SQL || fail "could not create the $APP_USER role/databases" "$LOG"
 SELECT 'CREATE ROLE $APP_USER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_USER') \gexec
-ALTER ROLE $APP_USER LOGIN PASSWORD '$APP_PASSWORD';
+ALTER ROLE $APP_USER LOGIN CREATEDB PASSWORD '$APP_PASSWORD';
 SELECT format('CREATE DATABASE %I OWNER $APP_USER', d) FROM unnest(string_to_array('$APP_DATABASES', ' ')) AS d
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d) \gexec
 SELECT format('ALTER DATABASE %I OWNER TO $APP_USER', d) FROM unnest(string_to_array('$APP_DATABASES', ' ')) AS d \gexec

@@ -1,26 +1,31 @@
-"""The dossier's clock in legal working time. Pure, no I/O."""
+"""The dossier's clock in legal working time, overall and per step. Pure, no I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.calendar import WorkingCalendar
-from shared.events import DossierClockStarted, DossierRouted
+from shared.events import DossierClockStarted, DossierReceived, PlannedStep, StepDue
 
 
 def start_clock(
-    routed: DossierRouted, calendar: WorkingCalendar, due_soon_lead: timedelta
+    received: DossierReceived,
+    calendar: WorkingCalendar,
+    due_soon_lead: timedelta,
+    competent_unit_code: str,
 ) -> DossierClockStarted:
-    """The clock runs from the counting start; it warns `due_soon_lead` of working time
-    before the due time (by default one working day: when an apology must go out)."""
-    started_at = calendar.counting_start(routed.received_at)
+    """The clock runs from the counting start to the appointment on the receipt; it warns
+    `due_soon_lead` of working time before (by default one working day: when an apology must
+    go out)."""
+    started_at = calendar.counting_start(received.received_at)
     return DossierClockStarted(
-        dossier_code=routed.dossier_code,
-        responsible_unit_code=routed.current_unit_code,
+        dossier_code=received.dossier_code,
+        responsible_unit_code=competent_unit_code,
         started_at=started_at,
-        due_at=routed.due_at,
-        due_soon_at=due_soon_time(started_at, routed.due_at, calendar, due_soon_lead),
+        due_at=received.appointment_at,
+        due_soon_at=due_soon_time(started_at, received.appointment_at, calendar, due_soon_lead),
     )
 
 
@@ -29,6 +34,28 @@ def due_soon_time(
 ) -> datetime:
     allowed = calendar.working_time_between(started_at, due_at)
     return calendar.add_working_time(started_at, max(allowed - lead, timedelta()))
+
+
+def step_due_times(
+    steps: Sequence[PlannedStep],
+    *,
+    started_at: datetime,
+    appointed_at: datetime,
+    due_at: datetime,
+    paused: timedelta,
+    calendar: WorkingCalendar,
+) -> tuple[StepDue, ...]:
+    """Each step is due when its cumulative share of the time allowed (receipt to appointment)
+    has run out, later by the working time the clock has been paused so far; the last step is
+    due when the dossier is."""
+    allowed = calendar.working_time_between(started_at, appointed_at)
+    planned = calendar.step_due_times(started_at, allowed, [step.share for step in steps])
+    dues = [min(calendar.add_working_time(due, paused), due_at) for due in planned]
+    dues[-1] = due_at
+    return tuple(
+        StepDue(sequence=step.sequence, unit_code=step.unit_code, due_at=due)
+        for step, due in zip(steps, dues, strict=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.deadline.domain import resume, start_clock
-from services.deadline.repository import DeadlineUnitOfWork
+from services.deadline.domain import resume, start_clock, step_due_times
+from services.deadline.repository import DeadlineUnitOfWorkPort
 from shared.calendar import UnitCalendars
+from shared.catalog import Catalog
 from shared.events import (
     DossierClockPaused,
     DossierClockResumed,
     DossierCompleted,
-    DossierProcessed,
+    DossierReceived,
     DossierRefused,
     DossierRouted,
     DossierWithdrawn,
@@ -22,6 +23,9 @@ from shared.events import (
     HandOffRecorded,
     OverdueDetected,
     ProcessingStopped,
+    StepClocksStarted,
+    StepCompleted,
+    StepDue,
     SupplementReceived,
     SupplementRequested,
     Timeliness,
@@ -30,106 +34,176 @@ from shared.lifecycle import timeliness
 from shared.telemetry import current_traceparent
 
 
+class UnknownStep(Exception):
+    """A hand-off names a step the plan does not have: a defect upstream, dead-lettered."""
+
+
 @dataclass(frozen=True)
 class Deadlines:
+    catalog: Catalog
     calendars: UnitCalendars
     due_soon_lead: timedelta
     clock: Callable[[], datetime]
 
-    async def on_dossier_routed(self, event: DossierRouted, uow: DeadlineUnitOfWork) -> None:
-        calendar = self.calendars.of(event.competent_unit_code)  # its office hours
-        started = start_clock(event, calendar, self.due_soon_lead)
+    async def on_dossier_received(
+        self, event: DossierReceived, uow: DeadlineUnitOfWorkPort
+    ) -> None:
+        """The clock starts at receipt, in the competent unit's calendar (its office hours)."""
+        procedure = self.catalog.procedure(event.procedure_code)
+        competent = procedure.agency if procedure else event.receiving_unit_code
+        started = start_clock(
+            event, self.calendars.of(competent), self.due_soon_lead, competent_unit_code=competent
+        )
         # Later detections (due soon, overdue) start their own traces linked to this one.
-        await uow.clocks.add(started, event.steps, event.competent_unit_code, current_traceparent())
+        await uow.clocks.add(started, competent, current_traceparent())
         uow.emit(started, occurred_at=self.clock())
 
+    async def on_dossier_routed(self, event: DossierRouted, uow: DeadlineUnitOfWorkPort) -> None:
+        clock = await uow.clocks.lock(event.dossier_code)
+        steps = step_due_times(
+            event.steps,
+            started_at=clock.started_at,
+            appointed_at=clock.appointed_at,
+            due_at=clock.due_at,
+            paused=timedelta(seconds=clock.paused_working_seconds),
+            calendar=self.calendars.of(clock.competent_unit_code or event.competent_unit_code),
+        )
+        await uow.clocks.add_steps(
+            event.dossier_code, steps, event.current_unit_code, at=event.routed_at
+        )
+        uow.emit(
+            StepClocksStarted(
+                dossier_code=event.dossier_code, steps=steps, started_at=clock.started_at
+            ),
+            occurred_at=self.clock(),
+        )
+
+    async def on_hand_off_recorded(
+        self, event: HandOffRecorded, uow: DeadlineUnitOfWorkPort
+    ) -> None:
+        clock = await uow.clocks.lock(event.dossier_code)
+        step = await uow.clocks.step(event.dossier_code, event.step_sequence)
+        if step is None:
+            raise UnknownStep(f"step {event.step_sequence} of {event.dossier_code}")
+        unit_code, step_due = step
+        tz = self.calendars.default.tz
+        verdict = timeliness(event.handed_off_at, step_due, tz)
+        await uow.clocks.complete_step(
+            event.dossier_code,
+            event.step_sequence,
+            event.handed_off_at,
+            verdict.value,
+            event.current_unit_code,
+        )
+        uow.emit(
+            StepCompleted(
+                dossier_code=event.dossier_code,
+                step_sequence=event.step_sequence,
+                unit_code=unit_code,
+                completed_at=event.handed_off_at,
+                due_at=step_due,
+                timeliness=verdict,
+            ),
+            occurred_at=event.handed_off_at,
+        )
+        if event.final:
+            await self._complete(event, clock.due_at, clock.overdue_detected_at, uow)
+
+    async def _complete(
+        self,
+        event: HandOffRecorded,
+        due_at: datetime,
+        overdue_detected_at: datetime | None,
+        uow: DeadlineUnitOfWorkPort,
+    ) -> None:
+        """The result went back to the desk: the dossier is done early, on time or late."""
+        code, done_at = event.dossier_code, event.handed_off_at
+        verdict = timeliness(done_at, due_at, self.calendars.default.tz)
+        if verdict is Timeliness.LATE and overdue_detected_at is None:
+            # Finished late before the scan saw it: the lateness (and its apology) still counts.
+            await uow.clocks.mark_overdue(code, done_at)
+            uow.emit(
+                OverdueDetected(
+                    dossier_code=code,
+                    responsible_unit_code=event.from_unit_code,
+                    due_at=due_at,
+                    detected_at=done_at,
+                ),
+                occurred_at=done_at,
+            )
+        await uow.clocks.finish(code, "completed", done_at, verdict.value)
+        uow.emit(
+            DossierCompleted(
+                dossier_code=code,
+                responsible_unit_code=event.from_unit_code,
+                completed_at=done_at,
+                due_at=due_at,
+                timeliness=verdict,
+            ),
+            occurred_at=done_at,
+        )
+
     async def on_supplement_requested(
-        self, event: SupplementRequested, uow: DeadlineUnitOfWork
+        self, event: SupplementRequested, uow: DeadlineUnitOfWorkPort
     ) -> None:
         await self._pause(event.dossier_code, event.requested_at, "supplement", uow)
 
     async def on_financial_obligation_requested(
-        self, event: FinancialObligationRequested, uow: DeadlineUnitOfWork
+        self, event: FinancialObligationRequested, uow: DeadlineUnitOfWorkPort
     ) -> None:
         await self._pause(event.dossier_code, event.requested_at, "financial_obligation", uow)
 
     async def on_supplement_received(
-        self, event: SupplementReceived, uow: DeadlineUnitOfWork
+        self, event: SupplementReceived, uow: DeadlineUnitOfWorkPort
     ) -> None:
         await self._resume(event.dossier_code, event.received_at, uow)
 
     async def on_financial_obligation_fulfilled(
-        self, event: FinancialObligationFulfilled, uow: DeadlineUnitOfWork
+        self, event: FinancialObligationFulfilled, uow: DeadlineUnitOfWorkPort
     ) -> None:
         await self._resume(event.dossier_code, event.fulfilled_at, uow)
 
-    async def on_hand_off_recorded(self, event: HandOffRecorded, uow: DeadlineUnitOfWork) -> None:
-        await uow.clocks.lock(event.dossier_code)
-        await uow.clocks.complete_step(
-            event.dossier_code, event.step_sequence, event.handed_off_at, event.current_unit_code
-        )
-
-    async def on_dossier_processed(self, event: DossierProcessed, uow: DeadlineUnitOfWork) -> None:
-        clock = await uow.clocks.lock(event.dossier_code)
-        verdict = timeliness(event.processed_at, clock.due_at, self.calendars.default.tz)
-        if verdict is Timeliness.LATE and clock.overdue_detected_at is None:
-            # Finished late before the scan saw it: the lateness (and its apology) still counts.
-            await uow.clocks.mark_overdue(event.dossier_code, event.processed_at)
-            uow.emit(
-                OverdueDetected(
-                    dossier_code=event.dossier_code,
-                    responsible_unit_code=clock.responsible_unit_code,
-                    due_at=clock.due_at,
-                    detected_at=event.processed_at,
-                ),
-                occurred_at=event.processed_at,
-            )
-        await uow.clocks.finish(event.dossier_code, "completed", event.processed_at, verdict.value)
-        uow.emit(
-            DossierCompleted(
-                dossier_code=event.dossier_code,
-                responsible_unit_code=event.unit_code,
-                completed_at=event.processed_at,
-                due_at=clock.due_at,
-                timeliness=verdict,
-            ),
-            occurred_at=event.processed_at,
-        )
-
     async def on_closed(
-        self, event: DossierWithdrawn | DossierRefused | ProcessingStopped, uow: DeadlineUnitOfWork
+        self,
+        event: DossierWithdrawn | DossierRefused | ProcessingStopped,
+        uow: DeadlineUnitOfWorkPort,
     ) -> None:
         """A withdrawn, refused or stopped dossier is no longer on the clock."""
         await uow.clocks.lock(event.dossier_code)
         await uow.clocks.finish(event.dossier_code, "closed", self.clock(), None)
 
-    async def _pause(self, code: str, at: datetime, cause: str, uow: DeadlineUnitOfWork) -> None:
+    async def _pause(
+        self, code: str, at: datetime, cause: str, uow: DeadlineUnitOfWorkPort
+    ) -> None:
         clock = await uow.clocks.lock(code)
         if clock.status != "running":
             return
         await uow.clocks.pause(code, at, cause)
         uow.emit(DossierClockPaused(dossier_code=code, paused_at=at, cause=cause), occurred_at=at)
 
-    async def _resume(self, code: str, at: datetime, uow: DeadlineUnitOfWork) -> None:
+    async def _resume(self, code: str, at: datetime, uow: DeadlineUnitOfWorkPort) -> None:
         clock = await uow.clocks.lock(code)
         if clock.status != "paused" or clock.paused_at is None:
             return
-        open_steps = await uow.clocks.open_step_due_times(code)
+        open_steps = await uow.clocks.open_steps(code)
         moved = resume(
             paused_at=clock.paused_at,
             resumed_at=at,
             due_at=clock.due_at,
             due_soon_at=clock.due_soon_at,
-            step_due_at=tuple(due for _, due in open_steps),
+            step_due_at=tuple(step.due_at for step in open_steps),
             calendar=self.calendars.of(clock.competent_unit_code or ""),
+        )
+        moved_steps = tuple(
+            StepDue(sequence=step.sequence, unit_code=step.unit_code, due_at=due)
+            for step, due in zip(open_steps, moved.step_due_at, strict=True)
         )
         await uow.clocks.resume(
             code,
             due_at=moved.due_at,
             due_soon_at=moved.due_soon_at,
-            step_due_at=[
-                (seq, due) for (seq, _), due in zip(open_steps, moved.step_due_at, strict=True)
-            ],
+            paused=moved.paused,
+            step_due_at=[(step.sequence, step.due_at) for step in moved_steps],
         )
         uow.emit(
             DossierClockResumed(
@@ -139,6 +213,7 @@ class Deadlines:
                 previous_due_at=clock.due_at,
                 due_at=moved.due_at,
                 due_soon_at=moved.due_soon_at,
+                open_steps=moved_steps,
             ),
             occurred_at=at,
         )

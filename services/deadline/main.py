@@ -15,7 +15,7 @@ from services.deadline.scheduler import LatenessScheduler
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
-    DossierProcessed,
+    DossierReceived,
     DossierRefused,
     DossierRouted,
     DossierWithdrawn,
@@ -51,33 +51,28 @@ def create_app(
         broker=broker,
         telemetry=telemetry,
     )
+    catalog = load_catalog(settings.catalog_path)
     deadlines = Deadlines(
-        calendars=unit_calendars(settings, load_catalog(settings.catalog_path)),
+        catalog=catalog,
+        calendars=unit_calendars(settings, catalog),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
     )
     unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
-    runtime.consume(
+    runtime.consume(  # the clock from intake's topic, its steps from routing's plan
         group_id=NAME,
-        topics=(Topic.ROUTING,),
+        topics=(Topic.INTAKE, Topic.ROUTING),
         handlers={
-            DossierRouted: deadlines.on_dossier_routed,
-            HandOffRecorded: deadlines.on_hand_off_recorded,
-        },
-        unit_of_work=unit_of_work,
-    )
-    runtime.consume(  # its own consumer: waiting for a clock to start must not block routing's
-        group_id=f"{NAME}-lifecycle",
-        topics=(Topic.INTAKE,),
-        handlers={
+            DossierReceived: deadlines.on_dossier_received,
             SupplementRequested: deadlines.on_supplement_requested,
             SupplementReceived: deadlines.on_supplement_received,
             FinancialObligationRequested: deadlines.on_financial_obligation_requested,
             FinancialObligationFulfilled: deadlines.on_financial_obligation_fulfilled,
-            DossierProcessed: deadlines.on_dossier_processed,
             DossierWithdrawn: deadlines.on_closed,
             DossierRefused: deadlines.on_closed,
             ProcessingStopped: deadlines.on_closed,
+            DossierRouted: deadlines.on_dossier_routed,
+            HandOffRecorded: deadlines.on_hand_off_recorded,
         },
         unit_of_work=unit_of_work,
     )

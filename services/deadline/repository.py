@@ -4,12 +4,14 @@ guarantees rest on row locks, so it is tested against the real server)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 
-from shared.events import DossierClockStarted, PlannedStep
-from shared.messaging.unit_of_work import PostgresUnitOfWork
+from shared.events import DossierClockStarted, StepDue
+from shared.messaging.parking import PrerequisiteMissing
+from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -18,9 +20,11 @@ class Clock:
     status: str
     responsible_unit_code: str
     started_at: datetime
+    appointed_at: datetime
     due_at: datetime
     due_soon_at: datetime
     paused_at: datetime | None
+    paused_working_seconds: int
     overdue_detected_at: datetime | None
     current_step: int
     competent_unit_code: str | None
@@ -38,10 +42,9 @@ class Detection:
     step_sequence: int | None = None
 
 
-class ClockNotStarted(Exception):
-    """Retried: the dossier's clock starts when routing's plan arrives on its own topic."""
-
-    retriable = True
+class ClockNotStarted(PrerequisiteMissing):
+    """The clock starts with the dossier's receipt, on intake's topic: routing's plan may
+    come first, on its own topic."""
 
 
 class ClockRepository:
@@ -49,16 +52,12 @@ class ClockRepository:
         self._db = connection
 
     async def add(
-        self,
-        clock: DossierClockStarted,
-        steps: tuple[PlannedStep, ...],
-        competent_unit_code: str,
-        traceparent: str | None,
+        self, clock: DossierClockStarted, competent_unit_code: str, traceparent: str | None
     ) -> None:
         await self._db.execute(
-            "INSERT INTO clocks (dossier_code, responsible_unit_code, started_at, due_at,"
-            " due_soon_at, competent_unit_code, submission_traceparent)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO clocks (dossier_code, responsible_unit_code, started_at, appointed_at,"
+            " due_at, due_soon_at, competent_unit_code, submission_traceparent)"
+            " VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
             clock.dossier_code,
             clock.responsible_unit_code,
             clock.started_at,
@@ -67,22 +66,32 @@ class ClockRepository:
             competent_unit_code,
             traceparent,
         )
+
+    async def add_steps(
+        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+    ) -> None:
         await self._db.executemany(
             "INSERT INTO step_clocks (dossier_code, sequence, unit_code, due_at)"
             " VALUES ($1, $2, $3, $4)",
-            [(clock.dossier_code, s.sequence, s.unit_code, s.due_at) for s in steps],
+            [(dossier_code, s.sequence, s.unit_code, s.due_at) for s in steps],
+        )
+        await self._db.execute(
+            "UPDATE clocks SET current_step = 1, responsible_unit_code = $2"
+            " WHERE dossier_code = $1",
+            dossier_code,
+            holder,
         )
 
     async def lock(self, dossier_code: str) -> Clock:
         row = await self._db.fetchrow(
-            "SELECT dossier_code, status, responsible_unit_code, started_at, due_at, due_soon_at,"
-            " paused_at, overdue_detected_at, current_step, competent_unit_code,"
-            " submission_traceparent FROM clocks"
+            "SELECT dossier_code, status, responsible_unit_code, started_at, appointed_at,"
+            " due_at, due_soon_at, paused_at, paused_working_seconds, overdue_detected_at,"
+            " current_step, competent_unit_code, submission_traceparent FROM clocks"
             " WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
         if row is None:
-            raise ClockNotStarted(dossier_code)
+            raise ClockNotStarted(f"no clock for dossier {dossier_code}")
         return Clock(**dict(row))
 
     async def describe(self, dossier_code: str) -> dict[str, object] | None:
@@ -95,19 +104,19 @@ class ClockRepository:
         if clock is None:
             return None
         steps = await self._db.fetch(
-            "SELECT sequence, unit_code, due_at, completed_at, overdue_detected_at"
+            "SELECT sequence, unit_code, due_at, completed_at, timeliness, overdue_detected_at"
             " FROM step_clocks WHERE dossier_code = $1 ORDER BY sequence",
             dossier_code,
         )
         return {**dict(clock), "steps": [dict(step) for step in steps]}
 
-    async def open_step_due_times(self, dossier_code: str) -> list[tuple[int, datetime]]:
+    async def open_steps(self, dossier_code: str) -> list[StepDue]:
         rows = await self._db.fetch(
-            "SELECT sequence, due_at FROM step_clocks"
+            "SELECT sequence, unit_code, due_at FROM step_clocks"
             " WHERE dossier_code = $1 AND completed_at IS NULL ORDER BY sequence",
             dossier_code,
         )
-        return [(r["sequence"], r["due_at"]) for r in rows]
+        return [StepDue(**dict(row)) for row in rows]
 
     async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
         await self._db.execute(
@@ -124,28 +133,47 @@ class ClockRepository:
         *,
         due_at: datetime,
         due_soon_at: datetime,
+        paused: timedelta,
         step_due_at: list[tuple[int, datetime]],
     ) -> None:
         await self._db.execute(
             "UPDATE clocks SET status = 'running', paused_at = NULL, pause_cause = NULL,"
-            " due_at = $2, due_soon_at = $3 WHERE dossier_code = $1",
+            " due_at = $2, due_soon_at = $3,"
+            " paused_working_seconds = paused_working_seconds + $4 WHERE dossier_code = $1",
             dossier_code,
             due_at,
             due_soon_at,
+            int(paused.total_seconds()),
         )
         await self._db.executemany(
             "UPDATE step_clocks SET due_at = $3 WHERE dossier_code = $1 AND sequence = $2",
             [(dossier_code, sequence, due) for sequence, due in step_due_at],
         )
 
+    async def step(self, dossier_code: str, sequence: int) -> tuple[str, datetime] | None:
+        """The step's unit and due time."""
+        row = await self._db.fetchrow(
+            "SELECT unit_code, due_at FROM step_clocks WHERE dossier_code = $1 AND sequence = $2",
+            dossier_code,
+            sequence,
+        )
+        return (row["unit_code"], row["due_at"]) if row else None
+
     async def complete_step(
-        self, dossier_code: str, sequence: int, at: datetime, next_unit_code: str
+        self,
+        dossier_code: str,
+        sequence: int,
+        at: datetime,
+        timeliness: str,
+        next_unit_code: str,
     ) -> None:
         await self._db.execute(
-            "UPDATE step_clocks SET completed_at = $3 WHERE dossier_code = $1 AND sequence = $2",
+            "UPDATE step_clocks SET completed_at = $3, timeliness = $4"
+            " WHERE dossier_code = $1 AND sequence = $2",
             dossier_code,
             sequence,
             at,
+            timeliness,
         )
         await self._db.execute(
             "UPDATE clocks SET current_step = $2 + 1, responsible_unit_code = $3"
@@ -222,3 +250,9 @@ class DeadlineUnitOfWork(PostgresUnitOfWork):
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.clocks = ClockRepository(connection)
+
+
+class DeadlineUnitOfWorkPort(Emitter, Protocol):
+    """What the deadline service's handlers need of a unit of work."""
+
+    clocks: ClockRepository

@@ -9,20 +9,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from opentelemetry import trace
 
-from services.intake.commands import (
+from services.intake.commands import Commands
+from services.intake.handlers import Intake, receive_dossier
+from services.intake.reports import Reports
+from services.intake.schemas import (
     CommandResult,
-    Commands,
+    DossierSubmission,
+    DossierView,
     ExtensionRequestBody,
     FinancialObligationBody,
     HandOffBody,
+    Problem,
     ReasonBody,
+    Receipt,
     ResultReadyBody,
     SupplementRequestBody,
     UnitReasonBody,
 )
-from services.intake.handlers import Intake, receive_dossier
-from services.intake.reports import Reports
-from services.intake.schemas import DossierSubmission, DossierView, Problem, Receipt, StatusOut
 from shared.telemetry import DossierAttribute
 
 DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
@@ -70,19 +73,10 @@ def build_router(intake: Intake) -> APIRouter:
     async def get_dossier(code: Annotated[str, Path(pattern=DOSSIER_CODE)]) -> DossierView:
         trace.get_current_span().set_attribute(DossierAttribute.CODE, code)
         async with intake.unit_of_work() as uow:
-            stored = await uow.dossiers.get(code)
-        if stored is None:
+            view = await uow.dossiers.view(code)
+        if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
-        return DossierView(
-            dossier_code=code,
-            status=StatusOut.of(stored.status),
-            trace_id=stored.receipt.trace_id,
-            receipt=stored.receipt,
-            routing=stored.routing,
-            deadline=stored.deadline,
-            notifier=stored.notifier,
-            updated_at=stored.updated_at,
-        )
+        return view
 
     return router
 
@@ -98,7 +92,15 @@ def build_lifecycle_router(commands: Commands) -> APIRouter:
     """Each call is one lifecycle event; an illegal transition is a 409 naming the state."""
     router = APIRouter(prefix="/v1/dossiers/{code}", tags=["lifecycle"], responses=CONFLICT)
 
-    @router.post("/hand-offs", summary="Hand the dossier to the next unit of its process")
+    @router.post(
+        "/hand-offs",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Ask to hand the dossier to the next unit of its process",
+        description="Routing, which owns the plan and knows who holds the dossier, records the"
+        " hand-off or rejects it: GET the dossier (`routing.current_unit_code`,"
+        " `routing.last_rejected_hand_off`) or read `HandOffRecorded` / `HandOffRejected`,"
+        " whose `causationid` is this request's `event_id`.",
+    )
     async def hand_off(code: CodePath, body: HandOffBody) -> CommandResult:
         return await commands.hand_off(code, body)
 
@@ -132,7 +134,13 @@ def build_lifecycle_router(commands: Commands) -> APIRouter:
     async def request_extension(code: CodePath, body: ExtensionRequestBody) -> CommandResult:
         return await commands.request_extension(code, body)
 
-    @router.post("/result", summary="The result is ready (processed)")
+    @router.post(
+        "/result",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="The last unit hands the result to the desk",
+        description="Routing records it (the status becomes 9, processed) if the unit holds"
+        " the last step of the process, or rejects it, naming why (as for hand-offs).",
+    )
     async def mark_result_ready(code: CodePath, body: ResultReadyBody) -> CommandResult:
         return await commands.mark_result_ready(code, body)
 

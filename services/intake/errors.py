@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.intake.commands import Conflict, UnknownDossier
-from services.intake.domain import DailySequenceExhausted, SubmissionRejected
+from services.intake.commands import UnknownDossier
+from services.intake.domain import Conflict, DailySequenceExhausted, SubmissionRejected
 from shared.lifecycle import IllegalTransition
 from shared.messaging.retry import is_transient
 

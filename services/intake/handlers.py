@@ -12,10 +12,11 @@ import asyncpg
 from services.intake.domain import (
     dossier_code,
     issue_receipt,
+    processed,
     received_event,
     resolve,
 )
-from services.intake.repository import InMemoryIntakeUnitOfWork, IntakeUnitOfWork
+from services.intake.repository import IntakeUnitOfWorkPort
 from services.intake.schemas import DossierSubmission, Receipt
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
@@ -32,7 +33,10 @@ from shared.events import (
     DueSoonDetected,
     Event,
     HandOffRecorded,
+    HandOffRejected,
     OverdueDetected,
+    StepClocksStarted,
+    StepCompleted,
     StepOverdueDetected,
 )
 from shared.messaging.consumer import Handler
@@ -42,7 +46,7 @@ from shared.telemetry import (
     current_traceparent,
 )
 
-UnitOfWorkFactory = Callable[[], IntakeUnitOfWork | InMemoryIntakeUnitOfWork]
+UnitOfWorkFactory = Callable[[], IntakeUnitOfWorkPort]
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,10 @@ async def receive_dossier(
             if idempotency_key:
                 existing = await uow.dossiers.code_for_idempotency_key(idempotency_key)
                 if existing is not None:
-                    stored = await uow.dossiers.get(existing)
+                    stored = await uow.dossiers.receipt(existing)
                     assert stored is not None
-                    annotate_current_span(stored.receipt)
-                    return stored.receipt, False
+                    annotate_current_span(stored)
+                    return stored, False
             received_at = intake.clock()
             receipt_date = received_at.astimezone(intake.calendars.default.tz).date()
             sequence = await uow.dossiers.next_sequence(unit.code, receipt_date)
@@ -94,93 +98,139 @@ async def receive_dossier(
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover
 
 
-async def on_dossier_routed(event: DossierRouted, uow: IntakeUnitOfWork) -> None:
-    outcome = event.model_dump(mode="json", exclude={"dossier_code"})
-    await uow.dossiers.record_outcome(
-        event.dossier_code, "routing", outcome, DossierStatus.PROCESSING
-    )
+# --- The projection of the other services' events: each updates the columns it owns --------
+
+
+async def on_dossier_routed(event: DossierRouted, uow: IntakeUnitOfWorkPort) -> None:
+    code = event.dossier_code
+    await uow.ledger.plan_steps(code, event.steps)
     await uow.ledger.update(
-        event.dossier_code,
+        code,
         competent_unit_code=event.competent_unit_code,
         current_unit_code=event.current_unit_code,
         current_step=1,
-        step_units=[step.unit_code for step in event.steps],
+        routed_at=event.routed_at,
     )
+    await uow.ledger.update_status(code, DossierStatus.PROCESSING, only_from=DossierStatus.ACCEPTED)
     await uow.ledger.append(event, event.routed_at, event.current_unit_code)
 
 
-async def on_clock_started(event: DossierClockStarted, uow: IntakeUnitOfWork) -> None:
-    outcome = event.model_dump(mode="json", exclude={"dossier_code"})
-    await uow.dossiers.record_outcome(event.dossier_code, "deadline", outcome, None)
-    await uow.ledger.update(event.dossier_code, due_at=event.due_at)
+async def on_hand_off_recorded(event: HandOffRecorded, uow: IntakeUnitOfWorkPort) -> None:
+    code = event.dossier_code
+    await uow.ledger.hand_step_off(
+        code,
+        event.step_sequence,
+        official=event.official,
+        started_at=event.step_started_at,
+        at=event.handed_off_at,
+    )
+    await uow.ledger.update(
+        code,
+        current_unit_code=event.current_unit_code,
+        current_step=event.step_sequence + 1,
+        holder_since=event.handed_off_at,
+        last_rejection=None,
+    )
+    await uow.ledger.append(event, event.handed_off_at, event.from_unit_code)
+    if event.final:
+        state = await uow.ledger.lock(code)
+        decision = processed(state, event) if state is not None else None
+        if decision is not None:
+            await uow.ledger.update(code, status=decision.status)
+            await uow.ledger.append(decision.event, event.handed_off_at, event.from_unit_code)
+            uow.emit(decision.event, occurred_at=event.handed_off_at)
+
+
+async def on_hand_off_rejected(event: HandOffRejected, uow: IntakeUnitOfWorkPort) -> None:
+    rejection = event.model_dump(mode="json", exclude={"dossier_code"})
+    await uow.ledger.update(event.dossier_code, last_rejection=rejection)
+    await uow.ledger.append(event, event.rejected_at, event.from_unit_code)
+
+
+async def on_clock_started(event: DossierClockStarted, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.update(
+        event.dossier_code,
+        clock_started_at=event.started_at,
+        due_at=event.due_at,
+        due_soon_at=event.due_soon_at,
+    )
     await uow.ledger.append(event, event.started_at, event.responsible_unit_code)
 
 
-async def on_apology_obligation_recorded(
-    event: ApologyObligationRecorded, uow: IntakeUnitOfWork
-) -> None:
-    outcome = event.model_dump(mode="json", exclude={"dossier_code"})
-    await uow.dossiers.record_outcome(event.dossier_code, "notifier", outcome, None)
-
-
-async def on_hand_off_recorded(event: HandOffRecorded, uow: IntakeUnitOfWork) -> None:
-    await uow.ledger.record_step(
-        event.dossier_code,
-        sequence=event.step_sequence,
-        unit_code=event.from_unit_code,
-        official=event.official,
-        started_at=event.step_started_at,
-        finished_at=event.handed_off_at,
-        due_at=event.step_due_at,
-        timeliness=event.timeliness.value,
+async def on_step_clocks_started(event: StepClocksStarted, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.set_step_dues(
+        event.dossier_code, [(s.sequence, s.due_at) for s in event.steps]
     )
-    await uow.ledger.append(event, event.handed_off_at, event.from_unit_code)
 
 
-async def on_clock_paused(event: DossierClockPaused, uow: IntakeUnitOfWork) -> None:
+async def on_clock_paused(event: DossierClockPaused, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.update(event.dossier_code, paused_since=event.paused_at)
     await uow.ledger.append(event, event.paused_at, None)
 
 
-async def on_clock_resumed(event: DossierClockResumed, uow: IntakeUnitOfWork) -> None:
-    await uow.ledger.update(event.dossier_code, paused_since=None, due_at=event.due_at)
+async def on_clock_resumed(event: DossierClockResumed, uow: IntakeUnitOfWorkPort) -> None:
+    code = event.dossier_code
+    await uow.ledger.update(
+        code, paused_since=None, due_at=event.due_at, due_soon_at=event.due_soon_at
+    )
+    await uow.ledger.set_step_dues(code, [(s.sequence, s.due_at) for s in event.open_steps])
     await uow.ledger.append(event, event.resumed_at, None)
 
 
-async def on_due_soon(event: DueSoonDetected, uow: IntakeUnitOfWork) -> None:
+async def on_step_completed(event: StepCompleted, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.judge_step(
+        event.dossier_code, event.step_sequence, due_at=event.due_at, verdict=event.timeliness.value
+    )
+
+
+async def on_due_soon(event: DueSoonDetected, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.append(event, event.detected_at, event.responsible_unit_code)
 
 
-async def on_overdue(event: OverdueDetected, uow: IntakeUnitOfWork) -> None:
+async def on_overdue(event: OverdueDetected, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.update(event.dossier_code, overdue_at=event.detected_at)
     await uow.ledger.append(event, event.detected_at, event.responsible_unit_code)
 
 
-async def on_step_overdue(event: StepOverdueDetected, uow: IntakeUnitOfWork) -> None:
+async def on_step_overdue(event: StepOverdueDetected, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.append(event, event.detected_at, event.unit_code)
 
 
-async def on_completed(event: DossierCompleted, uow: IntakeUnitOfWork) -> None:
+async def on_completed(event: DossierCompleted, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.update(
         event.dossier_code, completed_at=event.completed_at, timeliness=event.timeliness.value
     )
     await uow.ledger.append(event, event.completed_at, event.responsible_unit_code)
 
 
-async def on_apology_issued(event: ApologyIssued, uow: IntakeUnitOfWork) -> None:
+async def on_apology_obligation_recorded(
+    event: ApologyObligationRecorded, uow: IntakeUnitOfWorkPort
+) -> None:
+    await uow.ledger.update(
+        event.dossier_code,
+        apology_signer=event.signer_title,
+        apology_due_by=event.apology_due_by,
+    )
+
+
+async def on_apology_issued(event: ApologyIssued, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.update(event.dossier_code, apology_issued_at=event.issued_at)
     await uow.ledger.append(event, event.issued_at, event.unit_code)
 
 
-async def on_alert_raised(event: AlertRaised, uow: IntakeUnitOfWork) -> None:
+async def on_alert_raised(event: AlertRaised, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.append(event, event.raised_at, event.unit_code)
 
 
 PROJECTIONS: dict[type[Event], Handler] = {
     DossierRouted: on_dossier_routed,
     HandOffRecorded: on_hand_off_recorded,
+    HandOffRejected: on_hand_off_rejected,
     DossierClockStarted: on_clock_started,
+    StepClocksStarted: on_step_clocks_started,
     DossierClockPaused: on_clock_paused,
     DossierClockResumed: on_clock_resumed,
+    StepCompleted: on_step_completed,
     DueSoonDetected: on_due_soon,
     OverdueDetected: on_overdue,
     StepOverdueDetected: on_step_overdue,

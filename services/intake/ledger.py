@@ -3,25 +3,13 @@ processing control slip, and the reports operators read from them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from shared.events import DossierStatus, Event
-
-
-@dataclass(frozen=True)
-class DossierState:
-    code: str
-    status: DossierStatus
-    receiving_unit_code: str
-    current_unit_code: str | None
-    current_step: int | None
-    step_units: list[str]
-    supplement_requests: int
-    submission_traceparent: str | None
+from services.intake.domain import DossierState
+from shared.events import DossierStatus, Event, PlannedStep
 
 
 class Ledger:
@@ -31,9 +19,8 @@ class Ledger:
     async def lock(self, code: str) -> DossierState | None:
         """The dossier's state, locked until the transaction ends (commands are serialised)."""
         row = await self._db.fetchrow(
-            "SELECT code, status, receiving_unit_code, current_unit_code, current_step,"
-            " step_units, supplement_requests, submission_traceparent"
-            " FROM dossiers WHERE code = $1 FOR UPDATE",
+            "SELECT code, status, receiving_unit_code, current_unit_code, supplement_requests,"
+            " submission_traceparent FROM dossiers WHERE code = $1 FOR UPDATE",
             code,
         )
         if row is None:
@@ -43,8 +30,6 @@ class Ledger:
             status=DossierStatus(row["status"]),
             receiving_unit_code=row["receiving_unit_code"],
             current_unit_code=row["current_unit_code"],
-            current_step=row["current_step"],
-            step_units=list(row["step_units"] or []),
             supplement_requests=row["supplement_requests"],
             submission_traceparent=row["submission_traceparent"],
         )
@@ -55,6 +40,17 @@ class Ledger:
             f"UPDATE dossiers SET {assignments}, updated_at = now() WHERE code = $1",
             code,
             *(int(v) if isinstance(v, DossierStatus) else v for v in columns.values()),
+        )
+
+    async def update_status(
+        self, code: str, status: DossierStatus, *, only_from: DossierStatus
+    ) -> None:
+        """Move the status only from `only_from`: a projection never overrides a command."""
+        await self._db.execute(
+            "UPDATE dossiers SET status = $2, updated_at = now() WHERE code = $1 AND status = $3",
+            code,
+            int(status),
+            int(only_from),
         )
 
     async def append(self, event: Event, occurred_at: datetime, unit_code: str | None) -> None:
@@ -68,30 +64,51 @@ class Ledger:
             event.model_dump(mode="json", exclude={"dossier_code", "applicant"}),
         )
 
-    async def record_step(
-        self,
-        code: str,
-        *,
-        sequence: int,
-        unit_code: str,
-        official: str,
-        started_at: datetime,
-        finished_at: datetime,
-        due_at: datetime,
-        timeliness: str,
+    async def plan_steps(self, code: str, steps: tuple[PlannedStep, ...]) -> None:
+        """Routing's plan: who does what, in which order."""
+        await self._db.executemany(
+            "INSERT INTO dossier_steps (dossier_code, step_sequence, unit_code, unit_name, task)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dossier_code, step_sequence)"
+            " DO UPDATE SET unit_code = excluded.unit_code, unit_name = excluded.unit_name,"
+            " task = excluded.task",
+            [(code, s.sequence, s.unit_code, s.unit_name, s.task) for s in steps],
+        )
+
+    async def set_step_dues(self, code: str, dues: list[tuple[int, datetime]]) -> None:
+        """The deadline service's due time of each step (new ones after a pause)."""
+        await self._db.executemany(
+            "INSERT INTO dossier_steps (dossier_code, step_sequence, due_at)"
+            " VALUES ($1, $2, $3) ON CONFLICT (dossier_code, step_sequence)"
+            " DO UPDATE SET due_at = excluded.due_at",
+            [(code, sequence, due) for sequence, due in dues],
+        )
+
+    async def hand_step_off(
+        self, code: str, sequence: int, *, official: str, started_at: datetime, at: datetime
     ) -> None:
+        """Routing recorded the step's hand-off (a row of the control slip)."""
         await self._db.execute(
-            "INSERT INTO step_records (dossier_code, step_sequence, unit_code, official,"
-            " started_at, finished_at, step_due_at, timeliness)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO dossier_steps (dossier_code, step_sequence, official, started_at,"
+            " finished_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dossier_code, step_sequence)"
+            " DO UPDATE SET official = excluded.official, started_at = excluded.started_at,"
+            " finished_at = excluded.finished_at",
             code,
             sequence,
-            unit_code,
             official,
             started_at,
-            finished_at,
+            at,
+        )
+
+    async def judge_step(self, code: str, sequence: int, *, due_at: datetime, verdict: str) -> None:
+        """The deadline service's verdict on a finished step: early, on time or late."""
+        await self._db.execute(
+            "INSERT INTO dossier_steps (dossier_code, step_sequence, due_at, timeliness)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (dossier_code, step_sequence)"
+            " DO UPDATE SET due_at = excluded.due_at, timeliness = excluded.timeliness",
+            code,
+            sequence,
             due_at,
-            timeliness,
+            verdict,
         )
 
     async def timeline(self, code: str) -> list[asyncpg.Record]:
@@ -106,7 +123,10 @@ class Ledger:
     async def steps(self, code: str) -> list[asyncpg.Record]:
         return list(
             await self._db.fetch(
-                "SELECT * FROM step_records WHERE dossier_code = $1 ORDER BY step_sequence", code
+                "SELECT step_sequence, unit_code, unit_name, task, due_at, started_at, finished_at,"
+                " official, timeliness FROM dossier_steps WHERE dossier_code = $1"
+                " ORDER BY step_sequence",
+                code,
             )
         )
 
@@ -119,7 +139,7 @@ class Ledger:
                 "   count(*) FILTER (WHERE timeliness = 'early') AS early,"
                 "   count(*) FILTER (WHERE timeliness = 'on_time') AS on_time,"
                 "   count(*) FILTER (WHERE timeliness = 'late') AS late"
-                "  FROM step_records WHERE finished_at >= $1 AND finished_at < $2"
+                "  FROM dossier_steps WHERE finished_at >= $1 AND finished_at < $2"
                 "  GROUP BY unit_code),"
                 " held AS ("
                 "  SELECT current_unit_code AS unit_code,"
@@ -143,7 +163,7 @@ class Ledger:
             await self._db.fetch(
                 "SELECT unit_code, official, count(*) AS steps,"
                 "  count(*) FILTER (WHERE timeliness = 'late') AS late"
-                " FROM step_records WHERE finished_at >= $1 AND finished_at < $2"
+                " FROM dossier_steps WHERE finished_at >= $1 AND finished_at < $2"
                 " GROUP BY unit_code, official"
                 " HAVING count(*) FILTER (WHERE timeliness = 'late') > 0"
                 " ORDER BY late DESC, unit_code, official",

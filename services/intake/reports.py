@@ -32,57 +32,77 @@ class Reports:
 
     async def timeline(self, code: str) -> dict[str, Any] | None:
         async with self.unit_of_work() as uow:
-            stored = await uow.dossiers.get(code)
-            if stored is None:
+            view = await uow.dossiers.view(code)
+            if view is None:
                 return None
             events = await uow.ledger.timeline(code)
-            steps = await uow.ledger.steps(code)
-            state = await uow.ledger.lock(code)
-        assert state is not None
         now = self.clock()
+        routing = view.routing
         holdings = [
-            {
-                "step": step["step_sequence"],
-                "unit_code": step["unit_code"],
-                "unit_name": self._unit_name(step["unit_code"]),
-                "official": step["official"],
-                "from": step["started_at"],
-                "to": step["finished_at"],
-                "working_hours": self._hours(step["started_at"], step["finished_at"]),
-                "step_due_at": step["step_due_at"],
-                "timeliness": step["timeliness"],
-            }
-            for step in steps
+            self._holding(
+                step.sequence,
+                step.unit_code,
+                step.official,
+                step.started_at,
+                step.finished_at,
+                step.due_at,
+                step.timeliness,
+            )
+            for step in (routing.steps if routing else [])
+            if step.finished_at is not None and step.started_at is not None
         ]
-        open_since = steps[-1]["finished_at"] if steps else None
-        routed = next((e for e in events if e["event_type"].endswith(".routed.v1")), None)
-        if routed and not stored.status.name.startswith(("PROCESSED", "RESULT", "WITHDRAWN")):
-            since = open_since or self.calendar.counting_start(stored.receipt.received_at)
+        still_held = view.status.code in (4, 5, 6)
+        if routing and still_held and routing.current_step is not None:
+            current = next((s for s in routing.steps if s.sequence == routing.current_step), None)
+            since = routing.holder_since or self.calendar.counting_start(view.receipt.received_at)
             holdings.append(
-                {
-                    "step": state.current_step,
-                    "unit_code": state.current_unit_code,
-                    "unit_name": self._unit_name(state.current_unit_code),
-                    "official": None,
-                    "from": since,
-                    "to": None,
-                    "working_hours": self._hours(since, now),
-                    "step_due_at": None,
-                    "timeliness": None,
-                }
+                self._holding(
+                    routing.current_step,
+                    routing.current_unit_code,
+                    None,
+                    since,
+                    None,
+                    current.due_at if current else None,
+                    None,
+                    now=now,
+                )
             )
         received = {
-            "occurred_at": stored.receipt.received_at,
+            "occurred_at": view.receipt.received_at,
             "event_type": "vn.hcmc.onestop.dossier.received.v1",
-            "unit_code": stored.receipt.receiving_unit.code,
-            "details": {"procedure_code": stored.receipt.procedure.code},
+            "unit_code": view.receipt.receiving_unit.code,
+            "details": {"procedure_code": view.receipt.procedure.code},
         }
         return {
             "dossier_code": code,
-            "status": {"code": int(stored.status), "name": stored.status.name.lower()},
-            "held_by": state.current_unit_code,
+            "status": view.status.model_dump(),
+            "held_by": routing.current_unit_code if routing else None,
             "events": [received, *(dict(e) for e in events)],
             "holdings": holdings,
+        }
+
+    def _holding(
+        self,
+        step: int,
+        unit_code: str | None,
+        official: str | None,
+        start: datetime,
+        end: datetime | None,
+        due_at: datetime | None,
+        timeliness: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "step": step,
+            "unit_code": unit_code,
+            "unit_name": self._unit_name(unit_code),
+            "official": official,
+            "from": start,
+            "to": end,
+            "working_hours": self._hours(start, end or now or start),
+            "step_due_at": due_at,
+            "timeliness": timeliness,
         }
 
     async def lateness(self, start: datetime, end: datetime) -> dict[str, Any]:

@@ -1,18 +1,30 @@
-"""Where intake keeps dossiers: PostgreSQL, and an in-memory twin for unit tests."""
+"""Where intake keeps dossiers: PostgreSQL, and an in-memory twin for unit tests.
+
+A dossier row holds intake's own facts (the receipt, the portal status, supplement requests)
+and the projection of the other services' events (columns that each event updates)."""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from types import TracebackType
+from typing import Protocol, Self
 
 import asyncpg
 
 from services.intake.ledger import Ledger
-from services.intake.schemas import Receipt
+from services.intake.schemas import (
+    DeadlineOut,
+    DossierView,
+    NotifierOut,
+    PlannedStepOut,
+    Receipt,
+    RoutingOut,
+    StatusOut,
+)
 from shared.events import DossierStatus
-from shared.messaging.unit_of_work import InMemoryUnitOfWork, PostgresUnitOfWork
+from shared.messaging.unit_of_work import Emitter, InMemoryUnitOfWork, PostgresUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -20,16 +32,6 @@ class UnitWorkload:
     unit_code: str
     in_progress: int
     overdue: int
-
-
-@dataclass
-class StoredDossier:
-    receipt: Receipt
-    status: DossierStatus
-    updated_at: datetime
-    routing: dict[str, Any] | None = None
-    deadline: dict[str, Any] | None = None
-    notifier: dict[str, Any] | None = None
 
 
 class DossierRepository(abc.ABC):
@@ -43,24 +45,19 @@ class DossierRepository(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def get(self, code: str) -> StoredDossier | None: ...
+    async def receipt(self, code: str) -> Receipt | None: ...
+
+    @abc.abstractmethod
+    async def view(self, code: str) -> DossierView | None:
+        """The dossier as it stands: receipt, status and the other services' facts."""
 
     @abc.abstractmethod
     async def code_for_idempotency_key(self, key: str) -> str | None: ...
 
     @abc.abstractmethod
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
-        """Dossiers in progress at each unit that holds some, and how many are past due."""
-
-    @abc.abstractmethod
-    async def record_outcome(
-        self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None
-    ) -> None:
-        """Record what routing, deadline or notifier did (aspect is one of those names);
-        `status` applies only to a dossier still in its first state, accepted."""
-
-
-ASPECTS = ("routing", "deadline", "notifier")
+        """Dossiers in progress at each unit that holds them now, and how many are past their
+        current due time (paused ones are not counted as past due)."""
 
 
 class PostgresDossierRepository(DossierRepository):
@@ -82,8 +79,8 @@ class PostgresDossierRepository(DossierRepository):
     ) -> None:
         await self._db.execute(
             "INSERT INTO dossiers (code, procedure_code, receiving_unit_code, channel, status,"
-            " received_at, appointment_at, receipt, idempotency_key, submission_traceparent,"
-            " due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7)",
+            " received_at, appointment_at, receipt, idempotency_key, submission_traceparent)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             receipt.dossier_code,
             receipt.procedure.code,
             receipt.receiving_unit.code,
@@ -96,21 +93,25 @@ class PostgresDossierRepository(DossierRepository):
             traceparent,
         )
 
-    async def get(self, code: str) -> StoredDossier | None:
-        row = await self._db.fetchrow(
-            "SELECT receipt, status, updated_at, routing, deadline, notifier"
-            " FROM dossiers WHERE code = $1",
-            code,
-        )
+    async def receipt(self, code: str) -> Receipt | None:
+        stored = await self._db.fetchval("SELECT receipt FROM dossiers WHERE code = $1", code)
+        return Receipt.model_validate(stored) if stored is not None else None
+
+    async def view(self, code: str) -> DossierView | None:
+        row = await self._db.fetchrow("SELECT * FROM dossiers WHERE code = $1", code)
         if row is None:
             return None
-        return StoredDossier(
-            receipt=Receipt.model_validate(row["receipt"]),
-            status=DossierStatus(row["status"]),
+        steps = await Ledger(self._db).steps(code)
+        receipt = Receipt.model_validate(row["receipt"])
+        return DossierView(
+            dossier_code=code,
+            status=StatusOut.of(DossierStatus(row["status"])),
+            trace_id=receipt.trace_id,
+            receipt=receipt,
+            routing=_routing(row, steps),
+            deadline=_deadline(row),
+            notifier=_notifier(row),
             updated_at=row["updated_at"],
-            routing=row["routing"],
-            deadline=row["deadline"],
-            notifier=row["notifier"],
         )
 
     async def code_for_idempotency_key(self, key: str) -> str | None:
@@ -119,32 +120,79 @@ class PostgresDossierRepository(DossierRepository):
 
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
         rows = await self._db.fetch(
-            "SELECT routing->>'current_unit_code' AS unit_code, count(*) AS in_progress,"
-            " count(*) FILTER (WHERE (deadline->>'due_at')::timestamptz < $1) AS overdue"
-            " FROM dossiers WHERE status = $2 AND routing IS NOT NULL GROUP BY 1",
+            "SELECT current_unit_code AS unit_code, count(*) AS in_progress,"
+            " count(*) FILTER (WHERE due_at < $1 AND paused_since IS NULL) AS overdue"
+            " FROM dossiers WHERE closed_at IS NULL AND completed_at IS NULL"
+            " AND current_unit_code IS NOT NULL AND status = ANY($2::smallint[]) GROUP BY 1",
             now,
-            int(DossierStatus.PROCESSING),
+            [int(s) for s in IN_PROGRESS],
         )
         return [UnitWorkload(r["unit_code"], r["in_progress"], r["overdue"]) for r in rows]
 
-    async def record_outcome(
-        self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None
-    ) -> None:
-        if aspect not in ASPECTS:
-            raise ValueError(f"unknown aspect {aspect!r}")
-        await self._db.execute(
-            f"UPDATE dossiers SET {aspect} = $2,"
-            " status = CASE WHEN status = 2 THEN COALESCE($3, status) ELSE status END,"
-            " updated_at = now() WHERE code = $1",
-            code,
-            outcome,
-            int(status) if status is not None else None,
-        )
+
+IN_PROGRESS = (
+    DossierStatus.PROCESSING,
+    DossierStatus.SUPPLEMENT_REQUESTED,
+    DossierStatus.FINANCIAL_OBLIGATION_REQUESTED,
+)
+
+
+def _routing(row: asyncpg.Record, steps: list[asyncpg.Record]) -> RoutingOut | None:
+    if row["routed_at"] is None:
+        return None
+    return RoutingOut(
+        competent_unit_code=row["competent_unit_code"],
+        current_unit_code=row["current_unit_code"],
+        current_step=row["current_step"],
+        holder_since=row["holder_since"],
+        routed_at=row["routed_at"],
+        steps=[
+            PlannedStepOut(
+                sequence=step["step_sequence"],
+                unit_code=step["unit_code"],
+                unit_name=step["unit_name"],
+                task=step["task"],
+                due_at=step["due_at"],
+                started_at=step["started_at"],
+                finished_at=step["finished_at"],
+                official=step["official"],
+                timeliness=step["timeliness"],
+            )
+            for step in steps
+        ],
+        last_rejected_hand_off=row["last_rejection"],
+    )
+
+
+def _deadline(row: asyncpg.Record) -> DeadlineOut | None:
+    if row["clock_started_at"] is None:
+        return None
+    return DeadlineOut(
+        started_at=row["clock_started_at"],
+        due_at=row["due_at"],
+        due_soon_at=row["due_soon_at"],
+        paused_since=row["paused_since"],
+        overdue_at=row["overdue_at"],
+        completed_at=row["completed_at"],
+        timeliness=row["timeliness"],
+    )
+
+
+def _notifier(row: asyncpg.Record) -> NotifierOut | None:
+    if row["apology_signer"] is None and row["apology_issued_at"] is None:
+        return None
+    return NotifierOut(
+        signer_title=row["apology_signer"],
+        apology_due_by=row["apology_due_by"],
+        apology_issued_at=row["apology_issued_at"],
+    )
 
 
 class InMemoryDossierRepository(DossierRepository):
+    """For the HTTP API's unit tests: receipts only, no projections."""
+
     def __init__(self) -> None:
-        self.dossiers: dict[str, StoredDossier] = {}
+        self.receipts: dict[str, Receipt] = {}
         self.keys: dict[str, str] = {}
         self._sequences: dict[tuple[str, date], int] = {}
 
@@ -156,37 +204,48 @@ class InMemoryDossierRepository(DossierRepository):
     async def add(
         self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
     ) -> None:
-        self.dossiers[receipt.dossier_code] = StoredDossier(
-            receipt=receipt, status=DossierStatus.ACCEPTED, updated_at=receipt.received_at
-        )
+        self.receipts[receipt.dossier_code] = receipt
         if idempotency_key:
             self.keys[idempotency_key] = receipt.dossier_code
 
-    async def get(self, code: str) -> StoredDossier | None:
-        return self.dossiers.get(code)
+    async def receipt(self, code: str) -> Receipt | None:
+        return self.receipts.get(code)
+
+    async def view(self, code: str) -> DossierView | None:
+        receipt = self.receipts.get(code)
+        if receipt is None:
+            return None
+        return DossierView(
+            dossier_code=code,
+            status=StatusOut.of(DossierStatus.ACCEPTED),
+            trace_id=receipt.trace_id,
+            receipt=receipt,
+            updated_at=receipt.received_at,
+        )
 
     async def code_for_idempotency_key(self, key: str) -> str | None:
         return self.keys.get(key)
 
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
-        workload: dict[str, list[int]] = {}
-        for dossier in self.dossiers.values():
-            if dossier.status is DossierStatus.PROCESSING and dossier.routing:
-                counts = workload.setdefault(dossier.routing["current_unit_code"], [0, 0])
-                counts[0] += 1
-                due = dossier.deadline and datetime.fromisoformat(dossier.deadline["due_at"])
-                counts[1] += bool(due and due < now)
-        return [UnitWorkload(unit, *counts) for unit, counts in workload.items()]
+        return []
 
-    async def record_outcome(
-        self, code: str, aspect: str, outcome: dict[str, Any], status: DossierStatus | None
-    ) -> None:
-        dossier = self.dossiers.get(code)
-        if dossier is None:
-            return
-        setattr(dossier, aspect, outcome)
-        if status is not None and dossier.status is DossierStatus.ACCEPTED:
-            dossier.status = status
+
+class IntakeUnitOfWorkPort(Emitter, Protocol):
+    """What intake's handlers and commands need of a unit of work."""
+
+    dossiers: DossierRepository
+    ledger: Ledger
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
 
 
 class IntakeUnitOfWork(PostgresUnitOfWork):

@@ -77,17 +77,119 @@ class Receipt(BaseModel):
     )
 
 
+class PlannedStepOut(BaseModel):
+    sequence: int
+    unit_code: str | None
+    unit_name: str | None
+    task: str | None
+    due_at: datetime | None = Field(description="from the deadline service")
+    started_at: datetime | None
+    finished_at: datetime | None
+    official: str | None
+    timeliness: str | None = Field(description="early, on_time or late, once finished")
+
+
+class RoutingOut(BaseModel):
+    """Routing's facts: the competent unit, the plan, who holds the dossier now."""
+
+    competent_unit_code: str
+    current_unit_code: str | None
+    current_step: int | None
+    holder_since: datetime | None
+    routed_at: datetime
+    steps: list[PlannedStepOut]
+    last_rejected_hand_off: dict[str, Any] | None = None
+
+
+class DeadlineOut(BaseModel):
+    """The deadline service's facts: the clock, its pauses, lateness."""
+
+    started_at: datetime
+    due_at: datetime
+    due_soon_at: datetime | None
+    paused_since: datetime | None
+    overdue_at: datetime | None
+    completed_at: datetime | None
+    timeliness: str | None
+
+
+class NotifierOut(BaseModel):
+    """The notifier's facts: the apology it would owe, and when it was issued."""
+
+    signer_title: str | None
+    apology_due_by: datetime | None
+    apology_issued_at: datetime | None
+
+
 class DossierView(BaseModel):
-    """The dossier as it stands: its receipt and what each service has done with it."""
+    """The dossier as it stands: its receipt, and what each service's events say of it."""
 
     dossier_code: str
     status: StatusOut
     trace_id: str | None = Field(default=None, description="the submission's trace")
     receipt: Receipt
-    routing: dict[str, Any] | None = None
-    deadline: dict[str, Any] | None = None
-    notifier: dict[str, Any] | None = None
+    routing: RoutingOut | None = None
+    deadline: DeadlineOut | None = None
+    notifier: NotifierOut | None = None
     updated_at: datetime
+
+
+# --- lifecycle commands: what counters and processing units post --------------------------
+
+Text = Field(min_length=1, max_length=2000)
+Code = Field(min_length=1, max_length=32)
+Official = Field(min_length=1, max_length=200)
+
+
+class HandOffBody(_Strict):
+    from_unit_code: str = Code
+    to_unit_code: str = Code
+    official: str = Official
+
+
+class SupplementRequestBody(_Strict):
+    unit_code: str = Code
+    official: str = Official
+    reason: str = Text
+    missing_documents: list[str] = Field(min_length=1, max_length=50)
+    override_reason: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="required for a second request: guidance must be given once, completely",
+    )
+
+
+class FinancialObligationBody(_Strict):
+    unit_code: str = Code
+    amount_vnd: int = Field(ge=0)
+
+
+class ExtensionRequestBody(_Strict):
+    unit_code: str = Code
+    official: str = Official
+    reason: str = Text
+
+
+class ResultReadyBody(_Strict):
+    unit_code: str = Code
+    official: str = Official
+
+
+class ReasonBody(_Strict):
+    reason: str = Text
+
+
+class UnitReasonBody(_Strict):
+    unit_code: str = Code
+    reason: str = Text
+
+
+class CommandResult(BaseModel):
+    dossier_code: str
+    status: DossierStatus
+    event_type: str
+    event_id: str = Field(description="the event's id: the causationid of what follows from it")
+    occurred_at: datetime
 
 
 class Problem(BaseModel):

@@ -83,22 +83,15 @@ def create_app(
             description="Apology letters (Mẫu 04) issued, by the unit at fault",
         ),
     )
-    runtime.consume(
+    runtime.consume(  # the clock and its detections, and the receipt (whom to write to)
         group_id=NAME,
-        topics=(Topic.DEADLINE,),
+        topics=(Topic.DEADLINE, Topic.INTAKE),
         handlers={
             DossierClockStarted: notifier.on_clock_started,
             DossierClockResumed: notifier.on_clock_resumed,
             DueSoonDetected: notifier.on_due_soon,
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
-        },
-        unit_of_work=unit_of_work,
-    )
-    runtime.consume(  # its own consumer: letters wait for the addressee, not the reverse
-        group_id=f"{NAME}-intake",
-        topics=(Topic.INTAKE,),
-        handlers={
             DossierReceived: notifier.on_dossier_received,
             ExtensionRequested: notifier.on_extension_requested,
         },

@@ -9,13 +9,16 @@ from typing import Any
 import asyncpg
 
 from shared.events import ApologyObligationRecorded, DossierReceived
+from shared.messaging.parking import PrerequisiteMissing
 from shared.messaging.unit_of_work import PostgresUnitOfWork
 
 
-class AddresseeUnknown(Exception):
-    """Retried: the dossier's receipt (on intake's topic) has not been read yet."""
+class AddresseeUnknown(PrerequisiteMissing):
+    """The dossier's receipt (on intake's topic) has not been applied yet."""
 
-    retriable = True
+
+class ObligationUnknown(PrerequisiteMissing):
+    """The dossier's clock (on the deadline service's topic) has not been applied yet."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class NotifierRepository:
             "SELECT * FROM addressees WHERE dossier_code = $1", dossier_code
         )
         if row is None:
-            raise AddresseeUnknown(dossier_code)
+            raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
         return StoredAddressee(**dict(row))
 
     async def move_obligation(
@@ -105,7 +108,7 @@ class NotifierRepository:
             "SELECT due_at FROM apology_obligations WHERE dossier_code = $1", dossier_code
         )
         if due is None:
-            raise AddresseeUnknown(dossier_code)  # the clock has not reached the notifier yet
+            raise ObligationUnknown(f"no apology obligation for {dossier_code} yet")
         return due
 
     async def has_apology(self, dossier_code: str) -> bool:

@@ -13,15 +13,9 @@ from services.routing.handlers import Routing
 from services.routing.repository import RoutingUnitOfWork
 from shared.catalog import load_catalog
 from shared.clock import system_clock
-from shared.events import (
-    DossierClockResumed,
-    DossierHandedOff,
-    DossierProcessed,
-    DossierReceived,
-    Topic,
-)
+from shared.events import DossierReceived, HandOffRequested, Topic
 from shared.runtime import ServiceRuntime
-from shared.settings import RoutingSettings, unit_calendars
+from shared.settings import RoutingSettings
 from shared.telemetry import Telemetry
 
 NAME = "routing"
@@ -45,26 +39,14 @@ def create_app(
         broker=broker,
         telemetry=telemetry,
     )
-    catalog = load_catalog(settings.catalog_path)
-    routing = Routing(
-        catalog=catalog,
-        calendars=unit_calendars(settings, catalog),
-        clock=clock,
-    )
-    runtime.consume(
+    routing = Routing(catalog=load_catalog(settings.catalog_path), clock=clock)
+    runtime.consume(  # one topic: a hand-off always follows its dossier's receipt, in order
         group_id=NAME,
         topics=(Topic.INTAKE,),
         handlers={
             DossierReceived: routing.on_dossier_received,
-            DossierHandedOff: routing.on_dossier_handed_off,
-            DossierProcessed: routing.on_dossier_processed,
+            HandOffRequested: routing.on_hand_off_requested,
         },
-        unit_of_work=runtime.unit_of_work(unit_of_work),
-    )
-    runtime.consume(  # its own consumer: waiting for a route must not block the intake topic
-        group_id=f"{NAME}-clock",
-        topics=(Topic.DEADLINE,),
-        handlers={DossierClockResumed: routing.on_clock_resumed},
         unit_of_work=runtime.unit_of_work(unit_of_work),
     )
     return runtime.http_app(title="Routing service", version="1.0.0")

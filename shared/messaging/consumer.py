@@ -9,7 +9,9 @@ Delivery policy, chosen explicitly (the library defaults are unsafe):
 - a transient failure (PostgreSQL or Kafka unreachable) is retried with backoff, in place, so
   nothing is skipped and the partition's order is kept;
 - any other failure while applying is a defect or a broken rule: the message is dead-lettered
-  so that one dossier does not stop every dossier behind it on the partition.
+  so that one dossier does not stop every dossier behind it on the partition;
+- a message whose prerequisite from another topic has not been applied yet is parked (see
+  parking.py) and retried when it arrives; one that waits too long is dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -31,8 +33,10 @@ from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from shared.events import Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
 from shared.messaging.outbox import Publisher
-from shared.messaging.retry import retry_forever
+from shared.messaging.parking import ParkedMessage, PrerequisiteMissing, ToPark
+from shared.messaging.retry import is_transient, retry_forever
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.messaging.wakeup import wake_or_poll
 from shared.telemetry import DossierAttribute, dossier_attributes
 
 logger = logging.getLogger(__name__)
@@ -43,12 +47,18 @@ Handler = Callable[[Any, Any], Awaitable[None]]  # (event, unit of work)
 class Record(Protocol):
     """The parts of a Kafka record the consumer reads (aiokafka's ConsumerRecord has them)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 class ConsumerMetrics:
@@ -62,11 +72,23 @@ class ConsumerMetrics:
             "(applied, duplicate, ignored, dead_lettered)",
         )
         self._lag: dict[tuple[str, str, int], int] = {}
+        self._parked: dict[str, int] = {}
         meter.create_observable_gauge(
             "onestop.consumer.lag",
             callbacks=[self._observe_lag],
             unit="{message}",
             description="Messages on the partition after the one being handled",
+        )
+        meter.create_observable_gauge(
+            "onestop.messages.parked",
+            callbacks=[self._observe_parked],
+            unit="{message}",
+            description="Messages waiting for a prerequisite from another topic",
+        )
+        self._expired = meter.create_counter(
+            "onestop.messages.parking_expired",
+            unit="{message}",
+            description="Parked messages whose prerequisite never came: dead-lettered",
         )
 
     def handled(self, topic: str, outcome: str) -> None:
@@ -74,6 +96,18 @@ class ConsumerMetrics:
 
     def lag(self, group: str, topic: str, partition: int, behind: int) -> None:
         self._lag[(group, topic, partition)] = max(behind, 0)
+
+    def parked(self, group: str, count: int) -> None:
+        self._parked[group] = count
+
+    def parking_expired(self, group: str, topic: str) -> None:
+        self._expired.add(
+            1, {"messaging.consumer.group.name": group, "messaging.destination.name": topic}
+        )
+
+    def _observe_parked(self, _: CallbackOptions) -> Iterable[Observation]:
+        for group, count in list(self._parked.items()):
+            yield Observation(count, {"messaging.consumer.group.name": group})
 
     def _observe_lag(self, _: CallbackOptions) -> Iterable[Observation]:
         for (group, topic, partition), behind in list(self._lag.items()):
@@ -97,6 +131,9 @@ class EventConsumer:
     max_backoff: float = 30.0
     metrics: ConsumerMetrics = field(default_factory=lambda: ConsumerMetrics(NoOpMeter("none")))
     dead_letters: str | None = None  # the logical topic; the publisher adds any namespace
+    max_parking: timedelta = timedelta(minutes=10)
+    parking_interval: float = 1.0
+    _parking_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def dead_letter_topic(self) -> str:
@@ -116,11 +153,19 @@ class EventConsumer:
             self.metrics.handled(record.topic, "ignored")
             return  # a valid event this service does not react to
         try:
-            applied = await retry_forever(
-                lambda: self._apply(envelope, event, handler),
+            outcome = await retry_forever(
+                lambda: self._apply(record, envelope, event, handler),
                 what=f"{self.group_id} applying {envelope.type}",
                 max_backoff=self.max_backoff,
             )
+        except PrerequisiteMissing as missing:
+            why = f"{type(missing).__name__}: {missing}"
+            await retry_forever(
+                lambda: self._park(record, envelope, why),
+                what=f"{self.group_id} parking {envelope.type}",
+                max_backoff=self.max_backoff,
+            )
+            outcome = "parked"
         except Exception as error:
             logger.error(
                 "event could not be applied; dead-lettered",
@@ -131,20 +176,140 @@ class EventConsumer:
                 record, stage="apply", reason=f"{type(error).__name__}: {error}"
             )
             return
-        self.metrics.handled(record.topic, "applied" if applied else "duplicate")
+        self.metrics.handled(record.topic, outcome)
+        if outcome == "applied":
+            self._parking_wakeup.set()  # it may be what a parked message waits for
 
-    async def _apply(self, envelope: Envelope, event: Event, handler: Handler) -> bool:
-        """Apply the event once; False when it had already been applied (a redelivery)."""
+    async def _apply(
+        self, record: Record, envelope: Envelope, event: Event, handler: Handler
+    ) -> str:
+        """Apply the event once: "applied", "duplicate" (a redelivery), or "parked" behind
+        an earlier message of its dossier from the same topic that waits for a prerequisite."""
         async with self.unit_of_work() as uow:
+            if await uow.parking.waiting(self.group_id, record.topic, envelope.subject):
+                await uow.parking.park(self._to_park(record, envelope, "behind a parked event"))
+                await uow.commit()
+                return "parked"
             if not await uow.claim(envelope.id, envelope.type, envelope.source):
                 logger.info(
                     "redelivered event skipped: already applied",
                     extra={"event_id": envelope.id, "event_type": envelope.type},
                 )
-                return False
+                return "duplicate"
+            uow.caused_by(envelope.id)
             await handler(event, uow)
             await uow.commit()
-            return True
+            return "applied"
+
+    async def _park(self, record: Record, envelope: Envelope, reason: str) -> None:
+        async with self.unit_of_work() as uow:
+            await uow.parking.park(self._to_park(record, envelope, reason))
+            await uow.commit()
+        logger.info(
+            "event parked until its prerequisite arrives",
+            extra={"event_type": envelope.type, "dossier_code": envelope.subject, "why": reason},
+        )
+        self._parking_wakeup.set()
+
+    def _to_park(self, record: Record, envelope: Envelope, reason: str) -> ToPark:
+        return ToPark(
+            consumer_group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            dossier_code=envelope.subject,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers),
+            reason=reason,
+        )
+
+    # --- the parking lot ---------------------------------------------------------------------
+
+    async def run_parking_lot(self) -> None:
+        """Retry parked messages when something was applied (or every `parking_interval`),
+        and dead-letter those that waited longer than `max_parking`."""
+        while True:
+            try:
+                await self.drain_parking_lot()
+            except Exception as error:
+                logger.warning("parking lot round failed", extra={"error": type(error).__name__})
+            await wake_or_poll(self._parking_wakeup, self.parking_interval)
+
+    async def drain_parking_lot(self) -> int:
+        """One round; returns how many parked messages were applied."""
+        async with self.unit_of_work() as uow:
+            chains = await uow.parking.chains(self.group_id)
+        applied = 0
+        for topic, dossier_code in chains:
+            applied += await self._retry_chain(topic, dossier_code)
+        await self._expire()
+        async with self.unit_of_work() as uow:
+            self.metrics.parked(self.group_id, await uow.parking.count(self.group_id))
+        return applied
+
+    async def _retry_chain(self, topic: str, dossier_code: str) -> int:
+        """Apply the dossier's parked messages from `topic` in order, until one still waits."""
+        applied = 0
+        while True:
+            async with self.unit_of_work() as uow:
+                parked = await uow.parking.head(self.group_id, topic, dossier_code)
+                if parked is None:
+                    return applied
+                envelope, event = decode(parked.headers, parked.key, parked.value)
+                handler = self.handlers.get(type(event)) if event is not None else None
+                if event is None or handler is None:
+                    await uow.parking.remove(parked.id)
+                    await uow.commit()
+                    continue
+                try:
+                    if await uow.claim(envelope.id, envelope.type, envelope.source):
+                        uow.caused_by(envelope.id)
+                        await handler(event, uow)
+                except PrerequisiteMissing:
+                    return applied  # still waiting; the transaction rolls back
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    await uow.rollback()
+                    await self._dead_letter(
+                        _ParkedRecord.of(parked),
+                        stage="apply",
+                        reason=f"{type(error).__name__}: {error}",
+                    )
+                    async with self.unit_of_work() as cleanup:
+                        await cleanup.parking.remove(parked.id)
+                        await cleanup.commit()
+                    continue
+                await uow.parking.remove(parked.id)
+                await uow.commit()
+            applied += 1
+            self.metrics.handled(topic, "applied")
+
+    async def _expire(self) -> None:
+        async with self.unit_of_work() as uow:
+            expired = await uow.parking.expired_heads(self.group_id, self.max_parking)
+            for parked in expired:
+                waited = round((datetime.now(UTC) - parked.parked_at).total_seconds())
+                logger.error(
+                    "prerequisite never arrived; parked event dead-lettered",
+                    extra={
+                        "event_type": parked.event_type,
+                        "dossier_code": parked.dossier_code,
+                        "waited_s": waited,
+                        "why": parked.reason,
+                    },
+                )
+                await self._dead_letter(
+                    _ParkedRecord.of(parked),
+                    stage="prerequisite",
+                    reason=f"waited {waited} s: {parked.reason}",
+                )
+                self.metrics.parking_expired(self.group_id, parked.topic)
+                await uow.parking.remove(parked.id)
+            await uow.commit()
 
     async def _dead_letter(self, record: Record, *, stage: str, reason: str) -> None:
         headers = {name: value for name, value in record.headers}
@@ -182,6 +347,24 @@ class EventConsumer:
                 "origin_partition": record.partition,
                 "origin_offset": record.offset,
             },
+        )
+
+
+@dataclass(frozen=True)
+class _ParkedRecord:
+    """A parked message as the record it came from, for its dead letter."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, parked: ParkedMessage) -> _ParkedRecord:
+        return cls(
+            parked.topic, parked.partition, parked.offset, parked.key, parked.value, parked.headers
         )
 
 

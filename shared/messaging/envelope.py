@@ -23,11 +23,18 @@ class MalformedMessage(Exception):
 
 @dataclass(frozen=True)
 class Envelope:
+    """The CloudEvents attributes. Two extensions let a reader order one dossier's events
+    across topics: `causationid`, the id of the event this one reacts to (none for a person's
+    command), and `sequence`, the event's number among its source's events of that dossier
+    (1, 2, ...). `time` is when the fact happened, which is not an order across sources."""
+
     id: str
     type: str
     source: str
     subject: str
     time: datetime
+    causation_id: str | None = None
+    sequence: int | None = None
 
 
 @dataclass(frozen=True)
@@ -38,18 +45,20 @@ class WireMessage:
 
 
 def encode(envelope: Envelope, payload: bytes) -> WireMessage:
-    event = CloudEvent(
-        attributes={
-            "id": envelope.id,
-            "source": envelope.source,
-            "type": envelope.type,
-            "specversion": "1.0",
-            "time": envelope.time,
-            "subject": envelope.subject,
-            "datacontenttype": CONTENT_TYPE,
-        },
-        data=payload,
-    )
+    attributes: dict[str, object] = {
+        "id": envelope.id,
+        "source": envelope.source,
+        "type": envelope.type,
+        "specversion": "1.0",
+        "time": envelope.time,
+        "subject": envelope.subject,
+        "datacontenttype": CONTENT_TYPE,
+    }
+    if envelope.causation_id is not None:
+        attributes["causationid"] = envelope.causation_id
+    if envelope.sequence is not None:
+        attributes["sequence"] = str(envelope.sequence)
+    event = CloudEvent(attributes=attributes, data=payload)
     message = ce_kafka.to_binary(event, _FORMAT, key_mapper=lambda e: e.get_subject())
     return WireMessage(key=envelope.subject, value=message.value, headers=message.headers)
 
@@ -80,6 +89,8 @@ def decode(
         source=cloud_event.get_source(),
         subject=cloud_event.get_subject() or "",
         time=cloud_event.get_time() or datetime.min,
+        causation_id=_text(cloud_event.get_extension("causationid")),
+        sequence=_sequence(cloud_event.get_extension("sequence")),
     )
     event_class = EVENT_TYPES.get(envelope.type)
     if event_class is None:
@@ -94,6 +105,19 @@ def decode(
     if event.dossier_code != envelope.subject:
         raise MalformedMessage("ce_subject does not match the payload's dossier_code")
     return envelope, event
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sequence(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise MalformedMessage("ce_sequence is not an integer") from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -24,6 +24,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from shared.messaging.retry import is_transient, retry_forever
+from shared.messaging.wakeup import wake_or_poll
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class OutboxRow:
     occurred_at: datetime
     payload: str
     trace_context: dict[str, str]
+    causation_id: uuid.UUID | None = None
+    dossier_sequence: int | None = None
 
     def to_wire(self) -> WireMessage:
         envelope = Envelope(
@@ -47,6 +50,8 @@ class OutboxRow:
             source=self.source,
             subject=self.message_key,
             time=self.occurred_at,
+            causation_id=str(self.causation_id) if self.causation_id else None,
+            sequence=self.dossier_sequence,
         )
         return encode(envelope, self.payload.encode("utf-8"))
 
@@ -115,7 +120,8 @@ class OutboxRelay:
                 return 0
             records = await conn.fetch(
                 "SELECT position, event_id, topic, message_key, event_type, source, occurred_at,"
-                " payload, trace_context FROM outbox WHERE published_at IS NULL"
+                " payload, trace_context, causation_id, dossier_sequence"
+                " FROM outbox WHERE published_at IS NULL"
                 " ORDER BY position LIMIT $1",
                 self._batch_size,
             )
@@ -170,9 +176,7 @@ class OutboxRelay:
             yield Observation(self._backlog)
 
     async def _wait_for_work(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
-        self._wakeup.clear()
+        await wake_or_poll(self._wakeup, self._poll_interval)
 
     async def _ensure_listener(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

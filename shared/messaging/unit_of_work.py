@@ -1,20 +1,25 @@
 """Unit of work: one transaction that applies an event at most once (inbox), changes state,
-and records the events it emits (outbox). Nothing leaves the service until it commits."""
+and records the events it emits (outbox). Nothing leaves the service until it commits.
+
+Each emitted event names its cause (the event being applied, if any) and is numbered among
+this service's events of its dossier, so that readers can order a dossier's events."""
 
 from __future__ import annotations
 
 import abc
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import asyncpg
 from opentelemetry import propagate
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, StatusCode, Tracer
 
 from shared.events import Event
+from shared.messaging.parking import ParkedMessage, Parking, PostgresParking, ToPark
 
 
 @dataclass(frozen=True)
@@ -23,25 +28,41 @@ class PendingEvent:
     event_id: str
     occurred_at: datetime
     trace_context: dict[str, str] = field(default_factory=dict)
+    causation_id: str | None = None
+
+
+class Emitter(Protocol):
+    """What a handler needs of any unit of work: a service's port adds its repositories."""
+
+    def emit(self, event: Event, *, occurred_at: datetime | None = None) -> str: ...
 
 
 class UnitOfWork(abc.ABC):
     """Subclasses add the service's repositories; the handlers see only this interface."""
 
+    parking: Parking
+
     def __init__(self) -> None:
         self.pending: list[PendingEvent] = []
+        self.cause: str | None = None
 
-    def emit(self, event: Event, *, occurred_at: datetime | None = None) -> None:
+    def caused_by(self, event_id: str | None) -> None:
+        """The event being applied: what this transaction emits is its consequence."""
+        self.cause = event_id
+
+    def emit(self, event: Event, *, occurred_at: datetime | None = None) -> str:
+        """Record the event for the outbox; returns its id."""
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the relay continues this trace when it publishes
-        self.pending.append(
-            PendingEvent(
-                event=event,
-                event_id=str(uuid.uuid4()),
-                occurred_at=occurred_at or datetime.now(UTC),
-                trace_context=carrier,
-            )
+        pending = PendingEvent(
+            event=event,
+            event_id=str(uuid.uuid4()),
+            occurred_at=occurred_at or datetime.now(UTC),
+            trace_context=carrier,
+            causation_id=self.cause,
         )
+        self.pending.append(pending)
+        return pending.event_id
 
     @abc.abstractmethod
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
@@ -92,6 +113,7 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         self.pending = []
+        self.cause = None
         # One span per transaction, not per statement: BEGIN and COMMIT are not worth a span.
         self._span = self._tracer.start_span(
             f"{self._schema} transaction",
@@ -101,6 +123,7 @@ class PostgresUnitOfWork(UnitOfWork):
         self._connection = await self._pool.acquire()
         self._transaction = self._connection.transaction()
         await self._transaction.start()
+        self.parking = PostgresParking(self._connection)
         self.bind(self._connection)
         return self
 
@@ -134,9 +157,11 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         if self.pending:
+            sequences = await self._number(self.pending)
             await self._connection.executemany(
                 "INSERT INTO outbox (event_id, topic, message_key, event_type, source,"
-                " occurred_at, payload, trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                " occurred_at, payload, trace_context, causation_id, dossier_sequence)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 [
                     (
                         uuid.UUID(p.event_id),
@@ -147,8 +172,10 @@ class PostgresUnitOfWork(UnitOfWork):
                         p.occurred_at,
                         p.event.model_dump_json(),
                         p.trace_context,
+                        uuid.UUID(p.causation_id) if p.causation_id else None,
+                        sequence,
                     )
-                    for p in self.pending
+                    for p, sequence in zip(self.pending, sequences, strict=True)
                 ],
             )
             await self._connection.execute(f"NOTIFY {self._notify_channel}")
@@ -164,6 +191,78 @@ class PostgresUnitOfWork(UnitOfWork):
             self._transaction = None
         self.pending = []
 
+    async def _number(self, pending: list[PendingEvent]) -> list[int]:
+        """Each event's number among this service's events of its dossier: one counter row
+        per dossier, locked until commit (dossiers in a fixed order, so no deadlock)."""
+        counts = Counter(p.event.dossier_code for p in pending)
+        codes = sorted(counts)
+        rows = await self._connection.fetch(
+            "INSERT INTO event_sequences AS s (dossier_code, last_value)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[])"
+            " ON CONFLICT (dossier_code)"
+            " DO UPDATE SET last_value = s.last_value + excluded.last_value"
+            " RETURNING dossier_code, last_value",
+            codes,
+            [counts[code] for code in codes],
+        )
+        next_of = {
+            row["dossier_code"]: row["last_value"] - counts[row["dossier_code"]] + 1 for row in rows
+        }
+        numbers = []
+        for p in pending:
+            numbers.append(next_of[p.event.dossier_code])
+            next_of[p.event.dossier_code] += 1
+        return numbers
+
+
+class InMemoryParking(Parking):
+    """For unit tests: the parking contract, kept in a list."""
+
+    def __init__(self) -> None:
+        self.messages: list[ParkedMessage] = []
+        self._ids = 0
+
+    async def waiting(self, group: str, topic: str, dossier_code: str) -> bool:
+        return any(m.topic == topic and m.dossier_code == dossier_code for m in self.messages)
+
+    async def park(self, message: ToPark) -> None:
+        if any(m.event_id == message.event_id for m in self.messages):
+            return
+        self._ids += 1
+        self.messages.append(
+            ParkedMessage(
+                id=self._ids,
+                topic=message.topic,
+                dossier_code=message.dossier_code,
+                event_id=message.event_id,
+                event_type=message.event_type,
+                origin=f"{message.partition}/{message.offset}",
+                key=message.key,
+                value=message.value,
+                headers=tuple(message.headers),
+                reason=message.reason,
+                parked_at=datetime.now(UTC),
+            )
+        )
+
+    async def chains(self, group: str) -> list[tuple[str, str]]:
+        return list(dict.fromkeys((m.topic, m.dossier_code) for m in self.messages))
+
+    async def head(self, group: str, topic: str, dossier_code: str) -> ParkedMessage | None:
+        chain = [m for m in self.messages if (m.topic, m.dossier_code) == (topic, dossier_code)]
+        return chain[0] if chain else None
+
+    async def expired_heads(self, group: str, max_wait: timedelta) -> list[ParkedMessage]:
+        oldest = datetime.now(UTC) - max_wait
+        heads = [await self.head(group, *chain) for chain in await self.chains(group)]
+        return [m for m in heads if m is not None and m.parked_at < oldest]
+
+    async def remove(self, parked_id: int) -> None:
+        self.messages = [m for m in self.messages if m.id != parked_id]
+
+    async def count(self, group: str) -> int:
+        return len(self.messages)
+
 
 class InMemoryUnitOfWork(UnitOfWork):
     """For unit tests: the same contract, kept in lists."""
@@ -174,6 +273,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.published: list[PendingEvent] = []
         self.committed = False
         self._claimed: set[str] = set()
+        self.parking = InMemoryParking()
 
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         if event_id in self.applied or event_id in self._claimed:

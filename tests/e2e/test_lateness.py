@@ -15,6 +15,7 @@ import pytest
 from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
 from shared.events import Topic
+from tests.causal import assert_before, causal_history, kinds
 from tests.conftest import SIMULATION_DATABASE, clean_database
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_to_end
@@ -63,10 +64,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
     assert response.status_code == 201, response.text
     code = response.json()["dossier_code"]
-    routed = await eventually(
-        lambda: _when(view(system, code), lambda v: v["deadline"] and v["routing"]),
-        what="routing and clock",
-    )
+    routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
     steps = routed["routing"]["steps"]
     assert [s["unit_code"] for s in steps] == [TU_PHAP, CONG_AN, TU_PHAP]
     due = _parse(routed["deadline"]["due_at"])
@@ -79,7 +77,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
         "hand-offs",
         {"from_unit_code": TU_PHAP, "to_unit_code": CONG_AN, "official": "Lê Văn Tư"},
     )
-    assert handed.status_code == 200, handed.text
+    assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 2), what="deadline at step 2")
 
     # Step 2, Công an: held past its step time -> an alert to its head.
@@ -91,7 +89,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
         "hand-offs",
         {"from_unit_code": CONG_AN, "to_unit_code": TU_PHAP, "official": "Phạm Thị Năm"},
     )
-    assert handed.status_code == 200, handed.text
+    assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
 
     # One working day before the due time: due soon; then past it: overdue and the apology.
@@ -102,8 +100,11 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
     clock.advance(timedelta(hours=2))
     done = await act(system, code, "result", {"unit_code": TU_PHAP, "official": "Lê Văn Tư"})
-    assert done.status_code == 200, done.text
+    assert done.status_code == 202, done.text
     await eventually(lambda: _has(system, code, "completed"), what="completion")
+    await eventually(
+        lambda: _when(view(system, code), lambda v: v["status"]["code"] == 9), what="processed"
+    )
 
     # Exactly one apology, received by the SMTP server with its PDF, and available as PDF.
     [letter] = system.mailbox.to(APPLICANT["email"], code)
@@ -121,23 +122,37 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert len(system.mailbox.to(HEAD_TU_PHAP, code)) == 2
     assert len(system.mailbox.to(OPERATOR, code)) == 3
 
-    # The events, each once, on the topics downstream systems read.
-    namespace = system.apps["intake"].state.runtime.namespace
-    records = await read_to_end(
-        system_kafka(system),
-        [namespace + topic for topic in (Topic.DEADLINE, Topic.NOTIFIER, Topic.ROUTING)],
-    )
-    ours = Counter(r.headers["ce_type"].split(".")[-2] for r in records if r.key == code)
+    # The events, each once, on the topics downstream systems read, ...
+    records = await read_to_end(system_kafka(system), [namespace_of(system) + t for t in Topic])
+    history = causal_history([r for r in records if r.key == code])
+    ours = Counter(kinds(history))
     assert ours["due-soon"] == ours["overdue"] == ours["step-overdue"] == 1, ours
     assert ours["apology-issued"] == 1 and ours["alert-raised"] == 3
-    assert ours["hand-off-recorded"] == 3 and ours["completed"] == 1
+    assert ours["hand-off-recorded"] == ours["step-completed"] == 3 and ours["completed"] == 1
+
+    # ... in causal order across the four topics, whatever the services' clocks said.
+    assert kinds(history)[0] == "received"
+    for first, then in (
+        ("received", "routed"),
+        ("received", "clock-started"),
+        ("routed", "step-clocks-started"),
+        ("clock-started", "apology-obligation-recorded"),
+        ("hand-off-requested", "hand-off-recorded"),
+        ("hand-off-recorded", "step-completed"),
+        ("overdue", "apology-issued"),
+        ("step-clocks-started", "step-overdue"),
+        ("step-completed", "completed"),
+        ("hand-off-recorded", "processed"),
+    ):
+        assert_before(history, first, then)
 
     # Timeline, lateness board and indicators reflect all of it.
     types = await timeline_types(system, code)
     for expected in (
         "received",
         "routed",
-        "handed-off",
+        "hand-off-requested",
+        "hand-off-recorded",
         "step-overdue",
         "due-soon",
         "overdue",
@@ -146,8 +161,13 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
         "completed",
     ):
         assert expected in types, (expected, types)
+    timeline = await eventually(
+        lambda: _when(
+            _timeline(system, code), lambda t: all(h["timeliness"] for h in t["holdings"])
+        ),
+        what="every step judged",
+    )
     async with system.client("intake") as client:
-        timeline = (await client.get(f"/v1/dossiers/{code}/timeline")).json()
         board = (await client.get("/v1/reports/lateness", params=_period(clock))).json()
         indicators = (await client.get("/v1/reports/indicators", params=_period(clock))).json()
     assert [h["timeliness"] for h in timeline["holdings"]] == ["on_time", "late", "late"]
@@ -179,9 +199,7 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
     async with system.client("intake") as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
     code = response.json()["dossier_code"]
-    routed = await eventually(
-        lambda: _when(view(system, code), lambda v: v["deadline"]), what="clock started"
-    )
+    routed = await eventually(lambda: _planned(system, code), what="clock started")
     due_before = _parse(routed["deadline"]["due_at"])
 
     clock.advance(timedelta(hours=2))
@@ -211,7 +229,7 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
     await eventually(lambda: _has(system, code, "clock-resumed"), what="clock resumed")
     async with system.client("intake") as client:
         events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
-    [resume] = [e for e in events if e["event_type"].endswith("clock-resumed.v1")]
+    [resume] = [e for e in events if e["event_type"].endswith("clock-resumed.v2")]
     due_after = _parse(resume["details"]["due_at"])
     paused = resumed_at - _parse(asked.json()["occurred_at"])
     assert paused > timedelta(days=6)
@@ -220,6 +238,14 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
     # The due date moved by exactly the working time the clock was paused.
     moved = WorkingCalendar().working_time_between(due_before, due_after)
     assert moved == timedelta(minutes=resume["details"]["paused_working_minutes"])
+
+    # A reader of the topics sees the pause after its request, the resumption after the
+    # supplement, even where the event times say otherwise.
+    records = await read_to_end(system_kafka(system), [namespace_of(system) + t for t in Topic])
+    history = causal_history([r for r in records if r.key == code])
+    assert_before(history, "clock-started", "clock-paused")
+    assert_before(history, "supplement-requested", "clock-paused")
+    assert_before(history, "supplement-received", "clock-resumed")
 
     # Guidance is given once, completely: a second request is refused ...
     again = await act(system, code, "supplement-requests", request)
@@ -238,6 +264,10 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
 # --- helpers -------------------------------------------------------------------------------
 
 
+def namespace_of(system: System) -> str:
+    return str(system.apps["intake"].state.runtime.namespace)
+
+
 def system_kafka(system: System) -> str:
     runtime = system.apps["intake"].state.runtime
     return str(runtime.settings.kafka_bootstrap_servers)
@@ -246,6 +276,20 @@ def system_kafka(system: System) -> str:
 async def _when(awaitable: Any, predicate: Any) -> Any:
     value = await awaitable
     return value if predicate(value) else None
+
+
+async def _planned(system: System, code: str) -> dict[str, Any] | None:
+    """The view once routing's plan, the clock and every step's due time are in."""
+    found = await view(system, code)
+    routing, deadline = found["routing"], found["deadline"]
+    if routing and deadline and all(step["due_at"] for step in routing["steps"]):
+        return found
+    return None
+
+
+async def _timeline(system: System, code: str) -> dict[str, Any]:
+    async with system.client("intake") as client:
+        return (await client.get(f"/v1/dossiers/{code}/timeline")).json()  # type: ignore[no-any-return]
 
 
 async def _has(system: System, code: str, kind: str) -> bool:
@@ -296,14 +340,11 @@ async def test_a_dossier_finished_late_gets_its_apology_even_before_the_scan(
             json=submission(procedure_code="1.000894"),  # half a working day
         )
     code = response.json()["dossier_code"]
-    routed = await eventually(
-        lambda: _when(view(system, code), lambda v: v["deadline"] and v["routing"]),
-        what="routing and clock",
-    )
+    routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
     holder = routed["routing"]["steps"][0]["unit_code"]
     clock.set(_parse(routed["deadline"]["due_at"]) + timedelta(minutes=5))
     done = await act(system, code, "result", {"unit_code": holder, "official": "Đỗ Văn Bảy"})
-    assert done.status_code == 200, done.text
+    assert done.status_code == 202, done.text
 
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology")
     await eventually(lambda: _has(system, code, "completed"), what="completion")

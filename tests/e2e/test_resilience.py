@@ -12,7 +12,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import ROOT, Stack
-from shared.events import DossierReceived, Topic, dead_letter_topic
+from shared.events import (
+    ApologyObligationRecorded,
+    DossierClockStarted,
+    DossierReceived,
+    DossierRouted,
+    Topic,
+    dead_letter_topic,
+)
 from shared.messaging.envelope import Envelope, encode
 from tests.conftest import in_test_namespace
 from tests.factories import received_event, submission
@@ -21,9 +28,9 @@ from tests.waiting import eventually
 
 SCHEMAS_AND_TYPES = {
     "intake": DossierReceived.TYPE,
-    "routing": "vn.hcmc.onestop.dossier.routed.v1",
-    "deadline": "vn.hcmc.onestop.dossier.clock-started.v1",
-    "notifier": "vn.hcmc.onestop.dossier.apology-obligation-recorded.v1",
+    "routing": DossierRouted.TYPE,
+    "deadline": DossierClockStarted.TYPE,
+    "notifier": ApologyObligationRecorded.TYPE,
 }
 
 
@@ -150,7 +157,7 @@ async def _posted(posting: asyncio.Task[None], codes: list[str], count: int) -> 
 
 async def _all_through(pool: asyncpg.Pool, codes: list[str]) -> bool:
     done = await pool.fetchval(
-        "SELECT count(*) FROM intake.dossiers WHERE code = ANY($1) AND notifier IS NOT NULL",
+        "SELECT count(*) FROM intake.dossiers WHERE code = ANY($1) AND apology_signer IS NOT NULL",
         codes,
     )
     return bool(done == len(codes))

@@ -23,7 +23,7 @@ from shared.logs import TraceContextFilter, json_formatter
 from shared.telemetry import ATTRIBUTE_PREFIX
 from tests.conftest import in_test_namespace
 from tests.factories import APPLICANT, submission
-from tests.system import System, running_system
+from tests.system import System, eventually, running_system
 
 
 @dataclass
@@ -48,18 +48,19 @@ async def traced(infrastructure: dict[str, str]) -> AsyncIterator[Traced]:
 
 
 async def submit_and_follow(system: System, body: dict[str, Any]) -> dict[str, Any]:
+    """Post a dossier and wait until every service has done its part for it."""
     async with system.client("intake") as client:
         response = await client.post("/v1/dossiers", json=body)
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            view = (await client.get(f"/v1/dossiers/{code}")).json()
-            if view["notifier"] is not None:
-                return view  # type: ignore[no-any-return]
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{code} did not reach the notifier: {view}")
-            await asyncio.sleep(0.1)
+
+        async def complete() -> dict[str, Any] | None:
+            view: dict[str, Any] = (await client.get(f"/v1/dossiers/{code}")).json()
+            routed = view["routing"] and all(s["due_at"] for s in view["routing"]["steps"])
+            return view if routed and view["deadline"] and view["notifier"] else None
+
+        view: dict[str, Any] = await eventually(complete, what=f"{code} through every service")
+        return view
 
 
 def service_of(span: ReadableSpan) -> str:
@@ -90,27 +91,32 @@ async def test_one_submission_is_one_trace_across_the_four_services(traced: Trac
     )
     assert root.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
 
-    # The notifier's processing descends, hop by hop, from the counter's request.
-    [notifier_process] = [
+    # The notifier's processing descends, hop by hop, from the counter's request: the clock
+    # (intake -> deadline -> notifier) and the step clocks of routing's plan (through routing).
+    notifier_processes = [
         s
         for s in spans
         if service_of(s) == "notifier"
         and s.kind is SpanKind.CONSUMER
         and s.name == f"{in_test_namespace(Topic.DEADLINE)} process"
     ]
-    chain = ancestry(notifier_process, by_id)
-    assert chain[-1] is root
-    hops = [(service_of(s), s.kind) for s in reversed(chain)]
+    assert notifier_processes
+    chains = [ancestry(process, by_id) for process in notifier_processes]
+    assert all(chain[-1] is root for chain in chains)
+    hops_of = [[(service_of(s), s.kind) for s in reversed(chain)] for chain in chains]
+    [hops] = [hops for hops in hops_of if "routing" in [service for service, _ in hops]]
     services_in_order = [service for service, _ in hops]
     assert services_in_order.index("intake") < services_in_order.index("routing")
     assert services_in_order.index("routing") < services_in_order.index("deadline")
     assert services_in_order.index("deadline") < services_in_order.index("notifier")
-    for previous, current in itertools.pairwise(hops):
-        if previous[0] != current[0]:  # crossing Kafka: a producer span parents a consumer span
-            assert (previous[1], current[1]) == (SpanKind.PRODUCER, SpanKind.CONSUMER), hops
-    for span in chain:
-        if span.kind is SpanKind.CONSUMER:
-            assert span.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
+    for hops in hops_of:
+        for previous, current in itertools.pairwise(hops):
+            if previous[0] != current[0]:  # crossing Kafka: a producer parents a consumer
+                assert (previous[1], current[1]) == (SpanKind.PRODUCER, SpanKind.CONSUMER), hops
+    for chain in chains:
+        for span in chain:
+            if span.kind is SpanKind.CONSUMER:
+                assert span.attributes[f"{ATTRIBUTE_PREFIX}.code"] == view["dossier_code"]
 
     # Database work: one span per transaction, in the trace; no bare BEGIN/COMMIT spans.
     transactions = {service_of(s) for s in spans if s.name.endswith(" transaction")}

@@ -3,9 +3,10 @@ retry what fails for a while, and emit only through the unit of work."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +14,9 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.routing.handlers import Routing
 from services.routing.repository import InMemoryRoutingUnitOfWork
-from shared.calendar import UnitCalendars, WorkingCalendar
+from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
-from shared.events import DossierReceived, DossierRouted, Topic
+from shared.events import DossierReceived, DossierRouted, Event, HandOffRequested, Topic
 from shared.messaging.consumer import EventConsumer, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from tests.factories import received_event
@@ -40,9 +41,20 @@ class Record:
     offset: int = 7
 
 
-def record_of(
-    event: DossierReceived, event_id: str = "0b8e5f1c-7d3a-4f0e-9a1b-2c3d4e5f6a7b"
-) -> Record:
+EVENT_ID = "0b8e5f1c-7d3a-4f0e-9a1b-2c3d4e5f6a7b"
+
+
+def hand_off(code: str) -> HandOffRequested:
+    return HandOffRequested(
+        dossier_code=code,
+        from_unit_code="000.00.05.H29",
+        to_unit_code="000.20.01.H29",
+        official="Lê Văn Tư",
+        requested_at=NOW,
+    )
+
+
+def record_of(event: Event, event_id: str = EVENT_ID) -> Record:
     message = encode(
         Envelope(
             id=event_id,
@@ -83,11 +95,14 @@ def uow() -> InMemoryRoutingUnitOfWork:
 def consumer(
     catalog: Catalog, calendar: WorkingCalendar, uow: InMemoryRoutingUnitOfWork
 ) -> EventConsumer:
-    routing = Routing(catalog=catalog, calendars=UnitCalendars(catalog), clock=lambda: NOW)
+    routing = Routing(catalog=catalog, clock=lambda: NOW)
     return EventConsumer(
         group_id="routing",
         topics=(Topic.INTAKE,),
-        handlers={DossierReceived: routing.on_dossier_received},
+        handlers={
+            DossierReceived: routing.on_dossier_received,
+            HandOffRequested: routing.on_hand_off_requested,
+        },
         unit_of_work=lambda: uow,
         publisher=RecordingPublisher(),
         max_backoff=0.01,
@@ -109,7 +124,51 @@ async def test_an_event_is_applied_once_even_when_redelivered(
         "000.20.01.H29",
         "000.00.05.H29",
     ]
-    assert routed.steps[-1].due_at == routed.due_at
+    assert sum(s.share for s in routed.steps) == pytest.approx(1.0)
+    assert uow.published[0].causation_id == EVENT_ID  # what it reacts to
+
+
+async def test_a_message_missing_its_prerequisite_is_parked_and_the_partition_moves_on(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    waiting, other = "000.00.00.H29-261123-0001", "000.00.00.H29-261123-0002"
+    await consumer.handle(record_of(hand_off(waiting), event_id=str(uuid.uuid4())))
+    await consumer.handle(record_of(hand_off(waiting), event_id=str(uuid.uuid4())))
+    await consumer.handle(record_of(received(other), event_id=str(uuid.uuid4())))
+
+    # The other dossier went through; both hand-offs wait, in order.
+    assert [p.event.dossier_code for p in uow.published] == [other]
+    parked = uow.parking.messages
+    assert [m.reason.split(":")[0] for m in parked] == ["NotRoutedYet", "behind a parked event"]
+
+    # Its receipt is applied (as if it came late): the parked hand-offs follow, in order.
+    await consumer.handle(record_of(received(waiting), event_id=str(uuid.uuid4())))
+    assert uow.parking.messages[-1].event_type == DossierReceived.TYPE  # same topic: behind
+    routing = consumer.handlers[DossierReceived]
+    await routing(received(waiting), uow)
+    await uow.commit()
+    await consumer.drain_parking_lot()
+    assert uow.parking.messages == []
+    decided = [type(p.event).__name__ for p in uow.published if p.event.dossier_code == waiting]
+    # the routed event, the first hand-off recorded, the second rejected (already moved on)
+    assert decided[:3] == ["DossierRouted", "HandOffRecorded", "HandOffRejected"]
+
+
+async def test_a_parked_message_whose_prerequisite_never_comes_is_dead_lettered(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    expiring = replace(consumer, max_parking=timedelta(0))
+    await expiring.handle(record_of(hand_off("000.00.00.H29-261123-0009")))
+    await expiring.drain_parking_lot()
+
+    publisher = expiring.publisher
+    assert isinstance(publisher, RecordingPublisher)
+    [(topic, message)] = publisher.sent
+    assert topic == "onestop.dead-letter.routing"
+    assert message.headers["dlt_error_stage"] == b"prerequisite"
+    assert b"NotRoutedYet" in message.headers["dlt_error"]
+    assert message.headers["ce_type"] == HandOffRequested.TYPE.encode()
+    assert uow.parking.messages == []
 
 
 async def test_a_malformed_message_is_dead_lettered_with_its_origin(

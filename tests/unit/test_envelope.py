@@ -35,7 +35,7 @@ def test_binary_mode_headers_and_key() -> None:
     headers, key, _ = wire()
     names = dict(headers)
     assert names["ce_specversion"] == b"1.0"
-    assert names["ce_type"] == b"vn.hcmc.onestop.dossier.clock-started.v1"
+    assert names["ce_type"] == b"vn.hcmc.onestop.dossier.clock-started.v2"
     assert names["ce_subject"] == key == b"000.00.00.H29-261123-0001"
     assert names["content-type"] == b"application/json"
     assert names["ce_time"].startswith(b"2026-11-23T02:30:00")

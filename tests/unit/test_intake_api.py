@@ -131,7 +131,7 @@ def test_bad_input_names_the_field_and_stores_nothing(
     problem = response.json()
     assert field in [f["field"] for f in problem["fields"]]
     assert field in problem["message"]
-    assert counter.repository.dossiers == {}
+    assert counter.repository.receipts == {}
     assert counter.published == []
 
 
@@ -143,7 +143,7 @@ def test_malformed_json_is_a_400(counter: Counter) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"] == "malformed_json"
-    assert counter.repository.dossiers == {}
+    assert counter.repository.receipts == {}
 
 
 def test_an_oversized_body_is_a_413(counter: Counter) -> None:
@@ -155,7 +155,7 @@ def test_an_oversized_body_is_a_413(counter: Counter) -> None:
     )
     assert response.status_code == 413
     assert re.search(r"exceeds \d+ bytes", response.json()["message"])
-    assert counter.repository.dossiers == {}
+    assert counter.repository.receipts == {}
 
 
 def test_personal_data_is_not_in_error_messages(counter: Counter) -> None:
