@@ -452,6 +452,7 @@ class AlertKind(StrEnum):
     DUE_SOON = "due_soon"
     OVERDUE = "overdue"
     STEP_OVERDUE = "step_overdue"
+    LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
 
 
 class AlertRaised(Event):

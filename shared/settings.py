@@ -75,6 +75,23 @@ class NotifierSettings(ServiceSettings):
     apology_extension_working_days: float = Field(
         default=5, gt=0, description="how much later the new return date is (unverified default)"
     )
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    delivery_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="how often the deliverer looks for new letters and alerts"
+    )
+    delivery_backoff_initial_seconds: float = Field(
+        default=30.0, gt=0, description="wait after a letter's first failed send; doubles"
+    )
+    delivery_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    delivery_max_attempts: int = Field(
+        default=12, gt=0, description="then the letter is dead-lettered and operators alerted"
+    )
+    delivery_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="a claimed letter is left alone this long; then its attempt counts as"
+        " unknown and it is sent again with the same Message-ID",
+    )
 
 
 def unit_calendars(settings: ServiceSettings, catalog: Catalog) -> UnitCalendars:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,15 +34,49 @@ OPERATOR = "dieuhanh@tphcm.gov.vn"
 
 
 class Mailbox:
-    """A real local SMTP server (aiosmtpd) that keeps what it receives."""
+    """A real local SMTP server (aiosmtpd) that keeps what it receives. Addresses in `refuse`
+    are refused for good at RCPT (550), those in `defer` for now (451)."""
+
+    class Server(Controller):
+        """Stopping aborts the sessions still open. `Controller.stop` blocks the caller (here
+        the event loop, where the SMTP clients run) until its thread ends, and from Python
+        3.12 that thread waits for every session to close: an open client session would wait
+        for a loop that cannot run, for ever."""
+
+        def __init__(self, handler: Any, **options: Any) -> None:
+            super().__init__(handler, **options)
+            self.sessions: list[SMTP] = []
+
+        def factory(self) -> SMTP:
+            session = super().factory()
+            self.sessions.append(session)
+            return session
+
+        def cancel_tasks(self, stop_loop: bool = True) -> None:
+            for session in self.sessions:  # in the server's thread, as cancel_tasks is
+                if session.transport is not None:
+                    session.transport.abort()
+            super().cancel_tasks(stop_loop)
 
     def __init__(self) -> None:
         # The test's mail server logs each recipient at INFO; it is not part of the system
         # whose logs the personal-data scans read.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.messages: list[EmailMessage] = []
+        self.refuse: set[str] = set()
+        self.defer: set[str] = set()
         self.port = _free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller = Mailbox.Server(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        if address in self.defer:
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)

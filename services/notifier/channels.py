@@ -8,6 +8,7 @@ in an exception's message: logs and errors name the dossier code and the channel
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -79,12 +80,21 @@ class DeliveryReceipt:
 
 
 class DeliveryError(Exception):
-    """The channel did not take the letter. The message names no personal data."""
+    """The channel did not take the letter. The message names no personal data.
+    `permanent`: the channel refused it for good, trying again would not help."""
 
-    def __init__(self, message: str, *, dossier_code: str, channel: ChannelKind) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        dossier_code: str,
+        channel: ChannelKind,
+        permanent: bool = False,
+    ) -> None:
         super().__init__(message)
         self.dossier_code = dossier_code
         self.channel = channel
+        self.permanent = permanent
 
 
 class WebhookRejected(DeliveryError):
@@ -93,8 +103,29 @@ class WebhookRejected(DeliveryError):
     def __init__(
         self, message: str, *, dossier_code: str, channel: ChannelKind, status_code: int
     ) -> None:
-        super().__init__(message, dossier_code=dossier_code, channel=channel)
+        super().__init__(
+            message,
+            dossier_code=dossier_code,
+            channel=channel,
+            permanent=webhook_status_is_permanent(status_code),
+        )
         self.status_code = status_code
+
+
+def webhook_status_is_permanent(status: int) -> bool:
+    """A 4xx is the gateway refusing this request for good, except 408 (timeout) and 429
+    (too many requests); 5xx and anything else may pass on a later try."""
+    return 400 <= status < 500 and status not in (408, 429)
+
+
+def smtp_refusal_is_permanent(error: Exception) -> bool:
+    """A 5xx reply to RCPT (every recipient) or DATA refuses this message for good. Other
+    failures (connection, timeouts, 4xx, a refused sender, which is our configuration) pass."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(r.code >= 500 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        return error.code >= 500
+    return False
 
 
 @runtime_checkable
@@ -104,7 +135,13 @@ class Channel(Protocol):
     kinds: frozenset[ChannelKind]
 
     async def send(
-        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+        self,
+        letter: ApologyLetter,
+        *,
+        html: str,
+        pdf: bytes,
+        recipient: Recipient,
+        message_id: str | None = None,
     ) -> DeliveryReceipt: ...
 
 
@@ -143,6 +180,30 @@ def attachment_name(letter: ApologyLetter) -> str:
     return "xin-loi-" + re.sub(r"[^A-Za-z0-9._-]", "-", letter.dossier_code) + ".pdf"
 
 
+def new_message_id(sender: str) -> str:
+    domain = sender.rpartition("@")[2].strip(" >") or "onestop.local"
+    return make_msgid(domain=domain)
+
+
+def build_alert_email(
+    *,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    sender: str,
+    sent_at: datetime,
+    message_id: str | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(sent_at)
+    message["Message-ID"] = message_id or new_message_id(sender)
+    message.set_content(body, charset="utf-8")
+    return message
+
+
 def build_email(
     letter: ApologyLetter,
     *,
@@ -151,6 +212,7 @@ def build_email(
     recipient: Recipient,
     sender: str,
     sent_at: datetime,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """multipart/mixed: [multipart/alternative: text/plain, text/html], application/pdf."""
     message = EmailMessage()
@@ -158,8 +220,7 @@ def build_email(
     message["From"] = sender
     message["To"] = recipient.address
     message["Date"] = format_datetime(sent_at)
-    domain = sender.rpartition("@")[2].strip(" >") or "onestop.local"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = message_id or new_message_id(sender)
     plain = (
         f"Kính gửi: Ông/Bà {letter.addressee.full_name}\n\n"
         f"{letter_text(letter)}\n\n"
@@ -174,7 +235,8 @@ def build_email(
 
 
 class SmtpChannel:
-    """E-mail through an SMTP server: the HTML letter, a plain-text alternative, and the PDF.
+    """E-mail through an SMTP server: the HTML letter, a plain-text alternative, and the PDF;
+    and the plain alerts to heads of units and operators (`send_alert`).
 
     `use_tls` connects with implicit TLS (port 465); otherwise `start_tls` None upgrades the
     connection if the server offers STARTTLS, True requires it, False never tries."""
@@ -210,37 +272,35 @@ class SmtpChannel:
         return f"SmtpChannel(host={self.host!r}, port={self.port})"
 
     async def send(
-        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+        self,
+        letter: ApologyLetter,
+        *,
+        html: str,
+        pdf: bytes,
+        recipient: Recipient,
+        message_id: str | None = None,
     ) -> DeliveryReceipt:
+        """`message_id`: the letter's own, kept across retries so that a copy sent again after
+        an unknown outcome is recognised as the same message."""
         _require(self, recipient)
         sent_at = self._clock()
         message = build_email(
-            letter, html=html, pdf=pdf, recipient=recipient, sender=self.sender, sent_at=sent_at
+            letter,
+            html=html,
+            pdf=pdf,
+            recipient=recipient,
+            sender=self.sender,
+            sent_at=sent_at,
+            message_id=message_id,
         )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self._password,
-                use_tls=self.use_tls,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-                tls_context=self.tls_context,
-            )
-        except aiosmtplib.SMTPException as error:
-            # Refusals quote the addresses: keep only the class and the SMTP code, and do not
-            # chain the original, which a logged traceback would print.
-            detail = type(error).__name__
-            if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
-                detail += " " + ", ".join(str(refused.code) for refused in error.recipients)
-            elif isinstance(error, aiosmtplib.SMTPResponseException):
-                detail += f" {error.code}"
+            await self._transmit(message)
+        except DeliveryError as error:
             failure = DeliveryError(
-                f"SMTP delivery of the apology for dossier {letter.dossier_code} failed: {detail}",
+                f"SMTP delivery of the apology for dossier {letter.dossier_code} failed: {error}",
                 dossier_code=letter.dossier_code,
                 channel=ChannelKind.EMAIL,
+                permanent=error.permanent,
             )
             _log_failed(letter, ChannelKind.EMAIL, failure)
             raise failure from None
@@ -252,6 +312,70 @@ class SmtpChannel:
         )
         _log_sent(receipt)
         return receipt
+
+    async def send_alert(
+        self,
+        recipients: list[str],
+        subject: str,
+        body: str,
+        *,
+        dossier_code: str,
+        message_id: str | None = None,
+    ) -> str:
+        """A plain-text alert; returns its Message-ID."""
+        message = build_alert_email(
+            recipients=recipients,
+            subject=subject,
+            body=body,
+            sender=self.sender,
+            sent_at=self._clock(),
+            message_id=message_id,
+        )
+        try:
+            await self._transmit(message)
+        except DeliveryError as error:
+            raise DeliveryError(
+                f"SMTP delivery of an alert for dossier {dossier_code} failed: {error}",
+                dossier_code=dossier_code,
+                channel=ChannelKind.EMAIL,
+                permanent=error.permanent,
+            ) from None
+        return str(message["Message-ID"])
+
+    async def _transmit(self, message: EmailMessage) -> None:
+        """One SMTP session. The connection is closed whatever happens, cancellation included:
+        a session left open would keep the server (and its shutdown) waiting."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password,
+            use_tls=self.use_tls,
+            start_tls=self.start_tls,
+            timeout=self.timeout,
+            tls_context=self.tls_context,
+        )
+        try:
+            await client.connect()
+            await client.send_message(message)
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await client.quit()
+        except aiosmtplib.SMTPException as error:
+            # Refusals quote the addresses: keep only the class and the SMTP code, and do not
+            # chain the original, which a logged traceback would print.
+            detail = type(error).__name__
+            if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+                detail += " " + ", ".join(str(refused.code) for refused in error.recipients)
+            elif isinstance(error, aiosmtplib.SMTPResponseException):
+                detail += f" {error.code}"
+            raise DeliveryError(
+                detail,
+                dossier_code="",
+                channel=ChannelKind.EMAIL,
+                permanent=smtp_refusal_is_permanent(error),
+            ) from None
+        finally:
+            client.close()
 
 
 # --- SMS and Zalo through the messaging gateway ----------------------------------------------
@@ -298,8 +422,15 @@ class WebhookChannel:
         }
 
     async def send(
-        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+        self,
+        letter: ApologyLetter,
+        *,
+        html: str,
+        pdf: bytes,
+        recipient: Recipient,
+        message_id: str | None = None,
     ) -> DeliveryReceipt:
+        """The `Idempotency-Key` is already stable per letter: `message_id` is not needed."""
         _require(self, recipient)
         key = idempotency_key(letter, recipient.kind)
         headers = {"Idempotency-Key": key}
@@ -386,14 +517,20 @@ class InMemoryChannel:
         self._clock = clock
 
     async def send(
-        self, letter: ApologyLetter, *, html: str, pdf: bytes, recipient: Recipient
+        self,
+        letter: ApologyLetter,
+        *,
+        html: str,
+        pdf: bytes,
+        recipient: Recipient,
+        message_id: str | None = None,
     ) -> DeliveryReceipt:
         _require(self, recipient)
         if self.fail_with is not None:
             raise self.fail_with
         receipt = DeliveryReceipt(
             channel=recipient.kind,
-            message_id=f"memory-{len(self.sent) + 1}",
+            message_id=message_id or f"memory-{len(self.sent) + 1}",
             sent_at=self._clock(),
             dossier_code=letter.dossier_code,
         )

@@ -11,17 +11,10 @@ from fastapi import FastAPI, HTTPException, Response
 from fastapi import Path as PathParam
 from faststream.kafka import KafkaBroker
 
-from services.notifier.channels import (
-    Channel,
-    ChannelKind,
-    Recipient,
-    SmtpChannel,
-    WebhookChannel,
-)
-from services.notifier.delivery import Deliverer, Mailer
+from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
+from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
-from services.notifier.letters import ApologyLetter
-from services.notifier.repository import NotifierUnitOfWork, PendingLetter
+from services.notifier.repository import NotifierUnitOfWork
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -60,8 +53,13 @@ def create_app(
         telemetry=telemetry,
     )
     unit_of_work = runtime.unit_of_work(NotifierUnitOfWork)
-    email: Channel | None = (
-        SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+    email = (
+        SmtpChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            timeout=settings.smtp_timeout_seconds,
+        )
         if settings.smtp_host
         else None
     )
@@ -98,22 +96,26 @@ def create_app(
         unit_of_work=unit_of_work,
     )
 
-    async def send_letter(pending: PendingLetter) -> None:
-        letter = ApologyLetter.model_validate(pending.letter)
-        if pending.channel == "email" and email is not None and pending.email:
-            recipient = Recipient(ChannelKind.EMAIL, pending.email)
-            await email.send(letter, html=pending.html, pdf=pending.pdf, recipient=recipient)
-        elif pending.channel == "sms" and sms is not None and pending.phone:
-            recipient = Recipient(ChannelKind.SMS, pending.phone)
-            await sms.send(letter, html=pending.html, pdf=pending.pdf, recipient=recipient)
-        # "counter": the letter is printed and handed over at the one-stop desk
-
-    mailer = (
-        Mailer(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
-        if settings.smtp_host
-        else None
+    deliverer = Deliverer(
+        unit_of_work,
+        clock,
+        email=email,
+        sms=sms,
+        operators=settings.operator_emails,
+        policy=RetryPolicy(
+            initial=timedelta(seconds=settings.delivery_backoff_initial_seconds),
+            maximum=timedelta(seconds=settings.delivery_backoff_max_seconds),
+            max_attempts=settings.delivery_max_attempts,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+        ),
+        poll_interval=settings.delivery_poll_interval_seconds,
+        max_backoff=settings.retry_max_backoff_seconds,
+        dead_lettered=runtime.meter.create_counter(
+            "onestop.letters.dead_lettered",
+            unit="{letter}",
+            description="Apology letters refused for good or past the attempt cap, by channel",
+        ),
     )
-    deliverer = Deliverer(unit_of_work, clock, send_letter, mailer)
     runtime.run_in_background(deliverer.run)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
 

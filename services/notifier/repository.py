@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -35,13 +36,21 @@ class StoredAddressee:
 
 @dataclass(frozen=True)
 class PendingLetter:
+    """A letter claimed for one send attempt. `resumed`: an earlier attempt was recorded but
+    its outcome is unknown (the process stopped mid-send)."""
+
     dossier_code: str
+    unit_code: str
     channel: str
     letter: dict[str, Any]
     html: str
     pdf: bytes
     email: str | None
     phone: str | None
+    attempt_id: uuid.UUID
+    attempts: int
+    message_id: str
+    resumed: bool
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ class PendingAlert:
     unit_code: str
     recipients: list[str]
     raised_at: datetime
+    attempt_id: uuid.UUID
+    attempts: int
+    message_id: str
+    resumed: bool
 
 
 class NotifierRepository:
@@ -197,43 +210,125 @@ class NotifierRepository:
             )
         )
 
-    async def claim_undelivered_letters(self, limit: int) -> list[PendingLetter]:
-        rows = await self._db.fetch(
-            "SELECT a.dossier_code, a.channel, a.letter, a.html, a.pdf, d.email, d.phone"
-            " FROM apologies a JOIN addressees d USING (dossier_code)"
-            " WHERE a.delivered_at IS NULL ORDER BY a.issued_at LIMIT $1"
-            " FOR UPDATE OF a SKIP LOCKED",
-            limit,
-        )
-        return [PendingLetter(**dict(row)) for row in rows]
+    # --- delivery: each claim, send and outcome is its own short transaction -------------
 
-    async def mark_letter(self, dossier_code: str, at: datetime | None, error: str | None) -> None:
-        await self._db.execute(
-            "UPDATE apologies SET delivered_at = $2, last_error = $3,"
-            " delivery_attempts = delivery_attempts + 1 WHERE dossier_code = $1",
-            dossier_code,
+    async def claim_due_letter(
+        self, now: datetime, lease: timedelta, message_id: str
+    ) -> PendingLetter | None:
+        """The letter due first, leased until `now + lease`, its attempt recorded and its
+        Message-ID set once. SKIP LOCKED: another instance takes the next one."""
+        row = await self._db.fetchrow(
+            "WITH picked AS (SELECT dossier_code, attempt_started_at IS NOT NULL AS resumed"
+            "  FROM apologies WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, issued_at LIMIT 1"
+            "  FOR UPDATE SKIP LOCKED)"
+            " UPDATE apologies a SET next_attempt_at = $1 + $2::interval,"
+            "  attempt_id = gen_random_uuid(), attempt_started_at = $1,"
+            "  delivery_attempts = a.delivery_attempts + 1,"
+            "  message_id = COALESCE(a.message_id, $3)"
+            " FROM picked WHERE a.dossier_code = picked.dossier_code"
+            " RETURNING a.dossier_code, a.unit_code, a.channel, a.letter, a.html, a.pdf,"
+            "  (SELECT email FROM addressees d WHERE d.dossier_code = a.dossier_code),"
+            "  (SELECT phone FROM addressees d WHERE d.dossier_code = a.dossier_code),"
+            "  a.attempt_id, a.delivery_attempts AS attempts, a.message_id, picked.resumed",
+            now,
+            lease,
+            message_id,
+        )
+        return None if row is None else PendingLetter(**dict(row))
+
+    async def letter_delivered(self, letter: PendingLetter, at: datetime) -> bool:
+        """False when the attempt is no longer this one's (its lease ran out and another
+        instance took the letter)."""
+        return await self._outcome(
+            "UPDATE apologies SET delivered_at = $3, attempt_id = NULL, attempt_started_at = NULL,"
+            " last_error = NULL WHERE dossier_code = $1 AND attempt_id = $2",
+            letter.dossier_code,
+            letter.attempt_id,
             at,
+        )
+
+    async def letter_failed(
+        self, letter: PendingLetter, error: str, retry_at: datetime | None, at: datetime
+    ) -> bool:
+        """`retry_at` None: dead-lettered at `at`, never tried again."""
+        return await self._outcome(
+            "UPDATE apologies SET last_error = $3, attempt_id = NULL, attempt_started_at = NULL,"
+            " next_attempt_at = COALESCE($4, next_attempt_at),"
+            " dead_lettered_at = CASE WHEN $4::timestamptz IS NULL THEN $5::timestamptz END"
+            " WHERE dossier_code = $1 AND attempt_id = $2",
+            letter.dossier_code,
+            letter.attempt_id,
             error,
-        )
-
-    async def claim_undelivered_alerts(self, limit: int) -> list[PendingAlert]:
-        rows = await self._db.fetch(
-            "SELECT dossier_code, kind, step_sequence, unit_code, recipients, raised_at"
-            " FROM alerts WHERE delivered_at IS NULL ORDER BY raised_at LIMIT $1"
-            " FOR UPDATE SKIP LOCKED",
-            limit,
-        )
-        return [PendingAlert(**dict(row)) for row in rows]
-
-    async def mark_alert(self, alert: PendingAlert, at: datetime | None) -> None:
-        await self._db.execute(
-            "UPDATE alerts SET delivered_at = $4, delivery_attempts = delivery_attempts + 1"
-            " WHERE dossier_code = $1 AND kind = $2 AND step_sequence = $3",
-            alert.dossier_code,
-            alert.kind,
-            alert.step_sequence,
+            retry_at,
             at,
         )
+
+    async def claim_due_alert(
+        self, now: datetime, lease: timedelta, message_id: str
+    ) -> PendingAlert | None:
+        row = await self._db.fetchrow(
+            "WITH picked AS (SELECT dossier_code, kind, step_sequence,"
+            "  attempt_started_at IS NOT NULL AS resumed"
+            "  FROM alerts WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, raised_at LIMIT 1"
+            "  FOR UPDATE SKIP LOCKED)"
+            " UPDATE alerts a SET next_attempt_at = $1 + $2::interval,"
+            "  attempt_id = gen_random_uuid(), attempt_started_at = $1,"
+            "  delivery_attempts = a.delivery_attempts + 1,"
+            "  message_id = COALESCE(a.message_id, $3)"
+            " FROM picked WHERE (a.dossier_code, a.kind, a.step_sequence)"
+            "  = (picked.dossier_code, picked.kind, picked.step_sequence)"
+            " RETURNING a.dossier_code, a.kind, a.step_sequence, a.unit_code, a.recipients,"
+            "  a.raised_at, a.attempt_id, a.delivery_attempts AS attempts, a.message_id,"
+            "  picked.resumed",
+            now,
+            lease,
+            message_id,
+        )
+        return None if row is None else PendingAlert(**dict(row))
+
+    async def alert_delivered(self, alert: PendingAlert, at: datetime) -> bool:
+        return await self._outcome(
+            "UPDATE alerts SET delivered_at = $3, attempt_id = NULL, attempt_started_at = NULL,"
+            " last_error = NULL WHERE dossier_code = $1 AND attempt_id = $2",
+            alert.dossier_code,
+            alert.attempt_id,
+            at,
+        )
+
+    async def alert_failed(
+        self, alert: PendingAlert, error: str, retry_at: datetime | None, at: datetime
+    ) -> bool:
+        return await self._outcome(
+            "UPDATE alerts SET last_error = $3, attempt_id = NULL, attempt_started_at = NULL,"
+            " next_attempt_at = COALESCE($4, next_attempt_at),"
+            " dead_lettered_at = CASE WHEN $4::timestamptz IS NULL THEN $5::timestamptz END"
+            " WHERE dossier_code = $1 AND attempt_id = $2",
+            alert.dossier_code,
+            alert.attempt_id,
+            error,
+            retry_at,
+            at,
+        )
+
+    async def next_delivery_at(self, now: datetime) -> datetime | None:
+        """When the earliest letter or alert is due (a lease's end included); `now` if one
+        already is (new rows are due at -infinity)."""
+        value: datetime | None = await self._db.fetchval(
+            "SELECT CASE WHEN min(t) IS NOT NULL THEN greatest(min(t), $1) END FROM ("
+            " (SELECT next_attempt_at AS t FROM apologies"
+            "  WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  ORDER BY next_attempt_at LIMIT 1)"
+            " UNION ALL (SELECT next_attempt_at FROM alerts"
+            "  WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  ORDER BY next_attempt_at LIMIT 1)) due",
+            now,
+        )
+        return value
+
+    async def _outcome(self, sql: str, *args: Any) -> bool:
+        return await self._db.execute(sql, *args) == "UPDATE 1"
 
 
 class NotifierUnitOfWork(PostgresUnitOfWork):
