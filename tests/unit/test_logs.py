@@ -32,20 +32,64 @@ def record(
     return made
 
 
+class Written(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class Scheduled(list[tuple[float, Callable[[], None]]]):
+    def __call__(self, delay: float, action: Callable[[], None]) -> None:
+        self.append((delay, action))
+
+
 def test_repeats_within_the_interval_become_one_line_with_their_count() -> None:
+    clock, scheduled, written = FakeClock(), Scheduled(), Written()
+    repeats = RepeatFilter(interval=10.0, clock=clock, schedule=scheduled, handler=written)
+    written.addFilter(repeats)
+
+    for _ in range(1000):  # 100 a second for 10 s, as aiokafka does while the broker is down
+        written.handle(record())
+        clock.now += 0.01
+    assert len(written.records) == 1
+    assert not hasattr(written.records[0], "repeats_suppressed")
+    assert [delay for delay, _ in scheduled] == [pytest.approx(9.99)]  # one, at the end
+
+    clock.now += 0.01
+    scheduled.pop()[1]()  # the interval is over: the last repeat, counting the others
+    assert len(written.records) == 2
+    assert written.records[1].repeats_suppressed == 998  # 1 + 998 + this one = 1000
+
+    for _ in range(5):  # the next interval starts with that line
+        written.handle(record())
+    clock.now += 10
+    scheduled.pop()[1]()
+    assert [getattr(r, "repeats_suppressed", 0) for r in written.records] == [0, 998, 4]
+    assert scheduled == []
+
+
+def test_pending_repeats_are_written_at_exit() -> None:
+    written = Written()
+    repeats = RepeatFilter(interval=10.0, clock=FakeClock(), schedule=Scheduled(), handler=written)
+    written.addFilter(repeats)
+    for _ in range(53):  # 503s while PostgreSQL restarts, then the service stops
+        written.handle(record("storage unavailable", level=logging.WARNING, logger="intake"))
+    repeats.flush()
+    assert [getattr(r, "repeats_suppressed", 0) for r in written.records] == [0, 51]
+
+
+def test_without_a_handler_the_next_record_of_the_kind_carries_the_count() -> None:
     clock = FakeClock()
     repeats = RepeatFilter(interval=10.0, clock=clock)
-
-    passed = []
-    for _ in range(1000):  # 100 a second for 10 s, as aiokafka does while the broker is down
-        passed.append(repeats.filter(record()))
-        clock.now += 0.01
-    assert passed.count(True) == 1
-
-    clock.now += 0.01  # the interval is over: the next one passes and says what was dropped
+    assert repeats.filter(record())
+    assert not any(repeats.filter(record()) for _ in range(41))
+    clock.now += 10
     later = record()
     assert repeats.filter(later)
-    assert later.repeats_suppressed == 999
+    assert later.repeats_suppressed == 41
 
 
 def test_the_first_record_carries_no_count_and_quiet_periods_reset_it() -> None:
@@ -107,15 +151,20 @@ def test_a_service_log_keeps_library_info_out_and_limits_repeats(
     service_log: Callable[[], list[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LOG_LEVEL", raising=False)
+    scheduled = Scheduled()
+    monkeypatch.setattr("shared.logs._in_a_thread", scheduled)  # no timer outliving the test
     configure_logging("notifier")
     logging.getLogger("fontTools.subset").info("glyf pruned")
     logging.getLogger("faststream.notifier").info("Consumer assigned to partitions")
     logging.getLogger("services.notifier").info("apology issued")
     for _ in range(100):
         logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, "refused")
+    assert len(scheduled) == 1
+    scheduled.pop()[1]()  # ten seconds later
     written = service_log()
-    assert [line["logger"] for line in written] == ["services.notifier", "aiokafka"]
+    assert [line["logger"] for line in written] == ["services.notifier", "aiokafka", "aiokafka"]
     assert written[1]["message"] == "Unable connect to node with id 1: refused"
+    assert written[2]["repeats_suppressed"] == 98
 
 
 def test_at_debug_the_libraries_speak(
