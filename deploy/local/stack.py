@@ -117,7 +117,7 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
     logs: dict[str, RotatingLog] = field(default_factory=dict)
-    _log_copiers: dict[str, threading.Thread] = field(default_factory=dict)
+    _log_copiers: dict[str, threading.Thread] = field(default_factory=dict, init=False, repr=False)
 
     def port(self, service: str) -> int:
         return self.base_port + SERVICES.index(service)
@@ -226,7 +226,7 @@ class Stack:
     ) -> None:
         """SIGTERM, then SIGKILL after `timeout`. One by one follows SERVICES' order: intake
         first, so that no new dossier comes in while the others finish theirs."""
-        ordered = sorted(self.processes, key=lambda s: SERVICES.index(s) if s in SERVICES else 9)
+        ordered = [service for service in SERVICES if service in self.processes]
         batches = [[service] for service in ordered] if one_by_one else [ordered]
         for batch in batches:
             for service in batch:
