@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import db
 from shared.events import Event, Topic, dead_letter_topic
-from shared.logs import configure_logging
+from shared.logs import configure_logging, flush_repeats
 from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, subscribe
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
@@ -236,6 +236,7 @@ class ServiceRuntime:
                 yield
             finally:
                 await self.stop()
+                flush_repeats()
 
         app = FastAPI(lifespan=lifespan, **fastapi_options)
         app.state.runtime = self

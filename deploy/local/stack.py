@@ -1,18 +1,27 @@
 """Runs the four services as local processes: used by `make run` and by the system tests.
 
 Each service is its own process (`python -m services.<name>`), with its log and pid under
-.run/services/, configured only through environment variables."""
+.run/services/, configured only through environment variables.
+
+A service's stdout goes through a pipe to a thread of this process that writes its log, so
+that the log can be rotated by size while the service runs: a service that floods fills
+at most `LOG_BACKUPS + 1` files of `LOG_MAX_BYTES`. A Stack's first start of a service moves
+the previous run's log to .1 (.1 to .2, …); a restart within the same Stack appends."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -21,6 +30,8 @@ RUN_DIR = ROOT / ".run" / "services"
 SERVICES = ("intake", "routing", "deadline", "notifier")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 POSTGRES_PORT = os.environ.get("POSTGRES_PORT", "55432")
+LOG_MAX_BYTES = int(os.environ.get("ONESTOP_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
+LOG_BACKUPS = int(os.environ.get("ONESTOP_LOG_BACKUPS", "5"))
 
 
 ZIPKIN_URL = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}"
@@ -38,6 +49,65 @@ def database_url(database: str = "onestop") -> str:
     return f"postgresql://onestop:onestop@127.0.0.1:{POSTGRES_PORT}/{database}"
 
 
+class RotatingLog:
+    """An append-only log file rotated by size to .1 … .N, cut at line ends."""
+
+    def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES, backups: int = LOG_BACKUPS):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        self._file = path.open("ab")
+        self._line_ended = True
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if data and self._file.tell() + len(data) > self.max_bytes and self._file.tell() > 0:
+                # The end of a line goes with its beginning, then the file is full.
+                cut = 0 if self._line_ended else data.find(b"\n") + 1
+                if cut or self._line_ended:
+                    self._file.write(data[:cut])
+                    self._rotate()
+                    data = data[cut:]
+            self._file.write(data)
+            if data:
+                self._line_ended = data.endswith(b"\n")
+            self._file.flush()  # readers (log_tail, tests) see each line as it comes
+
+    def rotate(self) -> None:
+        with self._lock:
+            if self._file.tell() > 0:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.backups > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._file = self.path.open("ab")
+
+    def follow(self, pipe: IO[bytes]) -> threading.Thread:
+        """Copy what a process writes to `pipe` into this log until it closes."""
+
+        def copy() -> None:
+            with pipe:
+                while chunk := os.read(pipe.fileno(), 65536):
+                    self.write(chunk)
+
+        thread = threading.Thread(target=copy, name=f"log {self.path.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
 @dataclass
 class Stack:
     database: str = "onestop"
@@ -45,6 +115,9 @@ class Stack:
     namespace: str = ""  # a prefix for every topic and consumer group: a system of its own
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
+    logs: dict[str, RotatingLog] = field(default_factory=dict)
+    _log_copiers: dict[str, threading.Thread] = field(default_factory=dict, init=False, repr=False)
 
     def port(self, service: str) -> int:
         return self.base_port + SERVICES.index(service)
@@ -70,19 +143,51 @@ class Stack:
         }
 
     def start(self, services: Iterable[str] = SERVICES) -> None:
+        """Start each service; one started before by this Stack (restarted) appends to its
+        log, otherwise the previous run's log is rotated to .1."""
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         for service in services:
-            log = self.log_path(service).open("wb")  # one log per start: tests read it
+            log = self.logs.get(service)
+            if log is None:
+                log = self.logs[service] = RotatingLog(self.log_path(service))
+                log.rotate()
+            self._wait_log_copied(service)  # the previous run's last lines come first
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
                 cwd=ROOT,
                 env=self.environment(service),
-                stdout=log,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
             )
+            assert process.stdout is not None
+            self._log_copiers[service] = log.follow(process.stdout)
             self.processes[service] = process
+            self.started_at[service] = time.monotonic()
             self._pid_path(service).write_text(str(process.pid))
+
+    def note(self, service: str, message: str, **fields: object) -> None:
+        """A line from the supervisor in the service's log, in the services' JSON format."""
+        log = self.logs.get(service)
+        if log is None:
+            return
+        self._wait_log_copied(service)
+        line = {
+            "level": "WARNING",
+            "logger": "supervisor",
+            "message": message,
+            "service": service,
+            "time": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+        log.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+
+    def _wait_log_copied(self, service: str) -> None:
+        copier = self._log_copiers.get(service)
+        process = self.processes.get(service)
+        if copier is not None and (process is None or process.poll() is not None):
+            copier.join(timeout=5)  # a grandchild holding the pipe must not block us
 
     def wait_ready(self, services: Iterable[str] = SERVICES, timeout: float = 120.0) -> None:
         """Poll each service's /readyz until it answers 200, or fail naming the laggard."""
@@ -112,18 +217,36 @@ class Stack:
         process.send_signal(sig)
         process.wait(timeout=30)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for service, process in list(self.processes.items()):
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            self._pid_path(service).unlink(missing_ok=True)
+    def stop(
+        self,
+        timeout: float = 15.0,
+        *,
+        one_by_one: bool = False,
+        stopped: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """SIGTERM, then SIGKILL after `timeout`. One by one follows SERVICES' order: intake
+        first, so that no new dossier comes in while the others finish theirs."""
+        ordered = [service for service in SERVICES if service in self.processes]
+        batches = [[service] for service in ordered] if one_by_one else [ordered]
+        for batch in batches:
+            for service in batch:
+                if self.processes[service].poll() is None:
+                    self.processes[service].send_signal(signal.SIGTERM)
+            for service in batch:
+                process = self.processes[service]
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                self._pid_path(service).unlink(missing_ok=True)
+                if stopped is not None:
+                    stopped(service, process.returncode)
+        for service in list(self.logs):
+            self._wait_log_copied(service)
+            self.logs.pop(service).close()
         self.processes.clear()
+        self._log_copiers.clear()
 
     def _pid_path(self, service: str) -> Path:
         return RUN_DIR / f"{service}-{self.port(service)}.pid"

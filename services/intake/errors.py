@@ -83,7 +83,20 @@ async def _on_unexpected(_: Request, error: Exception) -> JSONResponse:
     return problem(500, "internal_error", "unexpected error; nothing was stored")
 
 
+class _AnsweredTransientError(logging.Filter):
+    """Starlette re-raises what its catch-all handler answered, and uvicorn logs it again with
+    a traceback at ERROR; a transient error was answered 503 and logged as one WARNING line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not is_transient(error)
+
+
+_answered_transient_error = _AnsweredTransientError()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    logging.getLogger("uvicorn.error").addFilter(_answered_transient_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(SubmissionRejected, _on_rejected)
     app.add_exception_handler(DailySequenceExhausted, _on_sequence_exhausted)

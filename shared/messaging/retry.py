@@ -60,6 +60,7 @@ async def retry_forever(
             "%s failed, retrying",
             what,
             extra={
+                "operation": what,  # one kind per operation for the log's repeat filter
                 "error": type(error).__name__,
                 "attempt": state.attempt_number,
                 "retry_in_s": round(state.upcoming_sleep, 2),
