@@ -33,7 +33,7 @@ async def _downstream_consumer(bootstrap: str, topics: list[str]) -> AIOKafkaCon
     return consumer
 
 
-def _seen(record: ConsumerRecord) -> Seen:  # type: ignore[type-arg]
+def _seen(record: ConsumerRecord) -> Seen:
     return Seen(
         topic=record.topic,
         key=(record.key or b"").decode(),

@@ -82,7 +82,7 @@ async def running_system(
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
-    common = {
+    common: dict[str, Any] = {
         "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
         "database_url": database_url or infrastructure["database_url"],
         "kafka_namespace": infrastructure["kafka_namespace"] if namespace is None else namespace,

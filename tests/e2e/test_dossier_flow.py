@@ -22,12 +22,12 @@ EXPECTED_TYPES = {
 }
 
 
-async def wait_for_outcomes(client: httpx.AsyncClient, code: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+async def wait_for_outcomes(client: httpx.AsyncClient, code: str, timeout: float = 60) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         view = (await client.get(f"/v1/dossiers/{code}")).json()
         if view["routing"] and view["deadline"] and view["notifier"]:
-            return view  # type: ignore[no-any-return]
+            return view
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"outcomes incomplete for {code}: {view}")
         await asyncio.sleep(0.2)

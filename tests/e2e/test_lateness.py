@@ -43,7 +43,7 @@ def clock_of(system: System) -> SimulatedClock:
 
 async def view(system: System, code: str) -> dict[str, Any]:
     async with system.client("intake") as client:
-        return (await client.get(f"/v1/dossiers/{code}")).json()  # type: ignore[no-any-return]
+        return (await client.get(f"/v1/dossiers/{code}")).json()
 
 
 async def act(system: System, code: str, action: str, body: dict[str, Any] | None = None) -> Any:

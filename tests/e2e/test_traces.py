@@ -19,7 +19,11 @@ SERVICES = {"intake", "routing", "deadline", "notifier"}
 async def find_trace(code: str, trace_id: str, timeout: float = 60) -> list[dict[str, Any]]:
     """Poll Zipkin's search by dossier code until the dossier's trace has spans from all four
     services (Zipkin may also hold traces of an earlier run that reused the code)."""
-    query = {"annotationQuery": f"onestop.dossier.code={code}", "lookback": 3_600_000, "limit": 5}
+    query: dict[str, str | int] = {
+        "annotationQuery": f"onestop.dossier.code={code}",
+        "lookback": 3_600_000,
+        "limit": 5,
+    }
     deadline = asyncio.get_running_loop().time() + timeout
     async with httpx.AsyncClient(base_url=ZIPKIN_URL, timeout=10) as client:
         while True:
@@ -28,7 +32,7 @@ async def find_trace(code: str, trace_id: str, timeout: float = 60) -> list[dict
                 if spans[0]["traceId"] != trace_id:
                     continue
                 if {s["localEndpoint"]["serviceName"] for s in spans} >= SERVICES:
-                    return spans  # type: ignore[no-any-return]
+                    return spans
             if asyncio.get_running_loop().time() > deadline:
                 seen = [{s["localEndpoint"]["serviceName"] for s in t} for t in traces]
                 raise TimeoutError(f"no trace of {code} spans all four services: {seen}")
