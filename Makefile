@@ -75,7 +75,7 @@ lint: install
 	@$(VENV)/bin/mypy
 
 asyncapi: install
-	@$(PY) -m shared.asyncapi > docs/asyncapi.json
+	@$(PY) -m deploy.tools.asyncapi > docs/asyncapi.json
 	@echo "wrote docs/asyncapi.json"
 
 stop:
