@@ -24,6 +24,7 @@ from shared.telemetry import ATTRIBUTE_PREFIX
 from tests.conftest import in_test_namespace
 from tests.factories import APPLICANT, submission
 from tests.system import System, running_system
+from tests.waiting import eventually
 
 
 @dataclass
@@ -52,14 +53,15 @@ async def submit_and_follow(system: System, body: dict[str, Any]) -> dict[str, A
         response = await client.post("/v1/dossiers", json=body)
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            view = (await client.get(f"/v1/dossiers/{code}")).json()
-            if view["notifier"] is not None:
-                return view
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{code} did not reach the notifier: {view}")
-            await asyncio.sleep(0.1)
+
+        async def view_once_notified() -> dict[str, Any] | None:
+            view: dict[str, Any] = (await client.get(f"/v1/dossiers/{code}")).json()
+            return view if view["notifier"] is not None else None
+
+        notified: dict[str, Any] = await eventually(
+            view_once_notified, timeout=60, what=f"{code} reaching the notifier"
+        )
+        return notified
 
 
 def service_of(span: ReadableSpan) -> str:
