@@ -3,9 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# uv lives in its own venv, so that syncing .venv to the lock never removes it.
+UV_HOME := .cache/uv
+UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
-.PHONY: help install infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi clean
+.PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi clean
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL and the four services"
@@ -17,12 +20,25 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@echo "[install] python environment in $(VENV)"
-	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+$(UV_HOME)/bin/uv: deploy/uv-requirements.txt
+	@echo "[install] uv (pinned with hashes) in $(UV_HOME)"
+	@test -x $(UV_HOME)/bin/python || python3 -m venv $(UV_HOME)
+	@$(UV_HOME)/bin/python -m pip install --quiet --require-hashes -r deploy/uv-requirements.txt
+	@touch $@
+
+$(STAMP): pyproject.toml uv.lock $(UV_HOME)/bin/uv
+	@$(UV) lock --check --quiet 2>$(UV_HOME)/lock-check.log || { \
+	  cat $(UV_HOME)/lock-check.log >&2; \
+	  echo "[install] FAILED: uv.lock is out of date with pyproject.toml; run 'make lock' and commit both" >&2; \
+	  exit 1; }
+	@echo "[install] python environment in $(VENV), exactly as uv.lock says"
+	@$(UV) sync --locked --extra dev --python python3 --quiet
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# After changing a dependency in pyproject.toml: re-resolve, then commit uv.lock.
+lock: $(UV_HOME)/bin/uv
+	@$(UV) lock --python python3
+	@echo "wrote uv.lock; commit it with pyproject.toml"
 
 infra: install
 	@deploy/local/postgres.sh start
@@ -59,7 +75,7 @@ lint: install
 	@$(VENV)/bin/mypy
 
 asyncapi: install
-	@$(PY) -m shared.asyncapi > docs/asyncapi.json
+	@$(PY) -m deploy.tools.asyncapi > docs/asyncapi.json
 	@echo "wrote docs/asyncapi.json"
 
 stop:

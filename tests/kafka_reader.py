@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from tests.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ async def _downstream_consumer(bootstrap: str, topics: list[str]) -> AIOKafkaCon
     return consumer
 
 
-def _seen(record: ConsumerRecord) -> Seen:  # type: ignore[type-arg]
+def _seen(record: ConsumerRecord) -> Seen:
     return Seen(
         topic=record.topic,
         key=(record.key or b"").decode(),
@@ -42,6 +43,12 @@ def _seen(record: ConsumerRecord) -> Seen:  # type: ignore[type-arg]
         partition=record.partition,
         offset=record.offset,
     )
+
+
+async def _read_batch(consumer: AIOKafkaConsumer, seen: list[Seen]) -> None:
+    batches = await consumer.getmany(timeout_ms=500)
+    for records in batches.values():
+        seen.extend(map(_seen, records))
 
 
 async def read_until(
@@ -54,14 +61,21 @@ async def read_until(
     """Read from the beginning until `done(records)` holds; fail after `timeout` seconds."""
     consumer = await _downstream_consumer(bootstrap, topics)
     seen: list[Seen] = []
+
+    async def read_more_until_done() -> bool:
+        if done(seen):
+            return True
+        await _read_batch(consumer, seen)
+        return done(seen)
+
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not done(seen):
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"read {len(seen)} records from {topics}; condition not met")
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                seen.extend(map(_seen, records))
+        # getmany already waits up to 500 ms for records: no pause between polls.
+        await eventually(
+            read_more_until_done,
+            timeout=timeout,
+            interval=0,
+            what=lambda: f"condition on the {len(seen)} records read from {topics}",
+        )
     finally:
         await consumer.stop()
     return seen
@@ -71,22 +85,33 @@ async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.
     """Everything on the topics up to their end offsets at the time of the call."""
     consumer = await _downstream_consumer(bootstrap, topics)
     seen: list[Seen] = []
+
+    async def assigned() -> bool:
+        if consumer.assignment():
+            return True
+        await consumer.getmany(timeout_ms=200)  # joins the group
+        return False
+
+    async def read_more_until_at_end() -> bool:
+        behind = [tp for tp, offset in end.items() if await consumer.position(tp) < offset]
+        if not behind:
+            return True
+        await _read_batch(consumer, seen)
+        return False
+
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not consumer.assignment():
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"no partitions of {topics} assigned")
-            await consumer.getmany(timeout_ms=200)  # joins the group
+        # getmany already waits for records, so no pause between polls.
+        await eventually(
+            assigned, timeout=timeout, interval=0, what=f"partitions of {topics} assigned"
+        )
         end = await consumer.end_offsets(list(consumer.assignment()))
         await consumer.seek_to_beginning(*end)
-        while True:
-            behind = [tp for tp, offset in end.items() if await consumer.position(tp) < offset]
-            if not behind:
-                return seen
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"could not read {topics} to the end")
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                seen.extend(map(_seen, records))
+        await eventually(
+            read_more_until_at_end,
+            timeout=timeout,
+            interval=0,
+            what=f"{topics} read to the end",
+        )
+        return seen
     finally:
         await consumer.stop()

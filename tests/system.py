@@ -3,6 +3,7 @@ one clock (simulated where a test drives time) and one in-memory span exporter."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -54,7 +55,7 @@ class Mailbox:
 
         def cancel_tasks(self, stop_loop: bool = True) -> None:
             for session in self.sessions:  # in the server's thread, as cancel_tasks is
-                if session.transport is not None:
+                if isinstance(session.transport, asyncio.Transport):
                     session.transport.abort()
             super().cancel_tasks(stop_loop)
 
@@ -121,7 +122,7 @@ async def running_system(
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
-    common = {
+    common: dict[str, Any] = {
         "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
         "database_url": database_url or infrastructure["database_url"],
         "kafka_namespace": infrastructure["kafka_namespace"] if namespace is None else namespace,

@@ -6,6 +6,14 @@ cd "$(dirname "$0")/../.." || exit 1
 mkdir -p artifacts
 started=$(date +%s)
 
+# The same checks as `make lint` and the pre-commit hooks, before any server starts.
+echo "[test] ruff check"
+.venv/bin/ruff check . || { echo "[test] FAILED: ruff check found problems (ruff check --fix . fixes many)" >&2; exit 1; }
+echo "[test] ruff format --check"
+.venv/bin/ruff format --check . || { echo "[test] FAILED: files need formatting (run: .venv/bin/ruff format .)" >&2; exit 1; }
+echo "[test] mypy"
+.venv/bin/mypy || { echo "[test] FAILED: mypy found type errors" >&2; exit 1; }
+
 # Start PostgreSQL, Kafka and Zipkin if they are not running, and stop on exit only what this run started.
 started_here=()
 for server in postgres kafka zipkin; do
@@ -25,9 +33,6 @@ if ! command -v chromium >/dev/null; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
     || { echo "[test] FAILED: could not install chromium" >&2; exit 1; }
 fi
-
-echo "[test] lint (ruff)"
-.venv/bin/ruff check . || exit 1
 
 echo "[test] pytest: unit, integration, e2e"
 .venv/bin/python -m pytest tests/unit tests/integration tests/e2e \

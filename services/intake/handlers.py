@@ -16,7 +16,7 @@ from services.intake.domain import (
     received_event,
     resolve,
 )
-from services.intake.repository import IntakeUnitOfWorkPort
+from services.intake.repository import IntakeUnitOfWorkPort, ReceivingUnitOfWork
 from services.intake.schemas import DossierSubmission, Receipt
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
@@ -46,7 +46,7 @@ from shared.telemetry import (
     current_traceparent,
 )
 
-UnitOfWorkFactory = Callable[[], IntakeUnitOfWorkPort]
+UnitOfWorkFactory = Callable[[], ReceivingUnitOfWork]
 
 
 @dataclass(frozen=True)

@@ -230,11 +230,10 @@ class InMemoryDossierRepository(DossierRepository):
         return []
 
 
-class IntakeUnitOfWorkPort(Emitter, Protocol):
-    """What intake's handlers and commands need of a unit of work."""
+class ReceivingUnitOfWork(Emitter, Protocol):
+    """What receiving a dossier and reading one need of a unit of work."""
 
     dossiers: DossierRepository
-    ledger: Ledger
 
     async def __aenter__(self) -> Self: ...
 
@@ -246,6 +245,12 @@ class IntakeUnitOfWorkPort(Emitter, Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+class IntakeUnitOfWorkPort(ReceivingUnitOfWork, Protocol):
+    """What the lifecycle commands and the projections need of a unit of work."""
+
+    ledger: Ledger
 
 
 class IntakeUnitOfWork(PostgresUnitOfWork):

@@ -273,7 +273,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.published: list[PendingEvent] = []
         self.committed = False
         self._claimed: set[str] = set()
-        self.parking = InMemoryParking()
+        self.parking: InMemoryParking = InMemoryParking()
 
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         if event_id in self.applied or event_id in self._claimed:

@@ -188,7 +188,13 @@ async def test_each_service_exposes_its_metrics(stack: Stack) -> None:
                 missing[service] = [name for name in names if f"\n{name}{{" not in text]
         return {service: names for service, names in missing.items() if names}
 
-    deadline = asyncio.get_running_loop().time() + 30
-    while missing := await exposed():
-        assert asyncio.get_running_loop().time() < deadline, f"metrics missing: {missing}"
-        await asyncio.sleep(0.5)
+    missing: dict[str, list[str]] = {}
+
+    async def none_missing() -> bool:
+        missing.clear()
+        missing.update(await exposed())
+        return not missing
+
+    await eventually(
+        none_missing, timeout=30, interval=0.5, what=lambda: f"metrics exposed (missing: {missing})"
+    )

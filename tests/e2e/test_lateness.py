@@ -44,7 +44,7 @@ def clock_of(system: System) -> SimulatedClock:
 
 async def view(system: System, code: str) -> dict[str, Any]:
     async with system.client("intake") as client:
-        return (await client.get(f"/v1/dossiers/{code}")).json()  # type: ignore[no-any-return]
+        return (await client.get(f"/v1/dossiers/{code}")).json()
 
 
 async def act(system: System, code: str, action: str, body: dict[str, Any] | None = None) -> Any:
@@ -289,7 +289,8 @@ async def _planned(system: System, code: str) -> dict[str, Any] | None:
 
 async def _timeline(system: System, code: str) -> dict[str, Any]:
     async with system.client("intake") as client:
-        return (await client.get(f"/v1/dossiers/{code}/timeline")).json()  # type: ignore[no-any-return]
+        timeline: dict[str, Any] = (await client.get(f"/v1/dossiers/{code}/timeline")).json()
+        return timeline
 
 
 async def _has(system: System, code: str, kind: str) -> bool:

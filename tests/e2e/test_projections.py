@@ -14,6 +14,7 @@ import pytest
 from shared.clock import SimulatedClock
 from tests.conftest import SIMULATION_DATABASE, clean_database
 from tests.factories import submission
+from tests.metrics import samples
 from tests.system import System, eventually, running_system
 from tests.unit.conftest import hcmc
 
@@ -134,14 +135,8 @@ async def _gauges(system: System, unit: str, *, expect_overdue: int) -> bool:
 
 
 def _gauge_values(system: System, *names: str) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    for reader in system.readers:
-        data = reader.get_metrics_data()
-        for resource in data.resource_metrics if data else []:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name in names:
-                        for point in metric.data.data_points:  # type: ignore[union-attr]
-                            unit = str((point.attributes or {}).get("onestop.unit"))
-                            found[(metric.name, unit)] = int(point.value)  # type: ignore[union-attr]
-    return found
+    return {
+        (name, str(attributes.get("onestop.unit"))): int(value)
+        for name in names
+        for attributes, value in samples(system.readers, name)
+    }

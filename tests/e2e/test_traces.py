@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from playwright.async_api import async_playwright
 
 from deploy.local.stack import ROOT, ZIPKIN_URL, Stack
 from tests.factories import submission
+from tests.waiting import eventually
 
 ARTIFACTS = ROOT / "artifacts"
 SERVICES = {"intake", "routing", "deadline", "notifier"}
@@ -19,20 +19,31 @@ SERVICES = {"intake", "routing", "deadline", "notifier"}
 async def find_trace(code: str, trace_id: str, timeout: float = 60) -> list[dict[str, Any]]:
     """Poll Zipkin's search by dossier code until the dossier's trace has spans from all four
     services (Zipkin may also hold traces of an earlier run that reused the code)."""
-    query = {"annotationQuery": f"onestop.dossier.code={code}", "lookback": 3_600_000, "limit": 5}
-    deadline = asyncio.get_running_loop().time() + timeout
+    query: dict[str, str | int] = {
+        "annotationQuery": f"onestop.dossier.code={code}",
+        "lookback": 3_600_000,
+        "limit": 5,
+    }
+    traces: list[list[dict[str, Any]]] = []
     async with httpx.AsyncClient(base_url=ZIPKIN_URL, timeout=10) as client:
-        while True:
-            traces = (await client.get("/api/v2/traces", params=query)).json()
+
+        async def trace_of_all_four() -> list[dict[str, Any]] | None:
+            traces[:] = (await client.get("/api/v2/traces", params=query)).json()
             for spans in traces:
                 if spans[0]["traceId"] != trace_id:
                     continue
                 if {s["localEndpoint"]["serviceName"] for s in spans} >= SERVICES:
-                    return spans  # type: ignore[no-any-return]
-            if asyncio.get_running_loop().time() > deadline:
-                seen = [{s["localEndpoint"]["serviceName"] for s in t} for t in traces]
-                raise TimeoutError(f"no trace of {code} spans all four services: {seen}")
-            await asyncio.sleep(0.5)
+                    return spans
+            return None
+
+        def services_seen() -> str:
+            seen = [{s["localEndpoint"]["serviceName"] for s in t} for t in traces]
+            return f"a trace of {code} spanning all four services (seen: {seen})"
+
+        found: list[dict[str, Any]] = await eventually(
+            trace_of_all_four, timeout=timeout, interval=0.5, what=services_seen
+        )
+        return found
 
 
 async def test_a_dossiers_trace_is_found_by_its_code_and_shown_in_the_ui(stack: Stack) -> None:

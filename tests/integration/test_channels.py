@@ -22,7 +22,6 @@ from services.notifier.channels import (
     Channel,
     ChannelKind,
     DeliveryError,
-    InMemoryChannel,
     Recipient,
     SmtpChannel,
     WebhookChannel,
@@ -309,30 +308,6 @@ def test_recipient_validates_and_hides_its_address() -> None:
     with pytest.raises(ValueError) as bad_phone:
         Recipient(ChannelKind.ZALO, "09-abc")
     assert "abc" not in str(bad_phone.value)
-
-
-async def test_in_memory_channel_records_what_it_sends() -> None:
-    channel = InMemoryChannel()
-    assert isinstance(channel, Channel)
-    letter = sample_letter()
-    recipient = Recipient(ChannelKind.EMAIL, EMAIL)
-
-    receipt = await channel.send(letter, html="<p>h</p>", pdf=b"%PDF-x", recipient=recipient)
-
-    [sent] = channel.sent
-    assert (sent.letter, sent.html, sent.pdf, sent.recipient) == (
-        letter,
-        "<p>h</p>",
-        b"%PDF-x",
-        recipient,
-    )
-    assert sent.receipt == receipt and receipt.message_id == "memory-1"
-    assert NAME not in repr(sent) and EMAIL not in repr(sent)
-
-    failing = InMemoryChannel(fail_with=RuntimeError("down"))
-    with pytest.raises(RuntimeError, match="down"):
-        await failing.send(letter, html="", pdf=b"", recipient=recipient)
-    assert failing.sent == []
 
 
 def test_every_adapter_is_a_channel() -> None:

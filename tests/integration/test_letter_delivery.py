@@ -31,6 +31,7 @@ from shared import db
 from shared.clock import SimulatedClock
 from shared.events import AlertKind
 from tests.conftest import TEST_DATABASE, TEST_NAMESPACE
+from tests.metrics import samples
 from tests.system import OPERATOR, Mailbox
 from tests.unit.test_letters import sample_letter
 
@@ -142,14 +143,9 @@ async def letter_row(pool: asyncpg.Pool, code: str) -> asyncpg.Record:
 
 def dead_lettered_count(reader: InMemoryMetricReader) -> dict[str, int]:
     counts: dict[str, int] = {}
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == "onestop.letters.dead_lettered":
-                    for point in metric.data.data_points:  # type: ignore[union-attr]
-                        channel = str(point.attributes.get("onestop.channel"))
-                        counts[channel] = counts.get(channel, 0) + int(point.value)  # type: ignore[union-attr]
+    for attributes, value in samples([reader], "onestop.letters.dead_lettered"):
+        channel = str(attributes.get("onestop.channel"))
+        counts[channel] = counts.get(channel, 0) + int(value)
     return counts
 
 

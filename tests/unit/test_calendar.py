@@ -141,14 +141,14 @@ durations = st.integers(min_value=0, max_value=40 * 8 * 60).map(lambda m: timede
 
 @settings(max_examples=200, deadline=None)
 @given(start=moments, duration=durations)
-def test_a_due_time_never_falls_in_non_working_time(start, duration) -> None:  # type: ignore[no-untyped-def]
+def test_a_due_time_never_falls_in_non_working_time(start, duration) -> None:
     calendar = WorkingCalendar()
     assert calendar.is_working_time(calendar.add_working_time(start, duration))
 
 
 @settings(max_examples=200, deadline=None)
 @given(start=moments, first=durations, second=durations)
-def test_adding_working_time_is_additive_and_monotonic(start, first, second) -> None:  # type: ignore[no-untyped-def]
+def test_adding_working_time_is_additive_and_monotonic(start, first, second) -> None:
     calendar = WorkingCalendar()
     once = calendar.add_working_time(start, first + second)
     twice = calendar.add_working_time(calendar.add_working_time(start, first), second)
@@ -158,7 +158,7 @@ def test_adding_working_time_is_additive_and_monotonic(start, first, second) -> 
 
 @settings(max_examples=200, deadline=None)
 @given(start=moments, duration=durations)
-def test_working_time_between_inverts_adding(start, duration) -> None:  # type: ignore[no-untyped-def]
+def test_working_time_between_inverts_adding(start, duration) -> None:
     calendar = WorkingCalendar()
     begin = calendar.counting_start(start)
     assert (
@@ -502,7 +502,7 @@ def test_step_shares_must_cover_the_whole_time(
         lambda c: c.due_at(datetime(2026, 11, 23), ProcessingTime(value=1, unit=WORKING_DAYS)),
     ],
 )
-def test_every_rule_refuses_naive_datetimes(calendar: WorkingCalendar, call) -> None:  # type: ignore[no-untyped-def]
+def test_every_rule_refuses_naive_datetimes(calendar: WorkingCalendar, call) -> None:
     with pytest.raises(ValueError, match="naive"):
         call(calendar)
 
@@ -532,7 +532,7 @@ shares_ = st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, start=moments, duration=durations)
-def test_due_times_fall_in_working_time_on_any_calendar(calendar, start, duration) -> None:  # type: ignore[no-untyped-def]
+def test_due_times_fall_in_working_time_on_any_calendar(calendar, start, duration) -> None:
     due = calendar.add_working_time(start, duration)
     assert calendar.is_working_time(due)
     assert due >= start and due.tzinfo == HCMC
@@ -540,14 +540,14 @@ def test_due_times_fall_in_working_time_on_any_calendar(calendar, start, duratio
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, first=moments, second=moments, duration=durations)
-def test_adding_is_monotonic_in_the_start(calendar, first, second, duration) -> None:  # type: ignore[no-untyped-def]
+def test_adding_is_monotonic_in_the_start(calendar, first, second, duration) -> None:
     early, late = sorted((first, second))
     assert calendar.add_working_time(early, duration) <= calendar.add_working_time(late, duration)
 
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, end=moments, duration=durations)
-def test_subtracting_lands_in_working_time_exactly_that_far_back(calendar, end, duration) -> None:  # type: ignore[no-untyped-def]
+def test_subtracting_lands_in_working_time_exactly_that_far_back(calendar, end, duration) -> None:
     start = calendar.subtract_working_time(end, duration)
     assert calendar.is_working_time(start)
     assert start <= end or duration == timedelta()
@@ -556,7 +556,7 @@ def test_subtracting_lands_in_working_time_exactly_that_far_back(calendar, end, 
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, start=moments, elapsed=positive, duration=durations)
-def test_subtract_inverts_add(calendar, start, elapsed, duration) -> None:  # type: ignore[no-untyped-def]
+def test_subtract_inverts_add(calendar, start, elapsed, duration) -> None:
     end = calendar.add_working_time(start, elapsed)  # a moment adding can return
     assert calendar.add_working_time(calendar.subtract_working_time(end, duration), duration) == end
     begin = calendar.counting_start(start)
@@ -566,7 +566,7 @@ def test_subtract_inverts_add(calendar, start, elapsed, duration) -> None:  # ty
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, due=moments, paused=moments, pause=pauses)
-def test_a_pause_shifts_the_due_time_by_the_working_time_paused(  # type: ignore[no-untyped-def]
+def test_a_pause_shifts_the_due_time_by_the_working_time_paused(
     calendar, due, paused, pause
 ) -> None:
     resumed = paused + pause
@@ -580,7 +580,7 @@ def test_a_pause_shifts_the_due_time_by_the_working_time_paused(  # type: ignore
 
 @settings(max_examples=150, deadline=None)
 @given(calendar=calendars, start=moments, total=durations, shares=shares_)
-def test_step_due_times_rise_to_the_overall_due_time(calendar, start, total, shares) -> None:  # type: ignore[no-untyped-def]
+def test_step_due_times_rise_to_the_overall_due_time(calendar, start, total, shares) -> None:
     dues = calendar.step_due_times(start, total, shares)
     assert len(dues) == len(shares)
     assert dues == sorted(dues)

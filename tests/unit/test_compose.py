@@ -1,12 +1,14 @@
-"""docker-compose.yml and the services' Dockerfiles, checked without a Docker engine: the file
-parses, every service builds from its own Dockerfile, and the environment compose hands each
-service is exactly what that service's settings class reads."""
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine: the file parses,
+every service builds from the one Dockerfile with its own SERVICE, and the environment compose
+hands each service is exactly what that service's settings class reads."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import re
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from shared.settings import (
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
 
 APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "intake": IntakeSettings,
@@ -54,11 +57,7 @@ def _environment(compose: dict[str, Any], name: str) -> dict[str, str]:
     return environment
 
 
-def _dockerfile_path(name: str) -> Path:
-    return ROOT / "services" / name / "Dockerfile"
-
-
-def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+def _instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
     instructions: list[tuple[str, str]] = []
     pending = ""
@@ -80,6 +79,25 @@ def _only(instructions: list[tuple[str, str]], keyword: str) -> str:
     found = [arguments for kw, arguments in instructions if kw == keyword]
     assert len(found) == 1, f"expected exactly one {keyword}, found {found}"
     return found[0]
+
+
+def _image_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """Every ENV of the Dockerfile, as written (`${ARG}` left unexpanded)."""
+    env: dict[str, str] = {}
+    for keyword, arguments in instructions:
+        if keyword == "ENV":
+            for pair in shlex.split(arguments):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
+
+
+def _dockerignore_patterns() -> set[str]:
+    return {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
 
 
 # --- compose file ----------------------------------------------------------------------------
@@ -131,44 +149,77 @@ def test_postgres_has_a_healthcheck(compose: dict[str, Any]) -> None:
 
 
 @app_service
-def test_builds_from_its_own_dockerfile(compose: dict[str, Any], name: str) -> None:
+def test_builds_from_the_one_dockerfile(compose: dict[str, Any], name: str) -> None:
     build = _service(compose, name)["build"]
     assert build["context"] == "."
-    assert build["dockerfile"] == f"services/{name}/Dockerfile"
-    assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+    assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+    assert build["args"] == {
+        "SERVICE": name,
+        "HTTP_PORT": _environment(compose, name)["HTTP_PORT"],
+    }
 
 
-@app_service
-def test_dockerfile_runs_the_service_as_non_root(name: str) -> None:
-    instructions = _instructions(_dockerfile_path(name))
+def test_dockerfile_runs_the_service_as_non_root() -> None:
+    instructions = _instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")
-    assert json.loads(_only(instructions, "CMD")) == ["python", "-m", f"services.{name}"]
+    assert ("ARG", "SERVICE") in instructions
+    assert _image_env(instructions)["ONESTOP_SERVICE"] == "${SERVICE}"
     user = _only(instructions, "USER")
     assert user not in {"root", "0"} and not user.startswith(("root:", "0:"))
-    copied = {arguments.split()[0] for kw, arguments in instructions if kw == "COPY"}
-    assert {"pyproject.toml", "shared/", "services/"} <= copied
-    install = [a for kw, a in instructions if kw == "RUN" and "pip install" in a]
-    assert len(install) == 1
-    assert "--no-cache-dir" in install[0]
-    assert re.search(r"pip install (--no-cache-dir )?\.( |$)", install[0]), "install the package"
-    assert not re.search(r"(^| )(-e|--editable)( |$)", install[0]), "not editable"
     healthcheck = _only(instructions, "HEALTHCHECK")
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck
 
 
-def test_dockerfiles_differ_only_in_name_and_port(compose: dict[str, Any]) -> None:
-    normalized = {}
-    for name in APP_SERVICES:
-        port = _environment(compose, name)["HTTP_PORT"]
-        text = _dockerfile_path(name).read_text(encoding="utf-8")
-        normalized[name] = text.replace(name, "<name>").replace(port, "<port>")
-    assert len(set(normalized.values())) == 1, "the four Dockerfiles have drifted apart"
+def test_dockerfile_installs_from_the_lock() -> None:
+    instructions = _instructions()
+    [install] = [a for kw, a in instructions if kw == "RUN" and "uv sync" in a]
+    assert "--require-hashes -r deploy/uv-requirements.txt" in install, "uv itself, pinned"
+    assert "--locked" in install, "fail, do not re-resolve, when uv.lock is stale"
+    assert "--no-editable" in install and "--extra" not in install
+    assert "rm -rf /build" in install, "the service runs what the package ships"
+    # Declared after the install, so that the four images share its layer.
+    assert instructions.index(("RUN", install)) < instructions.index(("ARG", "SERVICE"))
+
+
+def test_dockerfile_copies_only_what_exists_and_is_in_the_context() -> None:
+    ignored = _dockerignore_patterns()
+    sources = [
+        source
+        for keyword, arguments in _instructions()
+        if keyword == "COPY"
+        for source in arguments.split()[:-1]
+    ]
+    assert {"pyproject.toml", "uv.lock", "shared/", "services/"} <= set(sources)
+    for source in sources:
+        assert (ROOT / source).exists(), f"COPY {source}: no such file"
+        parts = Path(source).parts
+        for depth in range(1, len(parts) + 1):
+            assert "/".join(parts[:depth]) not in ignored, f"COPY {source}: .dockerignore drops it"
+
+
+@app_service
+def test_dockerfile_command_runs_the_service(name: str) -> None:
+    """The CMD's shell, given the image's ONESTOP_SERVICE, runs `python -m services.<name>`."""
+    command = json.loads(_only(_instructions(), "CMD"))
+    assert command[:2] == ["sh", "-c"] and command[2].startswith("exec python -m ")
+    echoed = subprocess.run(
+        ["sh", "-c", command[2].replace("exec python", "exec echo python", 1)],
+        env={"ONESTOP_SERVICE": name, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert echoed.stdout.split() == ["python", "-m", f"services.{name}"]
+    assert importlib.util.find_spec(f"services.{name}.__main__") is not None
 
 
 @app_service
 def test_http_port_matches_dockerfile_expose(compose: dict[str, Any], name: str) -> None:
+    instructions = _instructions()
+    assert _only(instructions, "EXPOSE") == "${HTTP_PORT}"
+    assert _image_env(instructions)["HTTP_PORT"] == "${HTTP_PORT}"
     port = _environment(compose, name)["HTTP_PORT"]
-    assert _only(_instructions(_dockerfile_path(name)), "EXPOSE").split() == [port]
+    assert _service(compose, name)["build"]["args"]["HTTP_PORT"] == port
     for published in _service(compose, name).get("ports", []):
         assert str(published).rsplit(":", 1)[-1] == port, f"{name} publishes {published}"
 
@@ -244,11 +295,7 @@ def test_environment_points_at_the_compose_services(compose: dict[str, Any], nam
 
 
 def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
-    patterns = {
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    patterns = _dockerignore_patterns()
     assert {".venv", ".cache", ".run", ".git", "artifacts", "tests"} <= patterns
     assert any("__pycache__" in pattern for pattern in patterns)
-    assert not patterns & {"shared", "services", "pyproject.toml", "*", "**"}
+    assert not patterns & {"shared", "services", "pyproject.toml", "uv.lock", "deploy", "*", "**"}

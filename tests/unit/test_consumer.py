@@ -4,7 +4,7 @@ retry what fails for a while, and emit only through the unit of work."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ def received(code: str = "000.00.00.H29-261123-0001") -> DossierReceived:
 class Record:
     value: bytes | None
     key: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes]]
     topic: str = Topic.INTAKE
     partition: int = 0
     offset: int = 7
@@ -196,11 +196,11 @@ async def test_a_transient_failure_is_retried_until_it_succeeds(
     failures = iter([ConnectionRefusedError(), OSError("reset"), None])
     original_claim = uow.claim
 
-    async def flaky_claim(*args: Any) -> bool:
+    async def flaky_claim(event_id: str, event_type: str, source: str) -> bool:
         error = next(failures)
         if error is not None:
             raise error
-        return await original_claim(*args)
+        return await original_claim(event_id, event_type, source)
 
     uow.claim = flaky_claim  # type: ignore[method-assign]
     await consumer.handle(record_of(received()))

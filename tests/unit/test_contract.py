@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.asyncapi import render
+from deploy.tools.asyncapi import render
 from shared.events import EVENT_TYPES
 from shared.settings import IntakeSettings
 

@@ -73,6 +73,6 @@ def test_an_unknown_type_is_not_an_error() -> None:
         (lambda h, k, v: (h, k, v.replace(b"261123-0001", b"261123-0002")), "does not match"),
     ],
 )
-def test_malformed_messages_say_why(mutate, reason) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_messages_say_why(mutate, reason) -> None:
     with pytest.raises(MalformedMessage, match=reason):
         decode(*mutate(*wire()))

@@ -39,7 +39,7 @@ def test_a_transient_database_error_is_one_warning_without_traceback(
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
         ("WARNING", "storage unavailable", None)
     ]
-    assert caplog.records[0].error == "ConnectionDoesNotExistError"
+    assert getattr(caplog.records[0], "error", None) == "ConnectionDoesNotExistError"
 
 
 def test_an_unexpected_error_keeps_its_traceback(caplog: pytest.LogCaptureFixture) -> None:

@@ -61,7 +61,7 @@ def test_repeats_within_the_interval_become_one_line_with_their_count() -> None:
     clock.now += 0.01
     scheduled.pop()[1]()  # the interval is over: the last repeat, counting the others
     assert len(written.records) == 2
-    assert written.records[1].repeats_suppressed == 998  # 1 + 998 + this one = 1000
+    assert getattr(written.records[1], "repeats_suppressed", 0) == 998  # 1 + 998 + this one = 1000
 
     for _ in range(5):  # the next interval starts with that line
         written.handle(record())
@@ -89,7 +89,7 @@ def test_without_a_handler_the_next_record_of_the_kind_carries_the_count() -> No
     clock.now += 10
     later = record()
     assert repeats.filter(later)
-    assert later.repeats_suppressed == 41
+    assert getattr(later, "repeats_suppressed", 0) == 41
 
 
 def test_the_first_record_carries_no_count_and_quiet_periods_reset_it() -> None:

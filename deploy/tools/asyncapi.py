@@ -1,8 +1,8 @@
 """The AsyncAPI 3 document of every topic and message, generated from the code: the event
 classes give the payloads, and each service's assembled app says what it consumes.
 
-`python -m shared.asyncapi` prints it; docs/asyncapi.json is the committed copy, and a test
-fails when the two drift apart."""
+`python -m deploy.tools.asyncapi` (`make asyncapi`) prints it; docs/asyncapi.json is the
+committed copy, and a test (tests/unit/test_contract.py) fails when the two drift apart."""
 
 from __future__ import annotations
 
