@@ -36,7 +36,7 @@ fi
 
 echo "[test] pytest: unit, integration, e2e"
 .venv/bin/python -m pytest tests/unit tests/integration tests/e2e \
-  --junitxml=artifacts/junit.xml -p no:cacheprovider "$@"
+  --junitxml=artifacts/junit.xml -p no:cacheprovider --durations=12 "$@"
 status=$?
 elapsed=$(( $(date +%s) - started ))
 
