@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -31,6 +32,16 @@ PARTITIONS = 3
 def in_test_namespace(topic: str) -> str:
     """A project topic as the suite's services see it."""
     return TEST_NAMESPACE + topic
+
+
+def throwaway_namespace(purpose: str) -> str:
+    """A namespace for one system of the suite (simulated time, say), beside the suite's own;
+    its topics are deleted at the start of the next run."""
+    return f"{TEST_NAMESPACE.rstrip('.')}-{purpose}{uuid.uuid4().hex[:8]}."
+
+
+def _the_suites(topic: str) -> bool:
+    return topic.startswith((TEST_NAMESPACE, TEST_NAMESPACE.rstrip(".") + "-"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,7 +96,7 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
             pytrace=False,
         )
     try:
-        existing = [t for t in await admin.list_topics() if t.startswith(TEST_NAMESPACE)]
+        existing = [t for t in await admin.list_topics() if _the_suites(t)]
         if existing:
             await admin.delete_topics(existing)
             await eventually(lambda: _absent(admin, existing), timeout=30, what="topics deleted")

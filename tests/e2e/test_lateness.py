@@ -4,7 +4,6 @@ the clock. The four services run in this process and share the simulated clock."
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -16,7 +15,7 @@ from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
 from shared.events import Topic
 from tests.causal import assert_before, causal_history, kinds
-from tests.conftest import SIMULATION_DATABASE, clean_database
+from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_to_end
 from tests.system import OPERATOR, System, eventually, running_system
@@ -30,7 +29,7 @@ HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
     database = await clean_database(SIMULATION_DATABASE)
-    namespace = f"sim{uuid.uuid4().hex[:8]}."  # topics and groups of its own
+    namespace = throwaway_namespace("sim")  # topics and groups of its own
     async with running_system(
         infrastructure, clock, database_url=database, namespace=namespace
     ) as running:

@@ -4,7 +4,6 @@ count the dossier at the unit that holds it, against its moved due time."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.clock import SimulatedClock
-from tests.conftest import SIMULATION_DATABASE, clean_database
+from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import submission
 from tests.metrics import samples
 from tests.system import System, eventually, running_system
@@ -25,7 +24,7 @@ TU_PHAP, CONG_AN = "000.00.05.H29", "000.20.01.H29"
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 2, 8, 0))  # a Wednesday morning
     database = await clean_database(SIMULATION_DATABASE)
-    namespace = f"proj{uuid.uuid4().hex[:8]}."
+    namespace = throwaway_namespace("projection")
     async with running_system(
         infrastructure, clock, database_url=database, namespace=namespace
     ) as running:

@@ -15,7 +15,7 @@ from deploy.local.stack import Stack
 from shared.events import Event, HandOffRequested, Topic, dead_letter_topic
 from shared.messaging.envelope import Envelope, encode
 from shared.messaging.topics import ensure_topics
-from tests.conftest import TEST_DATABASE, TEST_PORT_BASE
+from tests.conftest import TEST_DATABASE, TEST_PORT_BASE, throwaway_namespace
 from tests.factories import received_event
 from tests.kafka_reader import read_until
 from tests.waiting import eventually
@@ -27,7 +27,7 @@ async def test_a_parked_message_does_not_block_its_partition_and_is_alerted_when
     infrastructure: dict[str, str], postgres_url: str
 ) -> None:
     kafka = infrastructure["kafka_bootstrap_servers"]
-    namespace = f"park{uuid.uuid4().hex[:8]}."  # topics and group of its own
+    namespace = throwaway_namespace("parking")  # topics and group of its own
     intake_topic = namespace + Topic.INTAKE
     dead_letters = namespace + dead_letter_topic("routing")
     await ensure_topics(kafka, [intake_topic, dead_letters], partitions=1, replication_factor=1)
