@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from PIL import Image, ImageDraw, ImageFont
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,7 +45,14 @@ from shared.messaging.topics import ensure_topics
 from shared.settings import DEFAULT_CATALOG
 
 PIPELINE_NAMESPACE = NAMESPACE.removesuffix(".") + "-pipeline."  # not the tracing bench's topics
-GROUPS = ("intake-projection", "routing", "deadline", "notifier")  # one per service
+# One group per service, and the topics it reads (services/*/main.py).
+GROUP_TOPICS = {
+    "intake-projection": (Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER),
+    "routing": (Topic.INTAKE,),
+    "deadline": (Topic.INTAKE, Topic.ROUTING),
+    "notifier": (Topic.DEADLINE, Topic.INTAKE),
+}
+GROUPS = tuple(GROUP_TOPICS)
 COUNT = int(os.environ.get("ONESTOP_BENCH_DOSSIERS", "1500"))
 CONCURRENCY = 16
 SCRAPE_INTERVAL = 0.5  # seconds
@@ -63,8 +70,11 @@ COLOURS = {
 @dataclass
 class Scrape:
     at: float  # seconds since the first POST (negative before it)
-    lag: dict[str, int]  # group -> messages behind, summed over its partitions
+    lag: dict[str, int]  # group -> onestop_consumer_lag summed over its partitions
     outbox: dict[str, int]  # service -> outbox rows not yet published
+    # group -> end offset - committed offset, summed, as Kafka's tools count it: the gauge's
+    # check, taken at the same moment (one more while a message is being handled)
+    committed_lag: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,22 +133,61 @@ def parse_metrics(text: str) -> tuple[dict[str, int], int]:
     return dict(lag), backlog
 
 
+async def committed_lag(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> dict[str, int]:
+    """Per group, what the broker says it has not consumed yet."""
+    partitions = [
+        TopicPartition(PIPELINE_NAMESPACE + str(topic), number)
+        for topic in Topic
+        for number in range(PARTITIONS)
+    ]
+    end = await ends.end_offsets(partitions)
+    lag: dict[str, int] = {}
+    for group, topics in GROUP_TOPICS.items():
+        committed = await admin.list_consumer_group_offsets(PIPELINE_NAMESPACE + group)
+        read = {PIPELINE_NAMESPACE + str(topic) for topic in topics}
+        lag[group] = sum(
+            end[partition] - (committed[partition].offset if partition in committed else 0)
+            for partition in partitions
+            if partition.topic in read
+        )
+    return lag
+
+
 async def scrape_forever(stack: Stack, run: Run, stop: asyncio.Event) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=5_000)
+    ends = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None)
+    await admin.start()
+    await ends.start()
     async with httpx.AsyncClient(timeout=2) as client:
-        while not stop.is_set():
-            started = time.monotonic()
-            lag: dict[str, int] = {}
-            outbox: dict[str, int] = {}
-            for service in SERVICES:
-                try:
-                    response = await client.get(f"{stack.url(service)}/metrics")
-                except httpx.HTTPError:
-                    continue  # a missing figure is not a zero
-                service_lag, outbox[service] = parse_metrics(response.text)
-                lag.update(service_lag)
-            at = time.time() - run.first_post_epoch if run.first_post_epoch else -1.0
-            run.scrapes.append(Scrape(at, lag, outbox))
-            await asyncio.sleep(max(0.0, SCRAPE_INTERVAL - (time.monotonic() - started)))
+        try:
+            await scrape_until(stop, stack, run, client, admin, ends)
+        finally:
+            await ends.stop()
+            await admin.close()
+
+
+async def scrape_until(
+    stop: asyncio.Event,
+    stack: Stack,
+    run: Run,
+    client: httpx.AsyncClient,
+    admin: AIOKafkaAdminClient,
+    ends: AIOKafkaConsumer,
+) -> None:
+    while not stop.is_set():
+        started = time.monotonic()
+        lag: dict[str, int] = {}
+        outbox: dict[str, int] = {}
+        for service in SERVICES:
+            try:
+                response = await client.get(f"{stack.url(service)}/metrics")
+            except httpx.HTTPError:
+                continue  # a missing figure is not a zero
+            service_lag, outbox[service] = parse_metrics(response.text)
+            lag.update(service_lag)
+        at = time.time() - run.first_post_epoch if run.first_post_epoch else -1.0
+        run.scrapes.append(Scrape(at, lag, outbox, await committed_lag(admin, ends)))
+        await asyncio.sleep(max(0.0, SCRAPE_INTERVAL - (time.monotonic() - started)))
 
 
 async def watch_outcomes(run: Run, stop: asyncio.Event) -> None:
@@ -205,6 +254,7 @@ def drained(run: Run) -> bool:
     return (
         set(GROUPS) <= set(last.lag)
         and not any(last.lag.values())
+        and not any(last.committed_lag.values())
         and len(last.outbox) == len(SERVICES)
         and not any(last.outbox.values())
     )
@@ -262,23 +312,33 @@ async def run_pipeline(run: Run, bodies: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(stack.stop)
 
 
+def series_figures(series: list[tuple[float, int]], load_end: float) -> dict[str, Any]:
+    """The peak of a lag series, and when after the load it was at 0 for good."""
+    peak_at, peak = max(series, key=lambda point: point[1], default=(0.0, 0))
+    behind_after_load = [at for at, lag in series if at >= load_end and lag > 0]
+    zero_after = [at for at, lag in series if behind_after_load and at > behind_after_load[-1]]
+    drained_at = zero_after[0] if zero_after else (None if behind_after_load else load_end)
+    return {
+        "max_lag": peak,
+        "max_lag_at_seconds": round(peak_at, 1),
+        "drained_seconds_after_load": (
+            None if drained_at is None else round(max(drained_at - load_end, 0.0), 1)
+        ),
+        "final_lag": series[-1][1] if series else None,
+    }
+
+
 def summarise(run: Run) -> dict[str, Any]:
     load_end = run.load_seconds
     groups: dict[str, Any] = {}
     for group in GROUPS:
-        series = [(s.at, s.lag[group]) for s in run.scrapes if s.at >= 0 and group in s.lag]
-        peak_at, peak = max(series, key=lambda point: point[1], default=(0.0, 0))
-        behind_after_load = [at for at, lag in series if at >= load_end and lag > 0]
-        zero_after = [at for at, lag in series if behind_after_load and at > behind_after_load[-1]]
-        drained_at = zero_after[0] if zero_after else (None if behind_after_load else load_end)
-        groups[group] = {
-            "max_lag": peak,
-            "max_lag_at_seconds": round(peak_at, 1),
-            "drained_seconds_after_load": (
-                None if drained_at is None else round(max(drained_at - load_end, 0.0), 1)
-            ),
-            "final_lag": series[-1][1] if series else None,
-        }
+        gauge = series_figures(
+            [(s.at, s.lag[group]) for s in run.scrapes if s.at >= 0 and group in s.lag], load_end
+        )
+        broker = series_figures(
+            [(s.at, s.committed_lag[group]) for s in run.scrapes if s.at >= 0], load_end
+        )
+        groups[group] = {**gauge, "committed": broker}
     reached = [run.outcomes[code] for code in run.codes if code in run.outcomes]
     last_outcome = run.since_start(max(reached)) if reached else None
     return {
@@ -306,15 +366,16 @@ def draw_chart(run: Run, summary: dict[str, Any]) -> None:
     font = ImageFont.load_default(size=14)
     points = [s for s in run.scrapes if s.at >= 0]
     span = max((s.at for s in points), default=1.0) or 1.0
-    peak = max((max(s.lag.values(), default=0) for s in points), default=0) or 1
+    peak = max((max([*s.lag.values(), *s.committed_lag.values(), 0]) for s in points), default=0)
+    peak = peak or 1
 
     def xy(at: float, lag: float) -> tuple[float, float]:
         return left + at / span * (right - left), bottom - lag / (peak * 1.1) * (bottom - top)
 
     draw.rectangle((*xy(0, peak * 1.1), *xy(run.load_seconds, 0)), "#eeeeee")
     title = (
-        f"consumer lag per group (messages): {run.posted} dossiers x {CONCURRENCY}; "
-        f"shaded: the load ({run.load_seconds:.0f} s)"
+        f"consumer lag (messages): {run.posted} dossiers x {CONCURRENCY}, the load shaded "
+        f"({run.load_seconds:.0f} s); thick: the gauge, thin: the broker's end - committed"
     )
     draw.text((left, 15), title, "black", font)
     draw.line((left, bottom, right, bottom), "black", 2)
@@ -328,7 +389,10 @@ def draw_chart(run: Run, summary: dict[str, Any]) -> None:
     for i, group in enumerate(GROUPS):
         line = [xy(s.at, s.lag[group]) for s in points if group in s.lag]
         if len(line) > 1:
-            draw.line(line, COLOURS[group], 2)
+            draw.line(line, COLOURS[group], 3)
+        broker = [xy(s.at, s.committed_lag[group]) for s in points if group in s.committed_lag]
+        if len(broker) > 1:
+            draw.line(broker, COLOURS[group], 1)
         figures = summary["groups"][group]
         drained_after = figures["drained_seconds_after_load"]
         label = f"{group}: max {figures['max_lag']}, at 0 again {drained_after} s after the load"
@@ -344,18 +408,35 @@ def print_report(run: Run, summary: dict[str, Any]) -> None:
         title=f"Consumer lag under load: {run.posted} dossiers posted at concurrency "
         f"{CONCURRENCY} in {run.load_seconds:.1f} s ({summary['posts_per_second']:.1f}/s)"
     )
-    for column in ("consumer group", "max lag (messages)", "at", "drained after the load"):
+    columns = (
+        "consumer group",
+        "max lag (messages)",
+        "at",
+        "at 0 again after the load",
+        "broker's max (end - committed)",
+        "broker's at 0 again",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "consumer group" else "right")
+
+    def seconds(value: float | None) -> str:
+        return "not drained" if value is None else f"{value:.1f} s"
+
     for group in GROUPS:
         g = summary["groups"][group]
-        after = g["drained_seconds_after_load"]
         table.add_row(
             group,
             str(g["max_lag"]),
             f"{g['max_lag_at_seconds']:.1f} s",
-            "not drained" if after is None else f"{after:.1f} s",
+            seconds(g["drained_seconds_after_load"]),
+            str(g["committed"]["max_lag"]),
+            seconds(g["committed"]["drained_seconds_after_load"]),
         )
     console.print(table)
+    console.print(
+        "max lag: onestop_consumer_lag from each service's /metrics, summed over the group's "
+        "partitions; the broker's columns check it at the same moments"
+    )
     failed = f", failed posts {run.failures}" if run.failures else ""
     console.print(
         f"end to end: {summary['dossiers_reaching_notifier']}/{run.posted} dossiers reached the "
@@ -389,7 +470,15 @@ async def main() -> None:
         "concurrency": CONCURRENCY,
         "scrape_interval_seconds": SCRAPE_INTERVAL,
         "summary": summary,
-        "scrapes": [{"at": round(s.at, 2), "lag": s.lag, "outbox": s.outbox} for s in run.scrapes],
+        "scrapes": [
+            {
+                "at": round(s.at, 2),
+                "lag": s.lag,
+                "committed_lag": s.committed_lag,
+                "outbox": s.outbox,
+            }
+            for s in run.scrapes
+        ],
     }
     (ARTIFACTS / "bench-pipeline.json").write_text(json.dumps(figures, indent=2) + "\n")
     draw_chart(run, summary)
