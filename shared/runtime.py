@@ -25,7 +25,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import db
 from shared.events import Event, Topic, dead_letter_topic
 from shared.logs import configure_logging, flush_repeats
-from shared.messaging.consumer import ConsumerMetrics, EventConsumer, Handler, subscribe
+from shared.messaging.consumer import (
+    ConsumerMetrics,
+    EventConsumer,
+    Handler,
+    refresh_lag_forever,
+    subscribe,
+)
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retry import retry_forever
@@ -140,9 +146,10 @@ class ServiceRuntime:
             max_parking=timedelta(seconds=self.settings.parking_max_wait_seconds),
             parking_interval=self.settings.parking_retry_interval_seconds,
         )
-        subscribe(self.broker, consumer)
+        subscriber = subscribe(self.broker, consumer)
         self.consumers.append(consumer)
         self.run_in_background(consumer.run_parking_lot)
+        self.run_in_background(lambda: refresh_lag_forever(subscriber, consumer))
         return consumer
 
     async def start(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import random
 import statistics
 import time
@@ -29,9 +30,10 @@ from deploy.local.stack import LOCAL_TELEMETRY, ROOT, ZIPKIN_URL, Stack, databas
 from shared.catalog import load_catalog
 from shared.settings import DEFAULT_CATALOG
 
-DATABASE = "onestop_bench"
-BASE_PORT = 18500
-NAMESPACE = "bench."  # topics and groups of its own: `make run` keeps its own
+# A second benchmark beside this one needs its own database, topics and ports.
+DATABASE = os.environ.get("ONESTOP_BENCH_DATABASE", "onestop_bench")
+BASE_PORT = int(os.environ.get("ONESTOP_BENCH_PORT", "18500"))
+NAMESPACE = os.environ.get("ONESTOP_BENCH_NAMESPACE", "bench.")  # `make run` keeps its own
 ROUNDS = 3  # per configuration
 WARMUP = 100
 COUNT = 1500
@@ -76,7 +78,17 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+async def create_database_if_missing() -> None:
+    conn = await asyncpg.connect(database_url("onestop"))
+    try:
+        if not await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1", DATABASE):
+            await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await conn.close()
+
+
 async def reset_schema() -> None:
+    await create_database_if_missing()
     conn = await asyncpg.connect(database_url(DATABASE))
     try:
         await conn.execute("DROP SCHEMA IF EXISTS intake CASCADE")  # the service migrates it

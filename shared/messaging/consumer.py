@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
@@ -72,6 +73,7 @@ class ConsumerMetrics:
             "(applied, duplicate, ignored, dead_lettered)",
         )
         self._lag: dict[tuple[str, str, int], int] = {}
+        self._end: dict[tuple[str, str, int], int] = {}
         self._parked: dict[str, int] = {}
         meter.create_observable_gauge(
             "onestop.consumer.lag",
@@ -94,8 +96,22 @@ class ConsumerMetrics:
     def handled(self, topic: str, outcome: str) -> None:
         self._handled.add(1, {"messaging.destination.name": topic, "outcome": outcome})
 
-    def lag(self, group: str, topic: str, partition: int, behind: int) -> None:
-        self._lag[(group, topic, partition)] = max(behind, 0)
+    def handling(self, group: str, topic: str, partition: int, offset: int, highwater: int) -> None:
+        """The message at `offset` is being handled; `highwater` is the consumer's last known
+        end of the partition (from its last fetch), the refreshed end if that is newer."""
+        key = (group, topic, partition)
+        end = max(highwater, self._end.get(key, 0))
+        self._lag[key] = max(end - offset - 1, 0)
+
+    def refreshed(self, group: str, positions: Mapping[tuple[str, int], tuple[int, int]]) -> None:
+        """The group's assigned partitions, each (end offset, position): the lag of every one
+        of them, 0 once caught up; partitions no longer assigned are no longer reported."""
+        for key in [key for key in self._lag if key[0] == group]:
+            del self._lag[key]
+            self._end.pop(key, None)
+        for (topic, partition), (end, position) in positions.items():
+            self._end[(group, topic, partition)] = end
+            self._lag[(group, topic, partition)] = max(end - position, 0)
 
     def parked(self, group: str, count: int) -> None:
         self._parked[group] = count
@@ -368,7 +384,7 @@ class _ParkedRecord:
         )
 
 
-def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
+def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> DefaultSubscriber:
     """Attach the consumer to the broker with the delivery policy described above."""
 
     async def consume(message: KafkaMessage) -> None:
@@ -379,8 +395,9 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
             highwater_of(TopicPartition(record.topic, record.partition)) if highwater_of else None
         )
         if highwater is not None:
-            behind = highwater - record.offset - 1
-            consumer.metrics.lag(consumer.group_id, record.topic, record.partition, behind)
+            consumer.metrics.handling(
+                consumer.group_id, record.topic, record.partition, record.offset, highwater
+            )
         try:
             await consumer.handle(record)
         except Exception:
@@ -393,7 +410,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
     async def keep_raw_bytes(message: StreamMessage[Any]) -> bytes:
         return message.body  # decoding is ours: a bad body must reach the dead-letter topic
 
-    broker.subscriber(
+    subscriber = broker.subscriber(
         *consumer.topics,
         decoder=keep_raw_bytes,
         group_id=consumer.group_id,
@@ -402,4 +419,35 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> None:
         session_timeout_ms=10_000,
         max_poll_interval_ms=10 * 60 * 1000,  # a long retry keeps the partition, not loses it
         title=f"{consumer.group_id}:consume",
-    )(consume)
+    )
+    subscriber(consume)
+    return subscriber
+
+
+async def refresh_lag_forever(
+    subscriber: DefaultSubscriber, consumer: EventConsumer, interval: float = 1.0
+) -> None:
+    """Keep the lag gauge true between messages: the per-message value alone stays at its
+    last figure when a group goes idle, stops growing while a message is retried in place,
+    and keeps partitions that a rebalance moved to another member."""
+    while True:
+        await asyncio.sleep(interval)
+        kafka = getattr(subscriber, "consumer", None)
+        if not isinstance(kafka, AIOKafkaConsumer):
+            continue  # not started yet, or the test broker
+        try:
+            await refresh_lag(kafka, consumer)
+        except Exception as error:  # a metric must never stop the service
+            logger.debug("consumer lag not refreshed", extra={"error": type(error).__name__})
+
+
+async def refresh_lag(kafka: AIOKafkaConsumer, consumer: EventConsumer) -> None:
+    """Lag per assigned partition from the broker's end offsets and the consumer's position,
+    which is one past the message being handled (FastStream takes one record at a time)."""
+    assigned = list(kafka.assignment())
+    ends = await kafka.end_offsets(assigned) if assigned else {}
+    positions: dict[tuple[str, int], tuple[int, int]] = {}
+    for partition in assigned:
+        position = await asyncio.wait_for(kafka.position(partition), timeout=5)
+        positions[(partition.topic, partition.partition)] = (ends[partition], position)
+    consumer.metrics.refreshed(consumer.group_id, positions)
