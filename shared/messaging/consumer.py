@@ -137,6 +137,24 @@ class ConsumerMetrics:
             )
 
 
+class ParkingLotState:
+    """Whether this consumer knows of parked messages: an applied event wakes the parking lot
+    only then (each round costs transactions). Other instances' parked messages are found by
+    the lot's periodic round."""
+
+    def __init__(self) -> None:
+        self.wakeup = asyncio.Event()
+        self.waiting = 0
+
+    def parked(self) -> None:
+        self.waiting += 1
+        self.wakeup.set()
+
+    def something_applied(self) -> None:
+        if self.waiting:
+            self.wakeup.set()
+
+
 @dataclass(frozen=True)
 class EventConsumer:
     group_id: str
@@ -149,7 +167,7 @@ class EventConsumer:
     dead_letters: str | None = None  # the logical topic; the publisher adds any namespace
     max_parking: timedelta = timedelta(minutes=10)
     parking_interval: float = 1.0
-    _parking_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _parking_lot: ParkingLotState = field(default_factory=lambda: ParkingLotState())
 
     @property
     def dead_letter_topic(self) -> str:
@@ -194,7 +212,9 @@ class EventConsumer:
             return
         self.metrics.handled(record.topic, outcome)
         if outcome == "applied":
-            self._parking_wakeup.set()  # it may be what a parked message waits for
+            self._parking_lot.something_applied()  # it may be what a parked message waits for
+        elif outcome == "parked":
+            self._parking_lot.parked()
 
     async def _apply(
         self, record: Record, envelope: Envelope, event: Event, handler: Handler
@@ -225,7 +245,6 @@ class EventConsumer:
             "event parked until its prerequisite arrives",
             extra={"event_type": envelope.type, "dossier_code": envelope.subject, "why": reason},
         )
-        self._parking_wakeup.set()
 
     def _to_park(self, record: Record, envelope: Envelope, reason: str) -> ToPark:
         return ToPark(
@@ -252,18 +271,23 @@ class EventConsumer:
                 await self.drain_parking_lot()
             except Exception as error:
                 logger.warning("parking lot round failed", extra={"error": type(error).__name__})
-            await wake_or_poll(self._parking_wakeup, self.parking_interval)
+            await wake_or_poll(self._parking_lot.wakeup, self.parking_interval)
 
     async def drain_parking_lot(self) -> int:
         """One round; returns how many parked messages were applied."""
         async with self.unit_of_work() as uow:
             chains = await uow.parking.chains(self.group_id)
         applied = 0
-        for topic, dossier_code in chains:
-            applied += await self._retry_chain(topic, dossier_code)
-        await self._expire()
-        async with self.unit_of_work() as uow:
-            self.metrics.parked(self.group_id, await uow.parking.count(self.group_id))
+        if chains:
+            for topic, dossier_code in chains:
+                applied += await self._retry_chain(topic, dossier_code)
+            await self._expire()
+            async with self.unit_of_work() as uow:
+                waiting = await uow.parking.count(self.group_id)
+        else:
+            waiting = 0
+        self._parking_lot.waiting = waiting
+        self.metrics.parked(self.group_id, waiting)
         return applied
 
     async def _retry_chain(self, topic: str, dossier_code: str) -> int:
