@@ -182,7 +182,7 @@ class PostgresNoticeRepository(NoticeRepository):
         )
 
     async def obligation_due_at(self, dossier_code: str) -> datetime:
-        due = await self._db.fetchval(
+        due: datetime | None = await self._db.fetchval(
             "SELECT due_at FROM apology_obligations WHERE dossier_code = $1", dossier_code
         )
         if due is None:
@@ -393,7 +393,8 @@ class PostgresNoticeRepository(NoticeRepository):
         return value
 
     async def _outcome(self, sql: str, *args: Any) -> bool:
-        return await self._db.execute(sql, *args) == "UPDATE 1"
+        status: str = await self._db.execute(sql, *args)
+        return status == "UPDATE 1"
 
 
 class NotifierUnitOfWork(PostgresUnitOfWork):
