@@ -42,6 +42,7 @@ from shared.telemetry import Telemetry, configure_telemetry
 
 logger = logging.getLogger(__name__)
 U = TypeVar("U", bound=PostgresUnitOfWork)
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 def create_broker(
@@ -217,9 +218,13 @@ class ServiceRuntime:
             await self.broker.stop()
         await self.publisher.stop()
         if self._pool is not None:
-            await self._pool.close()
+            try:  # a connection someone still holds must not keep the service from stopping
+                await asyncio.wait_for(self._pool.close(), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                logger.warning("database pool did not close in time; connections terminated")
+                self._pool.terminate()
             self._pool = None
-        self.telemetry.tracer_provider.force_flush()
+        self.telemetry.tracer_provider.force_flush(timeout_millis=int(STOP_TIMEOUT_SECONDS * 1000))
 
     async def is_ready(self) -> dict[str, bool]:
         database = False

@@ -22,10 +22,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.deadline.main import create_app as deadline_app
+from services.deadline.settings import DeadlineSettings
 from services.intake.main import create_app as intake_app
+from services.intake.settings import IntakeSettings
 from services.notifier.main import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from services.routing.main import create_app as routing_app
-from shared.settings import DeadlineSettings, IntakeSettings, NotifierSettings, RoutingSettings
+from services.routing.settings import RoutingSettings
 from shared.telemetry import configure_telemetry
 from tests.waiting import eventually
 

@@ -39,24 +39,21 @@ from rich.table import Table
 from deploy.local.demo_counters import DOCUMENTS, FAMILY, GIVEN, MIDDLE, random_dossier
 from deploy.local.stack import KAFKA_BOOTSTRAP, LOCAL_TELEMETRY, ROOT, database_url
 from services.deadline.main import create_app as deadline_app
+from services.deadline.settings import DeadlineSettings
 from services.intake.handlers import PROJECTIONS
 from services.intake.main import create_app as intake_app
+from services.intake.settings import IntakeSettings
 from services.notifier.main import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from services.routing.main import create_app as routing_app
+from services.routing.settings import RoutingSettings
 from shared.calendar import HCMC, UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog, Procedure, load_catalog
 from shared.clock import SimulatedClock
 from shared.events import Topic
 from shared.logs import TraceContextFilter, json_formatter
 from shared.messaging.topics import ensure_topics
-from shared.settings import (
-    DEFAULT_CATALOG,
-    DeadlineSettings,
-    IntakeSettings,
-    NotifierSettings,
-    RoutingSettings,
-    unit_calendars,
-)
+from shared.settings import DEFAULT_CATALOG, unit_calendars
 from shared.telemetry import configure_telemetry
 
 DATABASE = "onestop_demo"

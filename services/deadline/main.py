@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
 from services.deadline.scheduler import LatenessScheduler
+from services.deadline.settings import DeadlineSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -28,7 +29,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import DeadlineSettings, unit_calendars
+from shared.settings import unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "deadline"

@@ -1,8 +1,10 @@
-"""Where the deadline service keeps each dossier's clock (PostgreSQL only: its scheduler's
-guarantees rest on row locks, so it is tested against the real server)."""
+"""Where the deadline service keeps each dossier's clock: the port its handlers use, and the
+PostgreSQL adapter (the scheduler's claims are PostgreSQL only: their guarantees rest on row
+locks, so they are tested against the real server)."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -47,7 +49,68 @@ class ClockNotStarted(PrerequisiteMissing):
     come first, on its own topic."""
 
 
-class ClockRepository:
+class ClockRepository(abc.ABC):
+    """What the handlers need: each dossier's clock and the clocks of its steps."""
+
+    @abc.abstractmethod
+    async def add(
+        self, clock: DossierClockStarted, competent_unit_code: str, traceparent: str | None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def add_steps(
+        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+    ) -> None:
+        """The plan's step clocks; the first step's unit now holds the dossier."""
+
+    @abc.abstractmethod
+    async def lock(self, dossier_code: str) -> Clock:
+        """The clock, locked until the transaction ends; ClockNotStarted if there is none."""
+
+    @abc.abstractmethod
+    async def open_steps(self, dossier_code: str) -> list[StepDue]:
+        """The steps not completed yet, in order."""
+
+    @abc.abstractmethod
+    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None: ...
+
+    @abc.abstractmethod
+    async def resume(
+        self,
+        dossier_code: str,
+        *,
+        due_at: datetime,
+        due_soon_at: datetime,
+        paused: timedelta,
+        step_due_at: list[tuple[int, datetime]],
+    ) -> None:
+        """Running again, with the moved due times; `paused` adds to the working time paused."""
+
+    @abc.abstractmethod
+    async def step(self, dossier_code: str, sequence: int) -> tuple[str, datetime] | None:
+        """The step's unit and due time."""
+
+    @abc.abstractmethod
+    async def complete_step(
+        self,
+        dossier_code: str,
+        sequence: int,
+        at: datetime,
+        timeliness: str,
+        next_unit_code: str,
+    ) -> None:
+        """Close the step; the next one is current and `next_unit_code` holds the dossier."""
+
+    @abc.abstractmethod
+    async def mark_overdue(self, dossier_code: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def finish(
+        self, dossier_code: str, status: str, at: datetime, timeliness: str | None
+    ) -> None: ...
+
+
+class PostgresClockRepository(ClockRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
 
@@ -246,13 +309,14 @@ class ClockRepository:
 
 
 class DeadlineUnitOfWork(PostgresUnitOfWork):
-    clocks: ClockRepository
+    clocks: PostgresClockRepository  # the scheduler's claims and the clock's description too
 
     def bind(self, connection: asyncpg.Connection) -> None:
-        self.clocks = ClockRepository(connection)
+        self.clocks = PostgresClockRepository(connection)
 
 
 class DeadlineUnitOfWorkPort(Emitter, Protocol):
     """What the deadline service's handlers need of a unit of work."""
 
-    clocks: ClockRepository
+    @property
+    def clocks(self) -> ClockRepository: ...

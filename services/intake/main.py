@@ -16,11 +16,12 @@ from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork
+from services.intake.settings import IntakeSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
-from shared.settings import IntakeSettings, unit_calendars
+from shared.settings import unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "intake"

@@ -84,8 +84,8 @@ def backoff_delay(
 ) -> timedelta:
     """After the `attempts`-th failure: initial * 2^(attempts-1), capped, then "equal jitter"
     (between half and all of it), so that delays still grow while instances spread out."""
-    exponent = min(max(attempts - 1, 0), 32)
-    ceiling = min(policy.maximum, policy.initial * 2**exponent)
+    doublings: int = 2 ** min(max(attempts - 1, 0), 32)
+    ceiling = min(policy.maximum, policy.initial * doublings)
     return ceiling * (0.5 + jitter() / 2)
 
 
@@ -117,7 +117,8 @@ def round_pause(next_due: datetime | None, now: datetime, poll_interval: float) 
 
 def failure_pause(failures: int, poll_interval: float, maximum: float) -> float:
     """After `failures` delivery rounds in a row failed (the database is down): back off."""
-    ceiling = min(maximum, poll_interval * 2 ** min(failures, 32))
+    doublings: int = 2 ** min(failures, 32)
+    ceiling = min(maximum, poll_interval * doublings)
     return ceiling * (0.5 + random.random() / 2)
 
 

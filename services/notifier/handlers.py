@@ -17,7 +17,7 @@ from services.notifier.domain import (
     new_appointment,
 )
 from services.notifier.letters import render_html, render_pdf
-from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.repository import NotifierUnitOfWorkPort
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
@@ -45,34 +45,42 @@ class Notifier:
     sms_enabled: bool
     apologies_issued: Counter
 
-    async def on_dossier_received(self, event: DossierReceived, uow: NotifierUnitOfWork) -> None:
+    async def on_dossier_received(
+        self, event: DossierReceived, uow: NotifierUnitOfWorkPort
+    ) -> None:
         await uow.notices.add_addressee(event)
 
-    async def on_clock_started(self, event: DossierClockStarted, uow: NotifierUnitOfWork) -> None:
+    async def on_clock_started(
+        self, event: DossierClockStarted, uow: NotifierUnitOfWorkPort
+    ) -> None:
         obligation = apology_obligation(event, self.catalog)
         await uow.notices.add_obligation(obligation)
         uow.emit(obligation, occurred_at=self.clock())
 
-    async def on_clock_resumed(self, event: DossierClockResumed, uow: NotifierUnitOfWork) -> None:
+    async def on_clock_resumed(
+        self, event: DossierClockResumed, uow: NotifierUnitOfWorkPort
+    ) -> None:
         """A pause moved the due date: what an apology would say moves with it."""
         await uow.notices.move_obligation(event.dossier_code, event.due_at, event.due_soon_at)
 
-    async def on_due_soon(self, event: DueSoonDetected, uow: NotifierUnitOfWork) -> None:
+    async def on_due_soon(self, event: DueSoonDetected, uow: NotifierUnitOfWorkPort) -> None:
         await self._alert(uow, event.dossier_code, AlertKind.DUE_SOON, event.responsible_unit_code)
 
-    async def on_overdue(self, event: OverdueDetected, uow: NotifierUnitOfWork) -> None:
+    async def on_overdue(self, event: OverdueDetected, uow: NotifierUnitOfWorkPort) -> None:
         await self._alert(uow, event.dossier_code, AlertKind.OVERDUE, event.responsible_unit_code)
         await self._apologise(
             uow, event.dossier_code, event.responsible_unit_code, event.due_at, DEFAULT_REASON
         )
 
-    async def on_step_overdue(self, event: StepOverdueDetected, uow: NotifierUnitOfWork) -> None:
+    async def on_step_overdue(
+        self, event: StepOverdueDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
         await self._alert(
             uow, event.dossier_code, AlertKind.STEP_OVERDUE, event.unit_code, event.step_sequence
         )
 
     async def on_extension_requested(
-        self, event: ExtensionRequested, uow: NotifierUnitOfWork
+        self, event: ExtensionRequested, uow: NotifierUnitOfWorkPort
     ) -> None:
         """The unit says it will be late: the apology goes out before the due date."""
         obligation_due = await uow.notices.obligation_due_at(event.dossier_code)
@@ -82,7 +90,7 @@ class Notifier:
 
     async def _apologise(
         self,
-        uow: NotifierUnitOfWork,
+        uow: NotifierUnitOfWorkPort,
         code: str,
         unit_code: str,
         original_due_at: datetime,
@@ -139,7 +147,7 @@ class Notifier:
         )
 
     async def _alert(
-        self, uow: NotifierUnitOfWork, code: str, kind: AlertKind, unit_code: str, step: int = 0
+        self, uow: NotifierUnitOfWorkPort, code: str, kind: AlertKind, unit_code: str, step: int = 0
     ) -> None:
         unit = self.catalog.unit(unit_code)
         recipients = [unit.head_email] if unit else []

@@ -15,6 +15,7 @@ from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
 from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.settings import NotifierSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -28,7 +29,7 @@ from shared.events import (
     Topic,
 )
 from shared.runtime import ServiceRuntime
-from shared.settings import NotifierSettings, unit_calendars
+from shared.settings import unit_calendars
 from shared.telemetry import Telemetry
 
 NAME = "notifier"

@@ -1,17 +1,19 @@
-"""Where the notifier keeps what it owes and what it sent (PostgreSQL)."""
+"""Where the notifier keeps what it owes and what it sent: the port its handlers use, and the
+PostgreSQL adapter (which also serves the letters and their delivery)."""
 
 from __future__ import annotations
 
+import abc
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from shared.events import ApologyObligationRecorded, DossierReceived
 from shared.messaging.parking import PrerequisiteMissing
-from shared.messaging.unit_of_work import PostgresUnitOfWork
+from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
 
 class AddresseeUnknown(PrerequisiteMissing):
@@ -67,7 +69,70 @@ class PendingAlert:
     resumed: bool
 
 
-class NotifierRepository:
+class NoticeRepository(abc.ABC):
+    """What the handlers need: whom to write to, the apology owed, the letters and alerts."""
+
+    @abc.abstractmethod
+    async def add_obligation(self, obligation: ApologyObligationRecorded) -> None: ...
+
+    @abc.abstractmethod
+    async def add_addressee(self, received: DossierReceived) -> None:
+        """Whom an apology would go to; a second receipt of the same dossier changes nothing."""
+
+    @abc.abstractmethod
+    async def addressee(self, dossier_code: str) -> StoredAddressee:
+        """AddresseeUnknown until the dossier's receipt is applied."""
+
+    @abc.abstractmethod
+    async def move_obligation(
+        self, dossier_code: str, due_at: datetime, apology_due_by: datetime
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def obligation_due_at(self, dossier_code: str) -> datetime:
+        """ObligationUnknown until the dossier's clock is applied."""
+
+    @abc.abstractmethod
+    async def has_apology(self, dossier_code: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def next_letter_number(self, unit_code: str, year: int) -> int:
+        """The next number of the unit's letters this year: 1, 2, ..."""
+
+    @abc.abstractmethod
+    async def add_apology(
+        self,
+        *,
+        dossier_code: str,
+        letter_number: str,
+        unit_code: str,
+        signer_title: str,
+        reason: str,
+        original_due_at: datetime,
+        new_due_at: datetime,
+        issued_at: datetime,
+        channel: str,
+        letter: dict[str, Any],
+        html: str,
+        pdf: bytes,
+    ) -> None:
+        """The letter, to be delivered; the obligation is marked issued."""
+
+    @abc.abstractmethod
+    async def add_alert(
+        self,
+        *,
+        dossier_code: str,
+        kind: str,
+        step_sequence: int,
+        unit_code: str,
+        recipients: list[str],
+        raised_at: datetime,
+    ) -> bool:
+        """False when this alert was already raised (one per dossier, kind and step)."""
+
+
+class PostgresNoticeRepository(NoticeRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
 
@@ -117,7 +182,7 @@ class NotifierRepository:
         )
 
     async def obligation_due_at(self, dossier_code: str) -> datetime:
-        due = await self._db.fetchval(
+        due: datetime | None = await self._db.fetchval(
             "SELECT due_at FROM apology_obligations WHERE dossier_code = $1", dossier_code
         )
         if due is None:
@@ -328,11 +393,19 @@ class NotifierRepository:
         return value
 
     async def _outcome(self, sql: str, *args: Any) -> bool:
-        return await self._db.execute(sql, *args) == "UPDATE 1"
+        status: str = await self._db.execute(sql, *args)
+        return status == "UPDATE 1"
 
 
 class NotifierUnitOfWork(PostgresUnitOfWork):
-    notices: NotifierRepository
+    notices: PostgresNoticeRepository  # the letters and their delivery too
 
     def bind(self, connection: asyncpg.Connection) -> None:
-        self.notices = NotifierRepository(connection)
+        self.notices = PostgresNoticeRepository(connection)
+
+
+class NotifierUnitOfWorkPort(Emitter, Protocol):
+    """What the notifier's handlers need of a unit of work."""
+
+    @property
+    def notices(self) -> NoticeRepository: ...

@@ -11,11 +11,11 @@ from faststream.kafka import KafkaBroker
 
 from services.routing.handlers import Routing
 from services.routing.repository import RoutingUnitOfWork
+from services.routing.settings import RoutingSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import DossierReceived, HandOffRequested, Topic
 from shared.runtime import ServiceRuntime
-from shared.settings import RoutingSettings
 from shared.telemetry import Telemetry
 
 NAME = "routing"

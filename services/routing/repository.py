@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -11,7 +10,7 @@ import asyncpg
 
 from services.routing.domain import RouteState
 from shared.events import DossierRouted, HandOffRecorded
-from shared.messaging.unit_of_work import Emitter, InMemoryUnitOfWork, PostgresUnitOfWork
+from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
 
 class RouteRepository(abc.ABC):
@@ -90,32 +89,6 @@ class PostgresRouteRepository(RouteRepository):
         )
 
 
-class InMemoryRouteRepository(RouteRepository):
-    def __init__(self) -> None:
-        self.routes: dict[str, DossierRouted] = {}
-        self.states: dict[str, RouteState] = {}
-
-    async def add(self, routed: DossierRouted, receiving_unit_code: str, at: datetime) -> None:
-        self.routes[routed.dossier_code] = routed
-        self.states[routed.dossier_code] = RouteState(
-            dossier_code=routed.dossier_code,
-            receiving_unit_code=receiving_unit_code,
-            competent_unit_code=routed.competent_unit_code,
-            current_step=1,
-            step_units=tuple(s.unit_code for s in routed.steps),
-            step_started_at=at,
-        )
-
-    async def lock(self, dossier_code: str) -> RouteState | None:
-        return self.states.get(dossier_code)
-
-    async def record_hand_off(self, hand_off: HandOffRecorded) -> None:
-        state = self.states[hand_off.dossier_code]
-        self.states[hand_off.dossier_code] = replace(
-            state, current_step=hand_off.step_sequence + 1, step_started_at=hand_off.handed_off_at
-        )
-
-
 class RoutingUnitOfWorkPort(Emitter, Protocol):
     """What routing's handlers need of a unit of work."""
 
@@ -127,9 +100,3 @@ class RoutingUnitOfWork(PostgresUnitOfWork):
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.routes = PostgresRouteRepository(connection)
-
-
-class InMemoryRoutingUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self) -> None:
-        super().__init__()
-        self.routes: RouteRepository = InMemoryRouteRepository()

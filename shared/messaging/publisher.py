@@ -71,12 +71,13 @@ class KafkaPublisher:
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             headers = {**message.headers, **{k: v.encode() for k, v in carrier.items()}}
-            return await self._producer.send(
+            delivered: Awaitable[Any] = await self._producer.send(
                 destination,
                 value=message.value,
                 key=message.key.encode("utf-8"),
                 headers=list(headers.items()),
             )
+            return delivered
 
     async def recover(self, error: BaseException) -> None:
         """After a failed send: replace the producer if its idempotence state is lost."""

@@ -16,10 +16,10 @@ from opentelemetry.trace import NoOpTracer
 
 from services.routing.main import create_app as create_routing
 from services.routing.repository import RoutingUnitOfWork
+from services.routing.settings import RoutingSettings
 from shared import db
 from shared.messaging.outbox import OutboxRelay, OutboxRow
 from shared.messaging.publisher import KafkaPublisher
-from shared.settings import RoutingSettings
 
 
 def die() -> None:

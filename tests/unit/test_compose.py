@@ -16,13 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.settings import (
-    DeadlineSettings,
-    IntakeSettings,
-    NotifierSettings,
-    RoutingSettings,
-    ServiceSettings,
-)
+from services.deadline.settings import DeadlineSettings
+from services.intake.settings import IntakeSettings
+from services.notifier.settings import NotifierSettings
+from services.routing.settings import RoutingSettings
+from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

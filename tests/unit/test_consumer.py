@@ -13,13 +13,13 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.routing.handlers import Routing
-from services.routing.repository import InMemoryRoutingUnitOfWork
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Event, HandOffRequested, Topic
 from shared.messaging.consumer import EventConsumer, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from tests.factories import received_event
+from tests.fakes.routing import InMemoryRoutingUnitOfWork
 from tests.unit.conftest import hcmc
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from deploy.tools.asyncapi import render
+from services.intake.settings import IntakeSettings
 from shared.events import EVENT_TYPES
-from shared.settings import IntakeSettings
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "asyncapi.json"
 

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 
 from services.intake.handlers import Intake
 from services.intake.main import install_api
-from services.intake.repository import InMemoryDossierRepository, InMemoryIntakeUnitOfWork
 from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived
 from shared.messaging.unit_of_work import PendingEvent
 from tests.factories import submission
+from tests.fakes.intake import InMemoryDossierRepository, InMemoryIntakeUnitOfWork
 from tests.unit.conftest import hcmc
 
 MONDAY_MORNING = hcmc(2026, 11, 23, 9, 30)

@@ -1,48 +1,59 @@
-"""The structure holds: services are apart (none imports another), and shared/ is common code
-that imports no service."""
+"""The layering the README describes, read from every module's imports: no service imports
+another (they talk only through events), and shared code imports no service."""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "main.py").exists())
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists())
 
 
-def imported_modules(path: Path) -> set[str]:
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+def imported_modules(path: Path) -> Iterator[str]:
+    """Every module a file imports, at any depth (also inside functions)."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-    return modules
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
 
 
-def test_the_four_services_are_found() -> None:
+def violations(folder: Path, forbidden: Callable[[str], bool]) -> list[str]:
+    return sorted(
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in folder.rglob("*.py")
+        for module in set(imported_modules(path))
+        if forbidden(module)
+    )
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def test_the_services_are_found() -> None:
     assert SERVICES == ["deadline", "intake", "notifier", "routing"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_service_imports_no_other_service(service: str) -> None:
-    others = {f"services.{name}" for name in SERVICES if name != service}
-    offending = {
-        f"{path.relative_to(ROOT)}: {module}"
-        for path in (ROOT / "services" / service).rglob("*.py")
-        for module in imported_modules(path)
-        if module in others or any(module.startswith(f"{other}.") for other in others)
-    }
-    assert not offending
+    others = [f"services.{name}" for name in SERVICES if name != service]
+    found = violations(
+        ROOT / "services" / service, lambda module: any(within(module, o) for o in others)
+    )
+    assert found == []
 
 
-def test_shared_imports_no_service() -> None:
-    offending = {
-        f"{path.relative_to(ROOT)}: {module}"
-        for path in (ROOT / "shared").rglob("*.py")
-        for module in imported_modules(path)
-        if module == "services" or module.startswith("services.")
-    }
-    assert not offending
+def test_shared_code_imports_no_service() -> None:
+    assert violations(ROOT / "shared", lambda module: within(module, "services")) == []

@@ -1,0 +1,16 @@
+"""The intake service's settings: what `ServiceSettings` has, and its own (environment
+variables; a missing or malformed value stops the service at start)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class IntakeSettings(ServiceSettings):
+    max_request_bytes: int = Field(default=256 * 1024, gt=0)
+    workload_refresh_seconds: float = Field(default=15.0, gt=0)
+    supplement_deadline_working_days: float = Field(
+        default=10, gt=0, description="time the citizen has to supplement (unverified default)"
+    )

@@ -1,0 +1,153 @@
+"""The deadline service's clock repository port, kept in dictionaries. The scheduler's claims
+are not here: they rest on PostgreSQL's row locks and are tested against the real server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.deadline.repository import Clock, ClockNotStarted, ClockRepository
+from shared.events import DossierClockStarted, StepDue
+from tests.fakes.unit_of_work import InMemoryUnitOfWork
+
+
+@dataclass
+class StoredClock:
+    """A row of `clocks`."""
+
+    dossier_code: str
+    responsible_unit_code: str
+    started_at: datetime
+    appointed_at: datetime
+    due_at: datetime
+    due_soon_at: datetime
+    competent_unit_code: str | None
+    submission_traceparent: str | None
+    status: str = "running"
+    paused_at: datetime | None = None
+    pause_cause: str | None = None
+    paused_working_seconds: int = 0
+    overdue_detected_at: datetime | None = None
+    current_step: int = 1
+    completed_at: datetime | None = None
+    timeliness: str | None = None
+
+
+@dataclass
+class StoredStep:
+    """A row of `step_clocks`."""
+
+    unit_code: str
+    due_at: datetime
+    completed_at: datetime | None = None
+    timeliness: str | None = None
+
+
+class InMemoryClockRepository(ClockRepository):
+    def __init__(self) -> None:
+        self.clocks: dict[str, StoredClock] = {}
+        self.steps: dict[str, dict[int, StoredStep]] = {}
+
+    async def add(
+        self, clock: DossierClockStarted, competent_unit_code: str, traceparent: str | None
+    ) -> None:
+        if clock.dossier_code in self.clocks:
+            raise ValueError(f"clock of {clock.dossier_code} already started")  # primary key
+        self.clocks[clock.dossier_code] = StoredClock(
+            dossier_code=clock.dossier_code,
+            responsible_unit_code=clock.responsible_unit_code,
+            started_at=clock.started_at,
+            appointed_at=clock.due_at,
+            due_at=clock.due_at,
+            due_soon_at=clock.due_soon_at,
+            competent_unit_code=competent_unit_code,
+            submission_traceparent=traceparent,
+        )
+
+    async def add_steps(
+        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+    ) -> None:
+        self.steps[dossier_code] = {
+            s.sequence: StoredStep(unit_code=s.unit_code, due_at=s.due_at) for s in steps
+        }
+        clock = self.clocks[dossier_code]
+        clock.current_step, clock.responsible_unit_code = 1, holder
+
+    async def lock(self, dossier_code: str) -> Clock:
+        stored = self.clocks.get(dossier_code)
+        if stored is None:
+            raise ClockNotStarted(f"no clock for dossier {dossier_code}")
+        return Clock(
+            dossier_code=stored.dossier_code,
+            status=stored.status,
+            responsible_unit_code=stored.responsible_unit_code,
+            started_at=stored.started_at,
+            appointed_at=stored.appointed_at,
+            due_at=stored.due_at,
+            due_soon_at=stored.due_soon_at,
+            paused_at=stored.paused_at,
+            paused_working_seconds=stored.paused_working_seconds,
+            overdue_detected_at=stored.overdue_detected_at,
+            current_step=stored.current_step,
+            competent_unit_code=stored.competent_unit_code,
+            submission_traceparent=stored.submission_traceparent,
+        )
+
+    async def open_steps(self, dossier_code: str) -> list[StepDue]:
+        return [
+            StepDue(sequence=sequence, unit_code=step.unit_code, due_at=step.due_at)
+            for sequence, step in sorted(self.steps.get(dossier_code, {}).items())
+            if step.completed_at is None
+        ]
+
+    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
+        clock = self.clocks[dossier_code]
+        clock.status, clock.paused_at, clock.pause_cause = "paused", at, cause
+
+    async def resume(
+        self,
+        dossier_code: str,
+        *,
+        due_at: datetime,
+        due_soon_at: datetime,
+        paused: timedelta,
+        step_due_at: list[tuple[int, datetime]],
+    ) -> None:
+        clock = self.clocks[dossier_code]
+        clock.status, clock.paused_at, clock.pause_cause = "running", None, None
+        clock.due_at, clock.due_soon_at = due_at, due_soon_at
+        clock.paused_working_seconds += int(paused.total_seconds())
+        for sequence, due in step_due_at:
+            self.steps[dossier_code][sequence].due_at = due
+
+    async def step(self, dossier_code: str, sequence: int) -> tuple[str, datetime] | None:
+        step = self.steps.get(dossier_code, {}).get(sequence)
+        return (step.unit_code, step.due_at) if step else None
+
+    async def complete_step(
+        self,
+        dossier_code: str,
+        sequence: int,
+        at: datetime,
+        timeliness: str,
+        next_unit_code: str,
+    ) -> None:
+        step = self.steps[dossier_code][sequence]
+        step.completed_at, step.timeliness = at, timeliness
+        clock = self.clocks[dossier_code]
+        clock.current_step, clock.responsible_unit_code = sequence + 1, next_unit_code
+
+    async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
+        self.clocks[dossier_code].overdue_detected_at = at
+
+    async def finish(
+        self, dossier_code: str, status: str, at: datetime, timeliness: str | None
+    ) -> None:
+        clock = self.clocks[dossier_code]
+        clock.status, clock.completed_at, clock.timeliness = status, at, timeliness
+
+
+class InMemoryDeadlineUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, clocks: InMemoryClockRepository | None = None) -> None:
+        super().__init__()
+        self.clocks = clocks or InMemoryClockRepository()

@@ -1,0 +1,192 @@
+"""The notifier's notice repository port, kept in dictionaries; a counter that remembers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import NoOpCounter
+from opentelemetry.util.types import Attributes
+
+from services.notifier.repository import (
+    AddresseeUnknown,
+    NoticeRepository,
+    ObligationUnknown,
+    StoredAddressee,
+)
+from shared.events import ApologyObligationRecorded, DossierReceived
+from tests.fakes.unit_of_work import InMemoryUnitOfWork
+
+
+@dataclass
+class StoredObligation:
+    """A row of `apology_obligations`."""
+
+    responsible_unit_code: str
+    signer_title: str
+    apology_due_by: datetime
+    due_at: datetime
+    issued_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredApology:
+    """A row of `apologies`, as issued (delivery is not the handlers' business)."""
+
+    dossier_code: str
+    letter_number: str
+    unit_code: str
+    signer_title: str
+    reason: str
+    original_due_at: datetime
+    new_due_at: datetime
+    issued_at: datetime
+    channel: str
+    letter: dict[str, Any]
+    html: str
+    pdf: bytes
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    dossier_code: str
+    kind: str
+    step_sequence: int
+    unit_code: str
+    recipients: list[str]
+    raised_at: datetime
+
+
+class InMemoryNoticeRepository(NoticeRepository):
+    def __init__(self) -> None:
+        self.addressees: dict[str, StoredAddressee] = {}
+        self.obligations: dict[str, StoredObligation] = {}
+        self.apologies: dict[str, StoredApology] = {}
+        self.alerts: dict[tuple[str, str, int], StoredAlert] = {}
+        self.letter_numbers: dict[tuple[str, int], int] = {}
+
+    async def add_obligation(self, obligation: ApologyObligationRecorded) -> None:
+        if obligation.dossier_code in self.obligations:
+            raise ValueError(f"obligation of {obligation.dossier_code} exists")  # primary key
+        self.obligations[obligation.dossier_code] = StoredObligation(
+            responsible_unit_code=obligation.responsible_unit_code,
+            signer_title=obligation.signer_title,
+            apology_due_by=obligation.apology_due_by,
+            due_at=obligation.due_at,
+        )
+
+    async def add_addressee(self, received: DossierReceived) -> None:
+        self.addressees.setdefault(
+            received.dossier_code,
+            StoredAddressee(
+                dossier_code=received.dossier_code,
+                procedure_name=received.procedure_name,
+                receiving_unit_code=received.receiving_unit_code,
+                received_at=received.received_at,
+                full_name=received.applicant.full_name,
+                address=received.applicant.address,
+                email=received.applicant.email,
+                phone=received.applicant.phone,
+            ),
+        )
+
+    async def addressee(self, dossier_code: str) -> StoredAddressee:
+        found = self.addressees.get(dossier_code)
+        if found is None:
+            raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
+        return found
+
+    async def move_obligation(
+        self, dossier_code: str, due_at: datetime, apology_due_by: datetime
+    ) -> None:
+        obligation = self.obligations.get(dossier_code)
+        if obligation is not None:  # an UPDATE of no row
+            obligation.due_at, obligation.apology_due_by = due_at, apology_due_by
+
+    async def obligation_due_at(self, dossier_code: str) -> datetime:
+        obligation = self.obligations.get(dossier_code)
+        if obligation is None:
+            raise ObligationUnknown(f"no apology obligation for {dossier_code} yet")
+        return obligation.due_at
+
+    async def has_apology(self, dossier_code: str) -> bool:
+        return dossier_code in self.apologies
+
+    async def next_letter_number(self, unit_code: str, year: int) -> int:
+        value = self.letter_numbers.get((unit_code, year), 0) + 1
+        self.letter_numbers[(unit_code, year)] = value
+        return value
+
+    async def add_apology(
+        self,
+        *,
+        dossier_code: str,
+        letter_number: str,
+        unit_code: str,
+        signer_title: str,
+        reason: str,
+        original_due_at: datetime,
+        new_due_at: datetime,
+        issued_at: datetime,
+        channel: str,
+        letter: dict[str, Any],
+        html: str,
+        pdf: bytes,
+    ) -> None:
+        if dossier_code in self.apologies:
+            raise ValueError(f"apology of {dossier_code} exists")  # primary key
+        self.apologies[dossier_code] = StoredApology(
+            dossier_code=dossier_code,
+            letter_number=letter_number,
+            unit_code=unit_code,
+            signer_title=signer_title,
+            reason=reason,
+            original_due_at=original_due_at,
+            new_due_at=new_due_at,
+            issued_at=issued_at,
+            channel=channel,
+            letter=letter,
+            html=html,
+            pdf=pdf,
+        )
+        if dossier_code in self.obligations:
+            self.obligations[dossier_code].issued_at = issued_at
+
+    async def add_alert(
+        self,
+        *,
+        dossier_code: str,
+        kind: str,
+        step_sequence: int,
+        unit_code: str,
+        recipients: list[str],
+        raised_at: datetime,
+    ) -> bool:
+        key = (dossier_code, kind, step_sequence)
+        if key in self.alerts:
+            return False
+        self.alerts[key] = StoredAlert(
+            dossier_code, kind, step_sequence, unit_code, list(recipients), raised_at
+        )
+        return True
+
+
+class InMemoryNotifierUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, notices: InMemoryNoticeRepository | None = None) -> None:
+        super().__init__()
+        self.notices = notices or InMemoryNoticeRepository()
+
+
+class RecordingCounter(NoOpCounter):
+    """A metric counter that keeps what was added, with its attributes."""
+
+    def __init__(self, name: str = "recording") -> None:
+        super().__init__(name)
+        self.added: list[tuple[float, Attributes]] = []
+
+    def add(
+        self, amount: float, attributes: Attributes = None, context: Context | None = None
+    ) -> None:
+        self.added.append((amount, attributes))

@@ -1,0 +1,218 @@
+"""The notifier's handlers on an in-memory notice repository: the obligation, exactly one
+apology per late dossier, and alerts once per dossier, kind and step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from services.notifier.handlers import Notifier
+from services.notifier.repository import AddresseeUnknown
+from shared.calendar import UnitCalendars
+from shared.catalog import Catalog
+from shared.events import (
+    AlertKind,
+    AlertRaised,
+    ApologyIssued,
+    ApologyObligationRecorded,
+    DossierClockResumed,
+    DossierClockStarted,
+    DueSoonDetected,
+    Event,
+    ExtensionRequested,
+    OverdueDetected,
+    StepOverdueDetected,
+)
+from shared.messaging.parking import PrerequisiteMissing
+from tests.factories import received_event
+from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
+from tests.unit.conftest import hcmc
+
+CODE = "000.00.00.H29-261123-0001"
+JUSTICE = "000.00.05.H29"
+POLICE = "000.20.01.H29"
+OPERATOR = "dieuhanh@tphcm.gov.vn"
+RECEIVED_AT = hcmc(2026, 11, 23, 9, 30)
+DUE = hcmc(2026, 12, 8, 9, 30)
+DUE_SOON = hcmc(2026, 12, 7, 9, 30)
+NOW = hcmc(2026, 12, 8, 10, 0)  # just past due
+
+
+@pytest.fixture
+def issued() -> RecordingCounter:
+    return RecordingCounter()
+
+
+@pytest.fixture
+def notifier(catalog: Catalog, issued: RecordingCounter) -> Notifier:
+    return Notifier(
+        catalog=catalog,
+        calendars=UnitCalendars(catalog),
+        clock=lambda: NOW,
+        operators=(OPERATOR,),
+        extension=timedelta(hours=5 * 8),
+        email_enabled=True,
+        sms_enabled=False,
+        apologies_issued=issued,
+    )
+
+
+@pytest.fixture
+def uow() -> InMemoryNotifierUnitOfWork:
+    return InMemoryNotifierUnitOfWork()
+
+
+def emitted(uow: InMemoryNotifierUnitOfWork) -> list[Event]:
+    events = [p.event for p in uow.pending]
+    uow.pending = []
+    return events
+
+
+def clock_started() -> DossierClockStarted:
+    return DossierClockStarted(
+        dossier_code=CODE,
+        responsible_unit_code=JUSTICE,
+        started_at=RECEIVED_AT,
+        due_at=DUE,
+        due_soon_at=DUE_SOON,
+    )
+
+
+def overdue() -> OverdueDetected:
+    return OverdueDetected(
+        dossier_code=CODE, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=DUE
+    )
+
+
+def extension() -> ExtensionRequested:
+    """The unit declares it will be late."""
+    return ExtensionRequested(
+        dossier_code=CODE,
+        unit_code=JUSTICE,
+        official="Lê Văn Tư",
+        reason="cần xác minh thêm",
+        requested_at=NOW,
+    )
+
+
+async def received_and_started(notifier: Notifier, uow: InMemoryNotifierUnitOfWork) -> None:
+    received = received_event(CODE, received_at=RECEIVED_AT, appointment_at=DUE)
+    await notifier.on_dossier_received(received, uow)
+    await notifier.on_clock_started(clock_started(), uow)
+    emitted(uow)
+
+
+async def test_an_obligation_is_recorded_when_the_clock_starts(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    await notifier.on_clock_started(clock_started(), uow)
+
+    assert emitted(uow) == [
+        ApologyObligationRecorded(
+            dossier_code=CODE,
+            responsible_unit_code=JUSTICE,
+            signer_title="Giám đốc Sở Tư pháp",  # the head of the unit signs
+            apology_due_by=DUE_SOON,
+            due_at=DUE,
+        )
+    ]
+    assert await uow.notices.obligation_due_at(CODE) == DUE
+
+
+async def test_an_overdue_dossier_gets_exactly_one_apology(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork, issued: RecordingCounter
+) -> None:
+    await received_and_started(notifier, uow)
+    await notifier.on_overdue(overdue(), uow)
+    await notifier.on_overdue(overdue(), uow)  # detected again, or redelivered as new
+    await notifier.on_extension_requested(extension(), uow)
+
+    apologies = [e for e in emitted(uow) if isinstance(e, ApologyIssued)]
+    assert len(apologies) == 1
+    [apology] = apologies
+    assert apology.letter_number == "1/2026/XL-000.00.05.H29"
+    assert apology.original_due_at == DUE
+    assert apology.new_due_at > DUE  # the new date, set once
+    assert apology.delivered_by == "email"  # the applicant gave an address
+    assert list(uow.notices.apologies) == [CODE]
+    assert uow.notices.obligations[CODE].issued_at == NOW
+    assert issued.added == [(1, {"onestop.unit": JUSTICE})]
+
+
+async def test_a_resumed_clock_moves_the_date_an_extension_apology_names(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    await received_and_started(notifier, uow)
+    moved = DUE + timedelta(days=2)
+    await notifier.on_clock_resumed(
+        DossierClockResumed(
+            dossier_code=CODE,
+            resumed_at=RECEIVED_AT + timedelta(days=3),
+            paused_working_minutes=16 * 60,
+            previous_due_at=DUE,
+            due_at=moved,
+            due_soon_at=moved - timedelta(days=1),
+        ),
+        uow,
+    )
+    await notifier.on_extension_requested(extension(), uow)
+
+    [apology] = emitted(uow)
+    assert isinstance(apology, ApologyIssued)
+    assert apology.original_due_at == moved
+
+
+async def test_an_apology_needs_the_addressee(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    await notifier.on_clock_started(clock_started(), uow)  # the receipt has not come yet
+    await uow.commit()
+    with pytest.raises(AddresseeUnknown) as raised:
+        await notifier.on_overdue(overdue(), uow)
+    await uow.rollback()
+
+    assert isinstance(raised.value, PrerequisiteMissing)  # parked until the receipt comes
+    assert uow.notices.apologies == {}
+    assert [type(p.event) for p in uow.published] == [ApologyObligationRecorded]
+
+
+async def test_alerts_are_raised_once_per_dossier_kind_and_step(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    due_soon = DueSoonDetected(
+        dossier_code=CODE, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=DUE_SOON
+    )
+
+    def step_overdue(sequence: int, unit_code: str) -> StepOverdueDetected:
+        return StepOverdueDetected(
+            dossier_code=CODE,
+            step_sequence=sequence,
+            unit_code=unit_code,
+            step_due_at=DUE_SOON,
+            detected_at=NOW,
+        )
+
+    await notifier.on_due_soon(due_soon, uow)
+    await notifier.on_due_soon(due_soon, uow)
+    await notifier.on_step_overdue(step_overdue(1, JUSTICE), uow)
+    await notifier.on_step_overdue(step_overdue(1, JUSTICE), uow)
+    await notifier.on_step_overdue(step_overdue(2, POLICE), uow)
+
+    alerts = emitted(uow)
+    assert all(isinstance(a, AlertRaised) for a in alerts)
+    assert [(a.kind, a.unit_code) for a in alerts if isinstance(a, AlertRaised)] == [
+        (AlertKind.DUE_SOON, JUSTICE),
+        (AlertKind.STEP_OVERDUE, JUSTICE),
+        (AlertKind.STEP_OVERDUE, POLICE),
+    ]
+    first = alerts[0]
+    assert isinstance(first, AlertRaised)
+    # the head of the late unit, then the operators
+    assert first.recipients == ("giamdoc.stp@tphcm.gov.vn", OPERATOR)
+    assert first.head_title == "Giám đốc Sở Tư pháp"
+    assert sorted(uow.notices.alerts) == [
+        (CODE, AlertKind.DUE_SOON.value, 0),
+        (CODE, AlertKind.STEP_OVERDUE.value, 1),
+        (CODE, AlertKind.STEP_OVERDUE.value, 2),
+    ]
