@@ -5,7 +5,6 @@ with its own tracer provider exporting to one in-memory exporter (tests/system.p
 
 from __future__ import annotations
 
-import asyncio
 import io
 import itertools
 import logging
@@ -78,8 +77,25 @@ async def test_one_submission_is_one_trace_across_the_four_services(traced: Trac
     system = traced.system
     view = await submit_and_follow(system, submission(procedure_code="2.000488"))
     trace_id = int(view["receipt"]["trace_id"], 16)
-    await asyncio.sleep(0)  # let the last spans end
-    spans = [s for s in system.spans.get_finished_spans() if s.context.trace_id == trace_id]
+
+    def through_routing(span: ReadableSpan) -> bool:
+        return service_of(span) == "routing" and span.kind is SpanKind.CONSUMER
+
+    async def finished() -> list[ReadableSpan] | None:
+        """The trace's spans, once the notifier has read the step clocks (whose path runs
+        through routing): the view shows the plan before the notifier's span ends."""
+        spans = [s for s in system.spans.get_finished_spans() if s.context.trace_id == trace_id]
+        by_id = {s.context.span_id: s for s in spans}
+        return (
+            spans
+            if any(
+                service_of(s) == "notifier" and any(map(through_routing, ancestry(s, by_id)))
+                for s in spans
+            )
+            else None
+        )
+
+    spans: list[ReadableSpan] = await eventually(finished, what="the trace through routing")
     by_id = {s.context.span_id: s for s in spans}
 
     assert {service_of(s) for s in spans} >= {"intake", "routing", "deadline", "notifier"}
