@@ -1,8 +1,9 @@
 """`make demo`: a simulated month of one-stop traffic across the city's units.
 
 The four services run in this process on the real Kafka broker and PostgreSQL server, in their
-own corner of both (database onestop_demo, topics and consumer groups under "demo."), sharing
-one simulated clock. Each working day counters post dossiers through office hours; units hand
+own corner of both (database onestop_demo, topics and consumer groups under "demo.";
+ONESTOP_DEMO_DATABASE and ONESTOP_DEMO_NAMESPACE name others), sharing one simulated clock.
+Each working day counters post dossiers through office hours; units hand
 them on along their process, ask for a supplement or a financial obligation, sit on some past
 their step's or the dossier's due time, ask for an extension, mark results ready and return
 them; a couple of citizens withdraw. The clock moves in steps; after each step the demo polls
@@ -59,8 +60,9 @@ from shared.settings import (
 )
 from shared.telemetry import configure_telemetry
 
-DATABASE = "onestop_demo"
-NAMESPACE = "demo."
+# A second demo on the same servers (another checkout) names its own database and topics.
+DATABASE = os.environ.get("ONESTOP_DEMO_DATABASE", "onestop_demo")
+NAMESPACE = os.environ.get("ONESTOP_DEMO_NAMESPACE", "demo.")
 SCHEMAS = ("intake", "routing", "deadline", "notifier")
 START = datetime(2026, 11, 2, 7, 0, tzinfo=HCMC)  # a Monday morning
 ARTIFACT = ROOT / "artifacts" / "demo-month.json"
@@ -164,6 +166,12 @@ class ConsoleLogHandler(logging.Handler):
 
 async def reset_database() -> None:
     """Every run starts clean: the services migrate their schemas again at start."""
+    server = await asyncpg.connect(database_url("onestop"), timeout=10)
+    try:
+        if not await server.fetchval("SELECT true FROM pg_database WHERE datname = $1", DATABASE):
+            await server.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await server.close()
     connection = await asyncpg.connect(database_url(DATABASE), timeout=10)
     try:
         for schema in SCHEMAS:
