@@ -105,16 +105,16 @@ class Driver:
                 raise DemoError(f"{what}: {response.status_code} {response.text[:300]}")
             await asyncio.sleep(POLL * 4)
 
-    async def report(self, path: str, what: str, period: dict[str, str]) -> dict[str, Any]:
+    async def read_report(self, path: str, what: str, period: dict[str, str]) -> dict[str, Any]:
         response = await self.send("GET", path, what, params=period)
         response.raise_for_status()
         return dict(response.json())
 
     async def indicators(self, period: dict[str, str]) -> dict[str, Any]:
-        return await self.report("/v1/reports/indicators", "indicators", period)
+        return await self.read_report("/v1/reports/indicators", "indicators", period)
 
     async def lateness_board(self, period: dict[str, str]) -> dict[str, Any]:
-        return await self.report("/v1/reports/lateness", "the board", period)
+        return await self.read_report("/v1/reports/lateness", "the board", period)
 
     # -- what each wait asks of a dossier ---------------------------------------------------
 
