@@ -7,7 +7,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -21,15 +21,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.deadline.main import create_app as deadline_app
-from services.deadline.settings import DeadlineSettings
-from services.intake.main import create_app as intake_app
-from services.intake.settings import IntakeSettings
-from services.notifier.main import create_app as notifier_app
-from services.notifier.settings import NotifierSettings
-from services.routing.main import create_app as routing_app
-from services.routing.settings import RoutingSettings
-from shared.telemetry import configure_telemetry
+from deploy.local.inprocess import SERVICES, running_services
 from tests.waiting import eventually
 
 __all__ = ["OPERATOR", "Mailbox", "System", "eventually", "running_system"]
@@ -125,43 +117,26 @@ async def running_system(
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
-    common: dict[str, Any] = {
-        "kafka_bootstrap_servers": infrastructure["kafka_bootstrap_servers"],
-        "database_url": database_url or infrastructure["database_url"],
-        "kafka_namespace": infrastructure["kafka_namespace"] if namespace is None else namespace,
-        "http_port": 18900,
-        "retry_max_backoff_seconds": 1.0,
-        "outbox_poll_interval_seconds": 0.2,
-        "parking_retry_interval_seconds": 0.2,
-    }
-    settings = {
-        "intake": IntakeSettings(**common, workload_refresh_seconds=0.2),
-        "routing": RoutingSettings(**common),
-        "deadline": DeadlineSettings(**common, lateness_scan_interval_seconds=0.2),
-        "notifier": NotifierSettings(
-            **common,
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox.port,
-            operator_emails=[OPERATOR],
-        ),
-    }
-    factories = {
-        "intake": intake_app,
-        "routing": routing_app,
-        "deadline": deadline_app,
-        "notifier": notifier_app,
-    }
-    readers: list[InMemoryMetricReader] = []
-    apps = {}
-    for name, factory in factories.items():
-        reader = InMemoryMetricReader()
-        readers.append(reader)
-        telemetry = configure_telemetry(name, span_exporters=[exporter], metric_readers=[reader])
-        apps[name] = factory(settings[name], telemetry=telemetry, clock=clock)  # type: ignore[operator]
+    readers = [InMemoryMetricReader() for _ in SERVICES]
     try:
-        async with AsyncExitStack() as stack:
-            for app in apps.values():
-                await stack.enter_async_context(app.router.lifespan_context(app))
+        async with running_services(
+            clock,
+            kafka_bootstrap_servers=infrastructure["kafka_bootstrap_servers"],
+            database_url=database_url or infrastructure["database_url"],
+            kafka_namespace=infrastructure["kafka_namespace"] if namespace is None else namespace,
+            common={"parking_retry_interval_seconds": 0.2},
+            own={
+                "intake": {"workload_refresh_seconds": 0.2},
+                "deadline": {"lateness_scan_interval_seconds": 0.2},
+                "notifier": {
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": mailbox.port,
+                    "operator_emails": [OPERATOR],
+                },
+            },
+            span_exporters=[exporter],
+            metric_readers={name: [r] for name, r in zip(SERVICES, readers, strict=True)},
+        ) as apps:
             yield System(apps, clock, mailbox, exporter, readers)
     finally:
         mailbox.controller.stop()
