@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -207,21 +207,27 @@ class ServiceRuntime:
         logger.info("service started", extra={"service": self.name})
 
     async def stop(self) -> None:
-        for task in [*self._background_tasks, self._broker_task]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Each step is bounded: a broker or database that does not answer must not keep the
+        service from stopping (what is not committed is redelivered after a restart)."""
+        tasks = [t for t in (*self._background_tasks, self._broker_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
+            for task in pending:
+                logger.warning(
+                    "a background task did not stop",
+                    extra={
+                        "task": getattr(task.get_coro(), "__qualname__", task.get_name()),
+                        "at": [f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack()],
+                    },
+                )
         if self._relay is not None:
-            await self._relay.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
-        await self.publisher.stop()
+            await _bounded("outbox relay", self._relay.stop())
+        await _bounded("Kafka consumers", self.broker.stop())
+        await _bounded("Kafka producer", self.publisher.stop())
         if self._pool is not None:
-            try:  # a connection someone still holds must not keep the service from stopping
-                await asyncio.wait_for(self._pool.close(), STOP_TIMEOUT_SECONDS)
-            except TimeoutError:
-                logger.warning("database pool did not close in time; connections terminated")
+            if not await _bounded("database pool", self._pool.close()):
                 self._pool.terminate()
             self._pool = None
         self.telemetry.tracer_provider.force_flush(timeout_millis=int(STOP_TIMEOUT_SECONDS * 1000))
@@ -276,3 +282,16 @@ class ServiceRuntime:
             return {"status": "ready" if ready else "not ready", "checks": checks}
 
         return app
+
+
+async def _bounded(what: str, step: Awaitable[object]) -> bool:
+    """Run one step of stopping for at most STOP_TIMEOUT_SECONDS; False if it did not end."""
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
+            await step
+        return True
+    except TimeoutError:
+        logger.warning("stopping took too long; moving on", extra={"step": what})
+    except Exception as error:
+        logger.warning("stopping failed", extra={"step": what, "error": type(error).__name__})
+    return False

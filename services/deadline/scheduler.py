@@ -14,6 +14,7 @@ from opentelemetry.trace import Tracer
 
 from services.deadline.repository import DeadlineUnitOfWork, Detection
 from shared.events import DueSoonDetected, Event, OverdueDetected, StepOverdueDetected
+from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
 from shared.telemetry import DossierAttribute, links_to
 
@@ -39,6 +40,7 @@ class LatenessScheduler:
             try:
                 await self.tick()
             except Exception as error:
+                stop_if_cancelled()
                 if not is_transient(error):
                     logger.exception("lateness scan failed")
                 else:

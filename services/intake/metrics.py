@@ -10,6 +10,7 @@ from datetime import datetime
 from opentelemetry.metrics import Meter, Observation
 
 from services.intake.repository import IntakeUnitOfWork, UnitWorkload
+from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class WorkloadGauges:
             try:
                 await self.refresh()
             except Exception as error:
+                stop_if_cancelled()
                 if not is_transient(error):
                     raise
                 logger.warning(

@@ -36,6 +36,7 @@ from services.notifier.channels import (
 from services.notifier.letters import ApologyLetter
 from services.notifier.repository import NotifierUnitOfWork, PendingAlert, PendingLetter
 from shared.events import AlertKind, AlertRaised
+from shared.messaging.loops import stop_if_cancelled
 
 logger = logging.getLogger(__name__)
 ROUND = 50  # items per round, then the loop checks in (cancellation, the next due time)
@@ -164,6 +165,7 @@ class Deliverer:
                     )
                 failures = 0
             except Exception as error:
+                stop_if_cancelled()
                 failures += 1
                 pause = failure_pause(failures, self._poll_interval, self._max_backoff)
                 logger.warning(
@@ -215,6 +217,7 @@ class Deliverer:
         try:
             await self._send_letter(letter)
         except Exception as error:
+            stop_if_cancelled()  # not a failure of the letter: it is sent again after a restart
             await self._letter_failed(letter, error)
             return
         async with self._unit_of_work() as uow:
@@ -309,6 +312,7 @@ class Deliverer:
         try:
             await self._send_alert(alert)
         except Exception as error:
+            stop_if_cancelled()
             await self._alert_failed(alert, error)
             return
         async with self._unit_of_work() as uow:

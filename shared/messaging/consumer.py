@@ -33,11 +33,11 @@ from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from shared.events import Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
+from shared.messaging.loops import stop_if_cancelled, wake_or_poll
 from shared.messaging.outbox import Publisher
 from shared.messaging.parking import ParkedMessage, PrerequisiteMissing, ToPark
 from shared.messaging.retry import is_transient, retry_forever
 from shared.messaging.unit_of_work import UnitOfWork
-from shared.messaging.wakeup import wake_or_poll
 from shared.telemetry import DossierAttribute, dossier_attributes
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,7 @@ class EventConsumer:
             )
             outcome = "parked"
         except Exception as error:
+            stop_if_cancelled()
             logger.error(
                 "event could not be applied; dead-lettered",
                 extra={"event_type": envelope.type, "error": type(error).__name__},
@@ -270,6 +271,7 @@ class EventConsumer:
             try:
                 await self.drain_parking_lot()
             except Exception as error:
+                stop_if_cancelled()
                 logger.warning("parking lot round failed", extra={"error": type(error).__name__})
             await wake_or_poll(self._parking_lot.wakeup, self.parking_interval)
 
@@ -311,6 +313,7 @@ class EventConsumer:
                 except PrerequisiteMissing:
                     return applied  # still waiting; the transaction rolls back
                 except Exception as error:
+                    stop_if_cancelled()
                     if is_transient(error):
                         raise
                     await uow.rollback()
@@ -374,6 +377,7 @@ class EventConsumer:
             try:
                 await (await self.publisher.send(self.dead_letter_topic, message))
             except Exception as error:
+                stop_if_cancelled()
                 await self.publisher.recover(error)
                 raise
 
@@ -425,6 +429,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> DefaultSubscriber
         try:
             await consumer.handle(record)
         except Exception:
+            stop_if_cancelled()
             # Not even dead-lettering worked: leave the offset, and pause before the redelivery
             # so that a persistent fault does not spin.
             logger.exception("message left unacknowledged; it will be redelivered")
@@ -462,6 +467,7 @@ async def refresh_lag_forever(
         try:
             await refresh_lag(kafka, consumer)
         except Exception as error:  # a metric must never stop the service
+            stop_if_cancelled()
             logger.debug("consumer lag not refreshed", extra={"error": type(error).__name__})
 
 
@@ -472,6 +478,7 @@ async def refresh_lag(kafka: AIOKafkaConsumer, consumer: EventConsumer) -> None:
     ends = await kafka.end_offsets(assigned) if assigned else {}
     positions: dict[tuple[str, int], tuple[int, int]] = {}
     for partition in assigned:
-        position = await asyncio.wait_for(kafka.position(partition), timeout=5)
+        async with asyncio.timeout(5):
+            position = await kafka.position(partition)
         positions[(partition.topic, partition.partition)] = (ends[partition], position)
     consumer.metrics.refreshed(consumer.group_id, positions)

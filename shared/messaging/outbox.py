@@ -23,8 +23,8 @@ from opentelemetry import propagate
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 
 from shared.messaging.envelope import Envelope, WireMessage, encode
+from shared.messaging.loops import wake_or_poll
 from shared.messaging.retry import is_transient, retry_forever
-from shared.messaging.wakeup import wake_or_poll
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,11 @@ class OutboxRelay:
         if self._listener is not None and not self._listener.is_closed():
             return
         connection: asyncpg.Connection = await self._pool.acquire()
-        await connection.add_listener(self._notify_channel, self._on_notify)
+        try:
+            await connection.add_listener(self._notify_channel, self._on_notify)
+        except BaseException:  # cancelled at stop, say: give the connection back
+            await self._pool.release(connection)
+            raise
         self._listener = connection
 
     def _on_notify(self, *_: object) -> None:

@@ -10,6 +10,8 @@ import asyncpg
 from aiokafka import errors as kafka_errors
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
+from shared.messaging.loops import cancelling
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -68,7 +70,7 @@ async def retry_forever(
         )
 
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception(retry_on),
+        retry=retry_if_exception(lambda error: retry_on(error) and not cancelling()),
         wait=wait_exponential_jitter(multiplier=0.1, max=max_backoff, jitter=max_backoff / 10),
         before_sleep=log_retry,
         reraise=True,

@@ -121,8 +121,13 @@ class PostgresUnitOfWork(UnitOfWork):
             attributes={"db.system.name": "postgresql", "db.namespace": self._schema},
         )
         self._connection = await self._pool.acquire()
-        self._transaction = self._connection.transaction()
-        await self._transaction.start()
+        try:
+            self._transaction = self._connection.transaction()
+            await self._transaction.start()
+        except BaseException:  # cancelled here, __aexit__ would never give it back
+            self._transaction = None
+            await self.__aexit__(None, None, None)
+            raise
         self.parking = PostgresParking(self._connection)
         self.bind(self._connection)
         return self
