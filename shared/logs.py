@@ -110,6 +110,8 @@ class RepeatFilter(logging.Filter):
         if others:
             record.repeats_suppressed = others
         assert self._handler is not None
+        if getattr(getattr(self._handler, "stream", None), "closed", False):
+            return  # at exit, after whoever owned the stream (a test runner) closed it
         with self._handler.lock or contextlib.nullcontext():
             self._handler.emit(record)  # the other filters have seen it already
 

@@ -17,7 +17,7 @@ from services.notifier.domain import (
     new_appointment,
 )
 from services.notifier.letters import render_html, render_pdf
-from services.notifier.repository import NotifierUnitOfWorkPort
+from services.notifier.repository import IssuedApology, NotifierUnitOfWorkPort
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
@@ -117,18 +117,20 @@ class Notifier:
         )
         channel = self._channel_for(addressee.email, addressee.phone)
         await uow.notices.add_apology(
-            dossier_code=code,
-            letter_number=number,
-            unit_code=unit_code,
-            signer_title=letter.signer_title,
-            reason=reason,
-            original_due_at=original_due_at,
-            new_due_at=letter.new_due_at,
-            issued_at=now,
-            channel=channel,
-            letter=letter.model_dump(mode="json"),
-            html=render_html(letter),
-            pdf=render_pdf(letter),
+            IssuedApology(
+                dossier_code=code,
+                letter_number=number,
+                unit_code=unit_code,
+                signer_title=letter.signer_title,
+                reason=reason,
+                original_due_at=original_due_at,
+                new_due_at=letter.new_due_at,
+                issued_at=now,
+                channel=channel,
+                letter=letter.model_dump(mode="json"),
+                html=render_html(letter),
+                pdf=render_pdf(letter),
+            )
         )
         self.apologies_issued.add(1, {"onestop.unit": unit_code})
         uow.emit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +34,24 @@ class StoredAddressee:
     address: str
     email: str | None
     phone: str | None
+
+
+@dataclass(frozen=True)
+class IssuedApology:
+    """An apology letter (Mẫu 04) as issued, to be delivered; fields in the table's order."""
+
+    dossier_code: str
+    letter_number: str
+    unit_code: str
+    signer_title: str
+    reason: str
+    original_due_at: datetime
+    new_due_at: datetime
+    issued_at: datetime
+    channel: str
+    letter: dict[str, Any]
+    html: str
+    pdf: bytes
 
 
 @dataclass(frozen=True)
@@ -100,22 +118,7 @@ class NoticeRepository(abc.ABC):
         """The next number of the unit's letters this year: 1, 2, ..."""
 
     @abc.abstractmethod
-    async def add_apology(
-        self,
-        *,
-        dossier_code: str,
-        letter_number: str,
-        unit_code: str,
-        signer_title: str,
-        reason: str,
-        original_due_at: datetime,
-        new_due_at: datetime,
-        issued_at: datetime,
-        channel: str,
-        letter: dict[str, Any],
-        html: str,
-        pdf: bytes,
-    ) -> None:
+    async def add_apology(self, apology: IssuedApology) -> None:
         """The letter, to be delivered; the obligation is marked issued."""
 
     @abc.abstractmethod
@@ -205,43 +208,17 @@ class PostgresNoticeRepository(NoticeRepository):
             )
         )
 
-    async def add_apology(
-        self,
-        *,
-        dossier_code: str,
-        letter_number: str,
-        unit_code: str,
-        signer_title: str,
-        reason: str,
-        original_due_at: datetime,
-        new_due_at: datetime,
-        issued_at: datetime,
-        channel: str,
-        letter: dict[str, Any],
-        html: str,
-        pdf: bytes,
-    ) -> None:
+    async def add_apology(self, apology: IssuedApology) -> None:
         await self._db.execute(
             "INSERT INTO apologies (dossier_code, letter_number, unit_code, signer_title, reason,"
             " original_due_at, new_due_at, issued_at, channel, letter, html, pdf)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            dossier_code,
-            letter_number,
-            unit_code,
-            signer_title,
-            reason,
-            original_due_at,
-            new_due_at,
-            issued_at,
-            channel,
-            letter,
-            html,
-            pdf,
+            *astuple(apology),
         )
         await self._db.execute(
             "UPDATE apology_obligations SET issued_at = $2 WHERE dossier_code = $1",
-            dossier_code,
-            issued_at,
+            apology.dossier_code,
+            apology.issued_at,
         )
 
     async def letter(self, dossier_code: str) -> asyncpg.Record | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import NoOpCounter
@@ -12,6 +11,7 @@ from opentelemetry.util.types import Attributes
 
 from services.notifier.repository import (
     AddresseeUnknown,
+    IssuedApology,
     NoticeRepository,
     ObligationUnknown,
     StoredAddressee,
@@ -32,24 +32,6 @@ class StoredObligation:
 
 
 @dataclass(frozen=True)
-class StoredApology:
-    """A row of `apologies`, as issued (delivery is not the handlers' business)."""
-
-    dossier_code: str
-    letter_number: str
-    unit_code: str
-    signer_title: str
-    reason: str
-    original_due_at: datetime
-    new_due_at: datetime
-    issued_at: datetime
-    channel: str
-    letter: dict[str, Any]
-    html: str
-    pdf: bytes
-
-
-@dataclass(frozen=True)
 class StoredAlert:
     dossier_code: str
     kind: str
@@ -63,7 +45,7 @@ class InMemoryNoticeRepository(NoticeRepository):
     def __init__(self) -> None:
         self.addressees: dict[str, StoredAddressee] = {}
         self.obligations: dict[str, StoredObligation] = {}
-        self.apologies: dict[str, StoredApology] = {}
+        self.apologies: dict[str, IssuedApology] = {}
         self.alerts: dict[tuple[str, str, int], StoredAlert] = {}
         self.letter_numbers: dict[tuple[str, int], int] = {}
 
@@ -119,40 +101,12 @@ class InMemoryNoticeRepository(NoticeRepository):
         self.letter_numbers[(unit_code, year)] = value
         return value
 
-    async def add_apology(
-        self,
-        *,
-        dossier_code: str,
-        letter_number: str,
-        unit_code: str,
-        signer_title: str,
-        reason: str,
-        original_due_at: datetime,
-        new_due_at: datetime,
-        issued_at: datetime,
-        channel: str,
-        letter: dict[str, Any],
-        html: str,
-        pdf: bytes,
-    ) -> None:
-        if dossier_code in self.apologies:
-            raise ValueError(f"apology of {dossier_code} exists")  # primary key
-        self.apologies[dossier_code] = StoredApology(
-            dossier_code=dossier_code,
-            letter_number=letter_number,
-            unit_code=unit_code,
-            signer_title=signer_title,
-            reason=reason,
-            original_due_at=original_due_at,
-            new_due_at=new_due_at,
-            issued_at=issued_at,
-            channel=channel,
-            letter=letter,
-            html=html,
-            pdf=pdf,
-        )
-        if dossier_code in self.obligations:
-            self.obligations[dossier_code].issued_at = issued_at
+    async def add_apology(self, apology: IssuedApology) -> None:
+        if apology.dossier_code in self.apologies:
+            raise ValueError(f"apology of {apology.dossier_code} exists")  # primary key
+        self.apologies[apology.dossier_code] = apology
+        if apology.dossier_code in self.obligations:
+            self.obligations[apology.dossier_code].issued_at = apology.issued_at
 
     async def add_alert(
         self,
