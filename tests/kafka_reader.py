@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from tests.waiting import eventually
 
@@ -82,15 +82,22 @@ async def read_until(
 
 
 async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.0) -> list[Seen]:
-    """Everything on the topics up to their end offsets at the time of the call."""
-    consumer = await _downstream_consumer(bootstrap, topics)
+    """Everything on the topics up to their end offsets at the time of the call. No group:
+    the consumer gets every partition without a rebalance, and nothing is read before the
+    seek to the beginning (a group's join needed a poll, whose records were then skipped)."""
+    consumer = AIOKafkaConsumer(
+        *(str(topic) for topic in topics),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
     seen: list[Seen] = []
 
-    async def assigned() -> bool:
-        if consumer.assignment():
-            return True
-        await consumer.getmany(timeout_ms=200)  # joins the group
-        return False
+    async def assigned() -> set[TopicPartition] | None:
+        partitions = consumer.assignment()
+        return partitions if {tp.topic for tp in partitions} >= set(map(str, topics)) else None
 
     async def read_more_until_at_end() -> bool:
         behind = [tp for tp, offset in end.items() if await consumer.position(tp) < offset]
@@ -100,17 +107,12 @@ async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.
         return False
 
     try:
+        partitions = list(await eventually(assigned, timeout=timeout, what=f"{topics} assigned"))
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
         # getmany already waits for records, so no pause between polls.
         await eventually(
-            assigned, timeout=timeout, interval=0, what=f"partitions of {topics} assigned"
-        )
-        end = await consumer.end_offsets(list(consumer.assignment()))
-        await consumer.seek_to_beginning(*end)
-        await eventually(
-            read_more_until_at_end,
-            timeout=timeout,
-            interval=0,
-            what=f"{topics} read to the end",
+            read_more_until_at_end, timeout=timeout, interval=0, what=f"{topics} read to the end"
         )
         return seen
     finally:
