@@ -82,6 +82,14 @@ class Document(_Payload):
     count: int
 
 
+class Actor(_Payload):
+    """Who caused an event, as their bearer token says: the identity provider's id of the
+    official (not a name) and the unit they act for."""
+
+    subject: str
+    unit_code: str | None = None
+
+
 class Event(_Payload):
     """Base of every event: `TYPE` is its CloudEvents type, `TOPIC` where it is published."""
 
@@ -89,6 +97,11 @@ class Event(_Payload):
     TOPIC: ClassVar[Topic]
 
     dossier_code: str
+    actor: Actor | None = Field(
+        default=None,
+        description="the signed-in official whose command this event records; none for what"
+        " the services decide themselves",
+    )
 
 
 class DossierReceived(Event):

@@ -6,10 +6,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+    status,
+)
+from fastapi.security import APIKeyHeader
 from opentelemetry import trace
 
 from services.intake.commands import Commands
+from services.intake.domain import may_read, pin_matches
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.reports import Reports
 from services.intake.schemas import (
@@ -22,24 +35,116 @@ from services.intake.schemas import (
     Problem,
     ReasonBody,
     Receipt,
-    ResultReadyBody,
     SupplementRequestBody,
-    UnitReasonBody,
 )
-from shared.telemetry import DossierAttribute
+from shared.access_log import PersonalDataAccess
+from shared.auth import AUTH_RESPONSES, Authenticator, Forbidden, Principal, Role, Unauthenticated
+from shared.telemetry import DossierAttribute, current_trace_id
 
 DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
 
 
-def build_router(intake: Intake) -> APIRouter:
+# The citizen's way in: the PIN printed on the receipt, with the dossier code.
+LOOKUP_PIN = APIKeyHeader(
+    name="X-Lookup-PIN",
+    scheme_name="lookup-pin",
+    description="The lookup PIN printed on the citizen's receipt: opens that dossier only.",
+    auto_error=False,
+)
+CodePath = Annotated[str, Path(pattern=DOSSIER_CODE)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such dossier"}
+}
+
+
+class DossierReader:
+    """Who may read a dossier: operators; officials of a unit that received it or takes part
+    in its process; the citizen with the receipt's PIN. Reads of personal data are logged."""
+
+    def __init__(self, intake: Intake, authenticator: Authenticator) -> None:
+        self.intake = intake
+        optional = authenticator.optional
+
+        def dependency(*, personal: bool) -> Any:
+            async def reader(
+                code: CodePath,
+                request: Request,
+                principal: Annotated[Principal | None, Depends(optional)],
+                pin: Annotated[str | None, Security(LOOKUP_PIN)] = None,
+            ) -> DossierView:
+                purpose = _operation(request) if personal else None
+                return await self.read(code, principal, pin, logged_as=purpose)
+
+            return reader
+
+        self.personal_data = dependency(personal=True)  # the view: receipt with the applicant
+        self.allowed = dependency(personal=False)  # only the right to read, e.g. the timeline
+
+    async def read(
+        self, code: str, principal: Principal | None, pin: str | None, *, logged_as: str | None
+    ) -> DossierView:
+        trace.get_current_span().set_attribute(DossierAttribute.CODE, code)
+        if principal is None and not pin:
+            raise Unauthenticated(
+                "sign in, or give the lookup PIN printed on the receipt (header X-Lookup-PIN)"
+            )
+        async with self.intake.unit_of_work() as uow:
+            view = await uow.dossiers.view(code)
+            if principal is None:
+                # One answer for an unknown code and a wrong PIN: walking codes reveals nothing.
+                if view is None or not pin_matches(self.intake.lookup_pin_key, code, pin or ""):
+                    raise HTTPException(
+                        status.HTTP_404_NOT_FOUND, f"no dossier with code {code} and this PIN"
+                    )
+            elif view is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
+            elif not may_read(principal, _involved_units(view)):
+                raise Forbidden(
+                    f"dossier {code} was neither received nor is processed by your unit"
+                    f" ({principal.unit_code or 'none'}); operators read every dossier"
+                )
+            if logged_as is not None:
+                await uow.access_log.record(
+                    PersonalDataAccess.by(
+                        principal,
+                        dossier_code=code,
+                        purpose=logged_as,
+                        at=self.intake.clock(),
+                        trace_id=current_trace_id(),
+                    )
+                )
+                await uow.commit()
+        return view
+
+
+def _involved_units(view: DossierView) -> set[str]:
+    units = {view.receipt.receiving_unit.code}
+    if view.routing is not None:
+        units.add(view.routing.competent_unit_code)
+        units.update(step.unit_code for step in view.routing.steps if step.unit_code)
+    return units
+
+
+def _operation(request: Request) -> str:
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def build_router(intake: Intake, authenticator: Authenticator, reader: DossierReader) -> APIRouter:
     """Receiving dossiers and reading one."""
     router = APIRouter(prefix="/v1", tags=["dossiers"])
     error_responses: dict[int | str, dict[str, object]] = {
         400: {"model": Problem, "description": "The body is not valid JSON"},
         413: {"model": Problem, "description": "The body is larger than allowed"},
-        422: {"model": Problem, "description": "A field is missing, malformed or unknown"},
+        422: {
+            "model": Problem,
+            "description": "A field is missing, malformed or unknown, or the Idempotency-Key"
+            " was first sent with another body",
+        },
         503: {"model": Problem, "description": "Storage is unavailable; retry with the same key"},
+        **AUTH_RESPONSES,
     }
+    counter_officer = authenticator.require(Role.COUNTER_OFFICER)
 
     @router.post(
         "/dossiers",
@@ -47,17 +152,23 @@ def build_router(intake: Intake) -> APIRouter:
         response_model=Receipt,
         responses=error_responses,
         summary="Receive a dossier at a one-stop counter and issue its receipt (Mẫu 01)",
+        description="For a counter officer: the receiving unit and officer are the token's.",
     )
     async def post_dossier(
         submission: DossierSubmission,
         request: Request,
         response: Response,
+        counter: Annotated[Principal, counter_officer],
         idempotency_key: Annotated[
             str | None,
-            Header(max_length=200, description="Repeat it on a retry to get the same receipt"),
+            Header(
+                max_length=200,
+                description="Repeat it, with the same body, on a retry to get the same receipt;"
+                " keys are the caller's own",
+            ),
         ] = None,
     ) -> Receipt:
-        receipt, created = await receive_dossier(intake, submission, idempotency_key)
+        receipt, created = await receive_dossier(intake, submission, counter, idempotency_key)
         response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         response.headers["Location"] = str(
             request.url_for("get_dossier", code=receipt.dossier_code)
@@ -67,111 +178,129 @@ def build_router(intake: Intake) -> APIRouter:
     @router.get(
         "/dossiers/{code}",
         response_model=DossierView,
-        responses={404: {"model": Problem}},
+        responses={**NOT_FOUND, **AUTH_RESPONSES},
         summary="The dossier's current state and what routing, deadline and notifier did",
+        description="Operators; officials of a unit that received the dossier or takes part in"
+        " its process; the citizen with the receipt's lookup PIN. Each read is recorded in the"
+        " personal-data access log.",
+        openapi_extra={"security": [{"keycloak": []}, {"lookup-pin": []}]},
     )
-    async def get_dossier(code: Annotated[str, Path(pattern=DOSSIER_CODE)]) -> DossierView:
-        trace.get_current_span().set_attribute(DossierAttribute.CODE, code)
-        async with intake.unit_of_work() as uow:
-            view = await uow.dossiers.view(code)
-        if view is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
+    async def get_dossier(
+        view: Annotated[DossierView, Depends(reader.personal_data)],
+    ) -> DossierView:
         return view
 
     return router
 
 
-CodePath = Annotated[str, Path(pattern=DOSSIER_CODE)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such dossier"},
+    **NOT_FOUND,
     409: {"model": Problem, "description": "Not allowed in the dossier's current state"},
+    **AUTH_RESPONSES,
 }
 
 
-def build_lifecycle_router(commands: Commands) -> APIRouter:
-    """Each call is one lifecycle event; an illegal transition is a 409 naming the state."""
+def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> APIRouter:
+    """Each call is one lifecycle event; an illegal transition is a 409 naming the state. The
+    unit is the caller's: the desk that received the dossier, or the unit holding it now."""
     router = APIRouter(prefix="/v1/dossiers/{code}", tags=["lifecycle"], responses=CONFLICT)
+    Holder = Annotated[Principal, authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)]
+    Desk = Annotated[Principal, authenticator.require(Role.COUNTER_OFFICER)]
 
     @router.post(
         "/hand-offs",
         status_code=status.HTTP_202_ACCEPTED,
-        summary="Ask to hand the dossier to the next unit of its process",
+        summary="Ask to hand the dossier to the next unit of its process (the holding unit)",
         description="Routing, which owns the plan and knows who holds the dossier, records the"
         " hand-off or rejects it: GET the dossier (`routing.current_unit_code`,"
         " `routing.last_rejected_hand_off`) or read `HandOffRecorded` / `HandOffRejected`,"
         " whose `causationid` is this request's `event_id`.",
     )
-    async def hand_off(code: CodePath, body: HandOffBody) -> CommandResult:
-        return await commands.hand_off(code, body)
+    async def hand_off(code: CodePath, body: HandOffBody, actor: Holder) -> CommandResult:
+        return await commands.hand_off(code, body, actor)
 
     @router.post(
         "/supplement-requests",
-        summary="Request a supplement (Mẫu 02): the clock pauses; once per dossier",
+        summary="Request a supplement (Mẫu 02): the clock pauses; once per dossier (the holding"
+        " unit)",
     )
-    async def request_supplement(code: CodePath, body: SupplementRequestBody) -> CommandResult:
-        return await commands.request_supplement(code, body)
-
-    @router.post("/supplements", summary="The supplement was received: the clock resumes")
-    async def receive_supplement(code: CodePath) -> CommandResult:
-        return await commands.receive_supplement(code)
+    async def request_supplement(
+        code: CodePath, body: SupplementRequestBody, actor: Holder
+    ) -> CommandResult:
+        return await commands.request_supplement(code, body, actor)
 
     @router.post(
-        "/financial-obligations", summary="Request fees or taxes: the clock pauses until paid"
+        "/supplements", summary="The supplement was received: the clock resumes (the desk)"
+    )
+    async def receive_supplement(code: CodePath, actor: Desk) -> CommandResult:
+        return await commands.receive_supplement(code, actor)
+
+    @router.post(
+        "/financial-obligations",
+        summary="Request fees or taxes: the clock pauses until paid (the holding unit)",
     )
     async def request_financial_obligation(
-        code: CodePath, body: FinancialObligationBody
+        code: CodePath, body: FinancialObligationBody, actor: Holder
     ) -> CommandResult:
-        return await commands.request_financial_obligation(code, body)
+        return await commands.request_financial_obligation(code, body, actor)
 
-    @router.post("/financial-obligations/fulfilment", summary="Paid: the clock resumes")
-    async def fulfil_financial_obligation(code: CodePath) -> CommandResult:
-        return await commands.fulfil_financial_obligation(code)
+    @router.post("/financial-obligations/fulfilment", summary="Paid: the clock resumes (the desk)")
+    async def fulfil_financial_obligation(code: CodePath, actor: Desk) -> CommandResult:
+        return await commands.fulfil_financial_obligation(code, actor)
 
     @router.post(
         "/extension-requests",
         summary="The holding unit will miss the due date: an apology (Mẫu 04) is issued",
     )
-    async def request_extension(code: CodePath, body: ExtensionRequestBody) -> CommandResult:
-        return await commands.request_extension(code, body)
+    async def request_extension(
+        code: CodePath, body: ExtensionRequestBody, actor: Holder
+    ) -> CommandResult:
+        return await commands.request_extension(code, body, actor)
 
     @router.post(
         "/result",
         status_code=status.HTTP_202_ACCEPTED,
-        summary="The last unit hands the result to the desk",
+        summary="The last unit hands the result to the desk (the holding unit)",
         description="Routing records it (the status becomes 9, processed) if the unit holds"
         " the last step of the process, or rejects it, naming why (as for hand-offs).",
     )
-    async def mark_result_ready(code: CodePath, body: ResultReadyBody) -> CommandResult:
-        return await commands.mark_result_ready(code, body)
+    async def mark_result_ready(code: CodePath, actor: Holder) -> CommandResult:
+        return await commands.mark_result_ready(code, actor)
 
-    @router.post("/return", summary="The result was returned to the citizen")
-    async def return_result(code: CodePath) -> CommandResult:
-        return await commands.return_result(code)
+    @router.post("/return", summary="The result was returned to the citizen (the desk)")
+    async def return_result(code: CodePath, actor: Desk) -> CommandResult:
+        return await commands.return_result(code, actor)
 
-    @router.post("/withdrawal", summary="The citizen withdrew the dossier")
-    async def withdraw(code: CodePath, body: ReasonBody) -> CommandResult:
-        return await commands.withdraw(code, body)
+    @router.post("/withdrawal", summary="The citizen withdrew the dossier (the desk)")
+    async def withdraw(code: CodePath, body: ReasonBody, actor: Desk) -> CommandResult:
+        return await commands.withdraw(code, body, actor)
 
-    @router.post("/refusal", summary="Refuse the dossier with reasons (Mẫu 03)")
-    async def refuse(code: CodePath, body: UnitReasonBody) -> CommandResult:
-        return await commands.refuse(code, body)
+    @router.post("/refusal", summary="Refuse the dossier with reasons (Mẫu 03; the holding unit)")
+    async def refuse(code: CodePath, body: ReasonBody, actor: Holder) -> CommandResult:
+        return await commands.refuse(code, body, actor)
 
-    @router.post("/stop", summary="Stop processing (Mẫu 05)")
-    async def stop_processing(code: CodePath, body: UnitReasonBody) -> CommandResult:
-        return await commands.stop_processing(code, body)
+    @router.post("/stop", summary="Stop processing (Mẫu 05; the holding unit)")
+    async def stop_processing(code: CodePath, body: ReasonBody, actor: Holder) -> CommandResult:
+        return await commands.stop_processing(code, body, actor)
 
     return router
 
 
-def build_reports_router(reports: Reports) -> APIRouter:
+def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
+    """The timeline (for those who may read the dossier), and the public board and indicators,
+    which hold no personal data."""
     router = APIRouter(prefix="/v1", tags=["reports"])
 
     @router.get(
         "/dossiers/{code}/timeline",
-        responses={404: {"model": Problem}},
+        responses={**NOT_FOUND, **AUTH_RESPONSES},
         summary="Every event of the dossier, who held it and for how long (Mẫu 06)",
+        description="For whoever may read the dossier (see GET /v1/dossiers/{code}).",
+        openapi_extra={"security": [{"keycloak": []}, {"lookup-pin": []}]},
     )
-    async def timeline(code: CodePath) -> dict[str, Any]:
+    async def timeline(
+        code: CodePath, _: Annotated[DossierView, Depends(reader.allowed)]
+    ) -> dict[str, Any]:
         found = await reports.timeline(code)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")

@@ -3,8 +3,11 @@ accepts. Pure, no I/O."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 
 from services.intake.schemas import (
     DossierSubmission,
@@ -14,11 +17,10 @@ from services.intake.schemas import (
     NamedCode,
     ReasonBody,
     Receipt,
-    ResultReadyBody,
     SupplementRequestBody,
-    UnitReasonBody,
 )
 from shared import lifecycle
+from shared.auth import STAFF, Forbidden, Principal, Role
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, Procedure, Unit
 from shared.events import (
@@ -43,6 +45,9 @@ from shared.events import (
 from shared.lifecycle import Action
 
 MAX_DAILY_SEQUENCE = 9999
+# The citizen reads the PIN off the receipt and types it: no 0/O or 1/I to confuse.
+PIN_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+PIN_LENGTH = 10  # 50 bits: not to be guessed, even with the dossier code known
 
 
 class SubmissionRejected(Exception):
@@ -67,16 +72,41 @@ def dossier_code(unit_code: str, receipt_date: date, sequence: int) -> str:
     return f"{unit_code}-{receipt_date:%y%m%d}-{sequence:04d}"
 
 
-def resolve(submission: DossierSubmission, catalog: Catalog) -> tuple[Procedure, Unit]:
+def lookup_pin(key: bytes, code: str) -> str:
+    """The receipt's lookup PIN: derived from the dossier code with the service's secret key,
+    so it is never stored, a retried post prints the same one, and without the key no code
+    yields it."""
+    digest = hmac.new(key, code.encode(), hashlib.sha256).digest()
+    return "".join(PIN_ALPHABET[byte % len(PIN_ALPHABET)] for byte in digest[:PIN_LENGTH])
+
+
+def pin_matches(key: bytes, code: str, pin: str) -> bool:
+    return hmac.compare_digest(lookup_pin(key, code), pin.strip().upper())
+
+
+def body_digest(submission: DossierSubmission) -> str:
+    """What an idempotency key is bound to: the submission as validated."""
+    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+
+
+class IdempotencyKeyReused(Exception):
+    """The caller's key was first used with another body (a 422 for the caller)."""
+
+
+def resolve(
+    submission: DossierSubmission, catalog: Catalog, counter: Principal
+) -> tuple[Procedure, Unit]:
+    """The procedure, and the receiving unit: the counter officer's own, from their token."""
     procedure = catalog.procedure(submission.procedure_code)
     if procedure is None:
         raise SubmissionRejected(
             "procedure_code", f"unknown procedure code {submission.procedure_code!r}"
         )
-    unit = catalog.unit(submission.receiving_unit_code)
+    unit = catalog.unit(counter.unit_code) if counter.unit_code else None
     if unit is None:
-        raise SubmissionRejected(
-            "receiving_unit_code", f"unknown receiving unit {submission.receiving_unit_code!r}"
+        raise Forbidden(
+            f"your token names no unit of the catalog (unit_code {counter.unit_code!r});"
+            " a counter officer receives dossiers for their own unit"
         )
     return procedure, unit
 
@@ -89,6 +119,8 @@ def issue_receipt(
     unit: Unit,
     received_at: datetime,
     calendar: WorkingCalendar,
+    receiving_officer: str,
+    lookup_pin: str,
     trace_id: str | None = None,
 ) -> Receipt:
     appointment = calendar.due_at(received_at, procedure.processing_time, procedure.same_day_cutoff)
@@ -105,7 +137,8 @@ def issue_receipt(
         appointment_at=appointment,
         processing_time=procedure.processing_time,
         result_collection_place=unit.name,
-        receiving_officer=submission.receiving_officer,
+        receiving_officer=receiving_officer,
+        lookup_pin=lookup_pin,
         trace_id=trace_id,
     )
 
@@ -153,36 +186,83 @@ class Decision:
     changes: dict[str, object] = field(default_factory=dict)
 
 
-def request_hand_off(state: DossierState, body: HandOffBody, now: datetime) -> Decision:
+class Duty(StrEnum):
+    """Who may give a command: the desk that received the dossier, or the unit holding it."""
+
+    DESK = "desk"
+    HOLDER = "holder"
+
+
+def authorize(state: DossierState, actor: Principal, duty: Duty) -> None:
+    """The unit is the token's, never the body's: a desk acts on its own dossiers, a unit on
+    those it holds now (as routing last said). Raises Forbidden naming the unit needed."""
+    if duty is Duty.DESK:
+        if not actor.has(Role.COUNTER_OFFICER):
+            raise Forbidden(f"this needs the role {Role.COUNTER_OFFICER} of the receiving desk")
+        if actor.unit_code != state.receiving_unit_code:
+            raise Forbidden(
+                f"the dossier was received by unit {state.receiving_unit_code};"
+                f" your unit is {actor.unit_code}"
+            )
+        return
+    if not actor.has(Role.UNIT_OFFICER, Role.UNIT_HEAD):
+        raise Forbidden(f"this needs the role {Role.UNIT_OFFICER} of the unit holding the dossier")
+    if state.current_unit_code is None:
+        raise Conflict("no unit holds the dossier yet: routing has not assigned it")
+    if actor.unit_code != state.current_unit_code:
+        raise Forbidden(
+            f"the dossier is held by unit {state.current_unit_code}; your unit is {actor.unit_code}"
+        )
+
+
+def may_read(actor: Principal, involved_units: set[str]) -> bool:
+    """Operators read every dossier; officials those their unit received or takes part in."""
+    if actor.has(Role.OPERATOR):
+        return True
+    return actor.has(*STAFF) and actor.unit_code in involved_units
+
+
+def _unit(actor: Principal) -> str:
+    assert actor.unit_code is not None  # authorize() let only officials of a unit through
+    return actor.unit_code
+
+
+def request_hand_off(
+    state: DossierState, body: HandOffBody, actor: Principal, now: datetime
+) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.HAND_OFF),
         HandOffRequested(
             dossier_code=state.code,
-            from_unit_code=body.from_unit_code,
+            from_unit_code=_unit(actor),
             to_unit_code=body.to_unit_code,
-            official=body.official,
+            official=actor.name,
             requested_at=now,
         ),
     )
 
 
-def report_result(state: DossierState, body: ResultReadyBody, now: datetime) -> Decision:
+def report_result(state: DossierState, actor: Principal, now: datetime) -> Decision:
     """The last unit hands the result to the desk; the status moves to processed (9) when
     routing has recorded it."""
     return Decision(
         lifecycle.apply(state.status, Action.HAND_OFF),
         HandOffRequested(
             dossier_code=state.code,
-            from_unit_code=body.unit_code,
+            from_unit_code=_unit(actor),
             to_unit_code=None,
-            official=body.official,
+            official=actor.name,
             requested_at=now,
         ),
     )
 
 
 def request_supplement(
-    state: DossierState, body: SupplementRequestBody, now: datetime, supplement_due_at: datetime
+    state: DossierState,
+    body: SupplementRequestBody,
+    actor: Principal,
+    now: datetime,
+    supplement_due_at: datetime,
 ) -> Decision:
     status = lifecycle.apply(state.status, Action.REQUEST_SUPPLEMENT)
     if state.supplement_requests >= 1 and not body.override_reason:
@@ -194,8 +274,8 @@ def request_supplement(
         status,
         SupplementRequested(
             dossier_code=state.code,
-            unit_code=body.unit_code,
-            official=body.official,
+            unit_code=_unit(actor),
+            official=actor.name,
             reason=body.reason,
             missing_documents=tuple(body.missing_documents),
             requested_at=now,
@@ -207,7 +287,7 @@ def request_supplement(
     )
 
 
-def receive_supplement(state: DossierState, now: datetime) -> Decision:
+def receive_supplement(state: DossierState, actor: Principal, now: datetime) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.RECEIVE_SUPPLEMENT),
         SupplementReceived(dossier_code=state.code, received_at=now),
@@ -215,44 +295,43 @@ def receive_supplement(state: DossierState, now: datetime) -> Decision:
 
 
 def request_financial_obligation(
-    state: DossierState, body: FinancialObligationBody, now: datetime
+    state: DossierState, body: FinancialObligationBody, actor: Principal, now: datetime
 ) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.REQUEST_FINANCIAL_OBLIGATION),
         FinancialObligationRequested(
             dossier_code=state.code,
-            unit_code=body.unit_code,
+            unit_code=_unit(actor),
             amount_vnd=body.amount_vnd,
             requested_at=now,
         ),
     )
 
 
-def fulfil_financial_obligation(state: DossierState, now: datetime) -> Decision:
+def fulfil_financial_obligation(state: DossierState, actor: Principal, now: datetime) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.FULFIL_FINANCIAL_OBLIGATION),
         FinancialObligationFulfilled(dossier_code=state.code, fulfilled_at=now),
     )
 
 
-def request_extension(state: DossierState, body: ExtensionRequestBody, now: datetime) -> Decision:
-    """Only the unit that holds the dossier (as routing last said) can declare it late."""
-    status = lifecycle.apply(state.status, Action.REQUEST_EXTENSION)
-    if state.current_unit_code != body.unit_code:
-        raise Conflict(f"the dossier is held by {state.current_unit_code}, not {body.unit_code}")
+def request_extension(
+    state: DossierState, body: ExtensionRequestBody, actor: Principal, now: datetime
+) -> Decision:
+    """Only the unit that holds the dossier can declare it late (authorize() checked it)."""
     return Decision(
-        status,
+        lifecycle.apply(state.status, Action.REQUEST_EXTENSION),
         ExtensionRequested(
             dossier_code=state.code,
-            unit_code=body.unit_code,
-            official=body.official,
+            unit_code=_unit(actor),
+            official=actor.name,
             reason=body.reason,
             requested_at=now,
         ),
     )
 
 
-def return_result(state: DossierState, now: datetime) -> Decision:
+def return_result(state: DossierState, actor: Principal, now: datetime) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.RETURN_RESULT),
         ResultReturned(dossier_code=state.code, returned_at=now),
@@ -260,7 +339,7 @@ def return_result(state: DossierState, now: datetime) -> Decision:
     )
 
 
-def withdraw(state: DossierState, body: ReasonBody, now: datetime) -> Decision:
+def withdraw(state: DossierState, body: ReasonBody, actor: Principal, now: datetime) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.WITHDRAW),
         DossierWithdrawn(dossier_code=state.code, reason=body.reason, withdrawn_at=now),
@@ -268,21 +347,23 @@ def withdraw(state: DossierState, body: ReasonBody, now: datetime) -> Decision:
     )
 
 
-def refuse(state: DossierState, body: UnitReasonBody, now: datetime) -> Decision:
+def refuse(state: DossierState, body: ReasonBody, actor: Principal, now: datetime) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.REFUSE),
         DossierRefused(
-            dossier_code=state.code, unit_code=body.unit_code, reason=body.reason, refused_at=now
+            dossier_code=state.code, unit_code=_unit(actor), reason=body.reason, refused_at=now
         ),
         {"closed_at": now},
     )
 
 
-def stop_processing(state: DossierState, body: UnitReasonBody, now: datetime) -> Decision:
+def stop_processing(
+    state: DossierState, body: ReasonBody, actor: Principal, now: datetime
+) -> Decision:
     return Decision(
         lifecycle.apply(state.status, Action.STOP_PROCESSING),
         ProcessingStopped(
-            dossier_code=state.code, unit_code=body.unit_code, reason=body.reason, stopped_at=now
+            dossier_code=state.code, unit_code=_unit(actor), reason=body.reason, stopped_at=now
         ),
         {"closed_at": now},
     )

@@ -5,29 +5,25 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.intake.commands import UnknownDossier
-from services.intake.domain import Conflict, DailySequenceExhausted, SubmissionRejected
+from services.intake.domain import (
+    Conflict,
+    DailySequenceExhausted,
+    IdempotencyKeyReused,
+    SubmissionRejected,
+)
+from shared.auth import install_auth_error_handlers
 from shared.lifecycle import IllegalTransition
 from shared.messaging.retry import is_transient
+from shared.problems import problem
 
 logger = logging.getLogger(__name__)
-
-
-def problem(
-    status_code: int, error: str, message: str, fields: list[dict[str, str]] | None = None
-) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
-    return JSONResponse(
-        {"error": error, "message": message, "fields": fields or []},
-        status_code=status_code,
-        headers=headers,
-    )
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -55,6 +51,13 @@ async def _on_rejected(_: Request, error: Exception) -> JSONResponse:
         "invalid_dossier",
         f"{error.field}: {error.message}",
         [{"field": error.field, "message": error.message}],
+    )
+
+
+async def _on_key_reused(_: Request, error: Exception) -> JSONResponse:
+    message = str(error)
+    return problem(
+        422, "idempotency_key_reused", message, [{"field": "Idempotency-Key", "message": message}]
     )
 
 
@@ -99,6 +102,8 @@ def install_error_handlers(app: FastAPI) -> None:
     logging.getLogger("uvicorn.error").addFilter(_answered_transient_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(SubmissionRejected, _on_rejected)
+    app.add_exception_handler(IdempotencyKeyReused, _on_key_reused)
+    install_auth_error_handlers(app)
     app.add_exception_handler(DailySequenceExhausted, _on_sequence_exhausted)
     app.add_exception_handler(IllegalTransition, _on_conflict)
     app.add_exception_handler(Conflict, _on_conflict)

@@ -9,15 +9,20 @@ from datetime import datetime
 
 import asyncpg
 
+from services.intake.commands import actor_of
 from services.intake.domain import (
+    IdempotencyKeyReused,
+    body_digest,
     dossier_code,
     issue_receipt,
+    lookup_pin,
     processed,
     received_event,
     resolve,
 )
-from services.intake.repository import IntakeUnitOfWorkPort, ReceivingUnitOfWork
+from services.intake.repository import IdempotencyKey, IntakeUnitOfWorkPort, ReceivingUnitOfWork
 from services.intake.schemas import DossierSubmission, Receipt
+from shared.auth import Principal
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
@@ -55,47 +60,68 @@ class Intake:
     calendars: UnitCalendars
     unit_of_work: UnitOfWorkFactory
     clock: Callable[[], datetime]
+    lookup_pin_key: bytes
 
 
 async def receive_dossier(
-    intake: Intake, submission: DossierSubmission, idempotency_key: str | None
+    intake: Intake, submission: DossierSubmission, counter: Principal, idempotency_key: str | None
 ) -> tuple[Receipt, bool]:
     """Store the dossier and its DossierReceived event in one transaction.
 
-    Returns the receipt and whether it is new: a repeated Idempotency-Key gets the receipt
-    issued the first time, so a counter can retry a post without creating a second dossier."""
-    procedure, unit = resolve(submission, intake.catalog)
+    Returns the receipt and whether it is new: a repeated Idempotency-Key (the same caller's,
+    with the same body) gets the receipt issued the first time, so a counter can retry a post
+    without creating a second dossier."""
+    procedure, unit = resolve(submission, intake.catalog, counter)
+    idempotency = (
+        IdempotencyKey(counter.subject, idempotency_key, body_digest(submission))
+        if idempotency_key
+        else None
+    )
     for _ in range(2):  # a concurrent post with the same key wins the race at most once
         async with intake.unit_of_work() as uow:
-            if idempotency_key:
-                existing = await uow.dossiers.code_for_idempotency_key(idempotency_key)
+            if idempotency:
+                existing = await uow.dossiers.find_idempotent(idempotency.subject, idempotency.key)
                 if existing is not None:
-                    stored = await uow.dossiers.receipt(existing)
+                    code, digest = existing
+                    if digest != idempotency.body_sha256:
+                        raise IdempotencyKeyReused(
+                            f"Idempotency-Key {idempotency.key!r} was first sent with another"
+                            f" body (dossier {code}); send a new key for a new dossier"
+                        )
+                    stored = await uow.dossiers.receipt(code)
                     assert stored is not None
                     annotate_current_span(stored)
-                    return stored, False
+                    return _with_pin(intake, stored), False
             received_at = intake.clock()
             receipt_date = received_at.astimezone(intake.calendars.default.tz).date()
             sequence = await uow.dossiers.next_sequence(unit.code, receipt_date)
+            code = dossier_code(unit.code, receipt_date, sequence)
             receipt = issue_receipt(
                 submission,
-                code=dossier_code(unit.code, receipt_date, sequence),
+                code=code,
                 procedure=procedure,
                 unit=unit,
                 received_at=received_at,
                 calendar=intake.calendars.of(procedure.agency),  # the competent unit's hours
+                receiving_officer=counter.name,
+                lookup_pin=lookup_pin(intake.lookup_pin_key, code),
                 trace_id=current_trace_id(),
             )
             try:
-                await uow.dossiers.add(receipt, idempotency_key, current_traceparent())
+                await uow.dossiers.add(receipt, idempotency, current_traceparent())
             except asyncpg.UniqueViolationError:
                 continue
-            event = received_event(receipt)
+            event = received_event(receipt).model_copy(update={"actor": actor_of(counter)})
             annotate_current_span(event)
             uow.emit(event, occurred_at=received_at)
             await uow.commit()
             return receipt, True
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover
+
+
+def _with_pin(intake: Intake, receipt: Receipt) -> Receipt:
+    pin = lookup_pin(intake.lookup_pin_key, receipt.dossier_code)
+    return receipt.model_copy(update={"lookup_pin": pin})
 
 
 # --- The projection of the other services' events: each updates the columns it owns --------

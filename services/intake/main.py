@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.intake.api import build_lifecycle_router, build_reports_router, build_router
+from services.intake.api import (
+    DossierReader,
+    build_lifecycle_router,
+    build_reports_router,
+    build_router,
+)
 from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
@@ -17,6 +23,8 @@ from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork
 from services.intake.settings import IntakeSettings
+from shared.access_log import PersonalDataAccess, build_access_log_router
+from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
@@ -34,8 +42,10 @@ def create_app(
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = system_clock,
+    token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()  # type: ignore[call-arg]
+    authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
     runtime = ServiceRuntime(
         NAME,
         settings,
@@ -48,7 +58,13 @@ def create_app(
     unit_of_work = runtime.unit_of_work(IntakeUnitOfWork)
     catalog = load_catalog(settings.catalog_path)
     calendars = unit_calendars(settings, catalog)
-    intake = Intake(catalog=catalog, calendars=calendars, unit_of_work=unit_of_work, clock=clock)
+    intake = Intake(
+        catalog=catalog,
+        calendars=calendars,
+        unit_of_work=unit_of_work,
+        clock=clock,
+        lookup_pin_key=settings.lookup_pin_key.get_secret_value().encode(),
+    )
     commands = Commands(
         calendars=calendars,
         unit_of_work=unit_of_work,
@@ -69,9 +85,12 @@ def create_app(
         version="1.0.0",
         description="One-stop counters post dossiers here and get the receipt and appointment.",
     )
-    install_api(app, intake, max_request_bytes=settings.max_request_bytes)
-    app.include_router(build_lifecycle_router(commands))
-    app.include_router(build_reports_router(reports))
+    reader = install_api(app, intake, authenticator, max_request_bytes=settings.max_request_bytes)
+    app.include_router(build_lifecycle_router(commands, authenticator))
+    app.include_router(build_reports_router(reports, reader))
+    app.include_router(
+        build_access_log_router(authenticator, _access_log_reader(unit_of_work), service=NAME)
+    )
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
     )
@@ -79,8 +98,21 @@ def create_app(
     return app
 
 
-def install_api(app: FastAPI, intake: Intake, *, max_request_bytes: int) -> None:
-    """The counters' API on an app: routes, error responses and the body size limit."""
-    app.include_router(build_router(intake))
+def install_api(
+    app: FastAPI, intake: Intake, authenticator: Authenticator, *, max_request_bytes: int
+) -> DossierReader:
+    """The counters' API on an app: routes, sign-in, error responses and the body size limit."""
+    reader = DossierReader(intake, authenticator)
+    app.include_router(build_router(intake, authenticator, reader))
+    authenticator.install(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    return reader
+
+
+def _access_log_reader(unit_of_work: Callable[[], IntakeUnitOfWork]) -> Any:
+    async def entries(**filters: Any) -> list[PersonalDataAccess]:
+        async with unit_of_work() as uow:
+            return await uow.access_log.entries(**filters)
+
+    return entries

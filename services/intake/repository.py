@@ -23,8 +23,18 @@ from services.intake.schemas import (
     RoutingOut,
     StatusOut,
 )
+from shared.access_log import AccessLog, PostgresAccessLog
 from shared.events import DossierStatus
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A counter's retry key: its own (scoped to the caller) and bound to the body it came with."""
+
+    subject: str
+    key: str
+    body_sha256: str
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,10 @@ class DossierRepository(abc.ABC):
 
     @abc.abstractmethod
     async def add(
-        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+        self,
+        receipt: Receipt,
+        idempotency: IdempotencyKey | None,
+        traceparent: str | None = None,
     ) -> None: ...
 
     @abc.abstractmethod
@@ -52,7 +65,8 @@ class DossierRepository(abc.ABC):
         """The dossier as it stands: receipt, status and the other services' facts."""
 
     @abc.abstractmethod
-    async def code_for_idempotency_key(self, key: str) -> str | None: ...
+    async def find_idempotent(self, subject: str, key: str) -> tuple[str, str] | None:
+        """The dossier code and body digest first stored under this caller's key."""
 
     @abc.abstractmethod
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
@@ -75,12 +89,16 @@ class PostgresDossierRepository(DossierRepository):
         return int(value)
 
     async def add(
-        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+        self,
+        receipt: Receipt,
+        idempotency: IdempotencyKey | None,
+        traceparent: str | None = None,
     ) -> None:
         await self._db.execute(
             "INSERT INTO dossiers (code, procedure_code, receiving_unit_code, channel, status,"
-            " received_at, appointment_at, receipt, idempotency_key, submission_traceparent)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            " received_at, appointment_at, receipt, idempotency_key, submission_traceparent,"
+            " idempotency_subject, idempotency_body_sha256)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             receipt.dossier_code,
             receipt.procedure.code,
             receipt.receiving_unit.code,
@@ -88,9 +106,11 @@ class PostgresDossierRepository(DossierRepository):
             int(DossierStatus.ACCEPTED),
             receipt.received_at,
             receipt.appointment_at,
-            receipt.model_dump(mode="json"),
-            idempotency_key,
+            receipt.model_dump(mode="json", exclude={"lookup_pin"}),
+            idempotency.key if idempotency else None,
             traceparent,
+            idempotency.subject if idempotency else None,
+            idempotency.body_sha256 if idempotency else None,
         )
 
     async def receipt(self, code: str) -> Receipt | None:
@@ -114,9 +134,14 @@ class PostgresDossierRepository(DossierRepository):
             updated_at=row["updated_at"],
         )
 
-    async def code_for_idempotency_key(self, key: str) -> str | None:
-        code = await self._db.fetchval("SELECT code FROM dossiers WHERE idempotency_key = $1", key)
-        return str(code) if code is not None else None
+    async def find_idempotent(self, subject: str, key: str) -> tuple[str, str] | None:
+        row = await self._db.fetchrow(
+            "SELECT code, idempotency_body_sha256 FROM dossiers"
+            " WHERE idempotency_subject = $1 AND idempotency_key = $2",
+            subject,
+            key,
+        )
+        return (row["code"], row["idempotency_body_sha256"]) if row is not None else None
 
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
         rows = await self._db.fetch(
@@ -192,6 +217,7 @@ class ReceivingUnitOfWork(Emitter, Protocol):
     """What receiving a dossier and reading one need of a unit of work."""
 
     dossiers: DossierRepository
+    access_log: AccessLog
 
     async def __aenter__(self) -> Self: ...
 
@@ -214,7 +240,9 @@ class IntakeUnitOfWorkPort(ReceivingUnitOfWork, Protocol):
 class IntakeUnitOfWork(PostgresUnitOfWork):
     dossiers: DossierRepository
     ledger: Ledger
+    access_log: AccessLog
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
+        self.access_log = PostgresAccessLog(connection)

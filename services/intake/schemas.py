@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.catalog import ProcessingTime
 from shared.events import Channel, DocumentForm, DossierStatus
+from shared.problems import Problem as Problem  # the error model of the API's documents
 
 
 class _Strict(BaseModel):
@@ -33,13 +34,13 @@ class DocumentIn(_Strict):
 
 
 class DossierSubmission(_Strict):
+    """The receiving unit and officer are the signed-in counter officer's, from the token."""
+
     procedure_code: str = Field(min_length=1, max_length=32, examples=["1.004227"])
-    receiving_unit_code: str = Field(min_length=1, max_length=32, examples=["000.00.00.H29"])
     channel: Channel
     applicant: ApplicantIn
     documents: list[DocumentIn] = Field(min_length=1, max_length=100)
     sets: int = Field(default=1, ge=1, le=20, description="number of sets (bộ hồ sơ)")
-    receiving_officer: str = Field(min_length=1, max_length=200)
 
 
 class NamedCode(BaseModel):
@@ -72,6 +73,12 @@ class Receipt(BaseModel):
     processing_time: ProcessingTime
     result_collection_place: str
     receiving_officer: str
+    lookup_pin: str | None = Field(
+        default=None,
+        description="printed on the receipt for the citizen: with the dossier code it opens"
+        " GET /v1/dossiers/{code} (header X-Lookup-PIN); given only to the counter that"
+        " received the dossier",
+    )
     trace_id: str | None = Field(
         default=None, description="the submission's trace: search it in the trace UI"
     )
@@ -135,21 +142,17 @@ class DossierView(BaseModel):
 
 
 # --- lifecycle commands: what counters and processing units post --------------------------
+# The unit and the official are the signed-in caller's, from the token, never from the body.
 
 Text = Field(min_length=1, max_length=2000)
 Code = Field(min_length=1, max_length=32)
-Official = Field(min_length=1, max_length=200)
 
 
 class HandOffBody(_Strict):
-    from_unit_code: str = Code
     to_unit_code: str = Code
-    official: str = Official
 
 
 class SupplementRequestBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
     reason: str = Text
     missing_documents: list[str] = Field(min_length=1, max_length=50)
     override_reason: str | None = Field(
@@ -160,27 +163,14 @@ class SupplementRequestBody(_Strict):
 
 
 class FinancialObligationBody(_Strict):
-    unit_code: str = Code
     amount_vnd: int = Field(ge=0)
 
 
 class ExtensionRequestBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
     reason: str = Text
-
-
-class ResultReadyBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
 
 
 class ReasonBody(_Strict):
-    reason: str = Text
-
-
-class UnitReasonBody(_Strict):
-    unit_code: str = Code
     reason: str = Text
 
 
@@ -190,11 +180,3 @@ class CommandResult(BaseModel):
     event_type: str
     event_id: str = Field(description="the event's id: the causationid of what follows from it")
     occurred_at: datetime
-
-
-class Problem(BaseModel):
-    """An error: what went wrong and, for bad input, which fields."""
-
-    error: str
-    message: str
-    fields: list[dict[str, str]] = []

@@ -3,12 +3,19 @@ variables; a missing or malformed value stops the service at start)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from shared.auth import OidcSettings
 from shared.settings import ServiceSettings
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(ServiceSettings, OidcSettings):
+    oidc_audience: str = "onestop-intake"
+    lookup_pin_key: SecretStr = Field(
+        min_length=32,
+        description="derives the lookup PIN printed on each receipt; changing it voids the"
+        " PINs already printed",
+    )
     max_request_bytes: int = Field(default=256 * 1024, gt=0)
     workload_refresh_seconds: float = Field(default=15.0, gt=0)
     supplement_deadline_working_days: float = Field(
