@@ -110,6 +110,7 @@ def build_access_log_router(
 ) -> APIRouter:
     """GET /v1/personal-data-access for operators. `read_entries(**filters)` reads the log."""
     router = APIRouter(prefix="/v1", tags=["personal data"])
+    operator = authenticator.require(Role.OPERATOR)
 
     @router.get(
         "/personal-data-access",
@@ -118,12 +119,12 @@ def build_access_log_router(
         summary=f"Who read which citizen's personal data in the {service} service, newest first",
     )
     async def personal_data_access(
-        _: Annotated[Principal, authenticator.require(Role.OPERATOR)],
         dossier_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
         subject: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         since: Annotated[datetime | None, Query(alias="from")] = None,
         until: Annotated[datetime | None, Query(alias="to")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        _: Principal = operator,
     ) -> list[PersonalDataAccess]:
         entries: list[PersonalDataAccess] = await read_entries(
             dossier_code=dossier_code, subject=subject, since=since, until=until, limit=limit

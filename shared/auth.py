@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -255,8 +255,10 @@ class Authenticator:
         )
         scheme = self.scheme
 
+        # Dependencies as defaults, not in Annotated: FastAPI resolves (string) annotations in
+        # the module's globals, where these closures' names do not exist.
         async def optional(
-            request: Request, token: Annotated[str | None, Depends(scheme)]
+            request: Request, token: str | None = Depends(scheme)
         ) -> Principal | None:
             if token is None:
                 if request.headers.get("authorization"):
@@ -270,11 +272,9 @@ class Authenticator:
 
     def require(self, *roles: Role) -> Any:
         """A dependency giving the caller, who must hold one of `roles` (any role if none)."""
-        optional = self.optional
+        caller = Depends(self.optional)
 
-        async def required(
-            principal: Annotated[Principal | None, Depends(optional)],
-        ) -> Principal:
+        async def required(principal: Principal | None = caller) -> Principal:
             if principal is None:
                 raise Unauthenticated("sign in: this needs a bearer token")
             if roles and not principal.has(*roles):

@@ -19,6 +19,8 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 TYPE_PREFIX = "vn.hcmc.onestop"
+# Mã hồ sơ: {receiving unit code}-{YYMMDD}-{4-digit daily sequence}
+DOSSIER_CODE_PATTERN = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
 
 
 class Topic(StrEnum):

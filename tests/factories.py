@@ -20,7 +20,6 @@ APPLICANT = {
 def submission(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "procedure_code": "1.004227",
-        "receiving_unit_code": "000.00.00.H29",
         "channel": "counter",
         "applicant": dict(APPLICANT),
         "documents": [
@@ -29,7 +28,6 @@ def submission(**overrides: Any) -> dict[str, Any]:
             {"kind": "Giấy chứng nhận quyền sử dụng đất", "form": "original", "count": 1},
         ],
         "sets": 1,
-        "receiving_officer": "Trần Văn Bình",
     }
     body.update(overrides)
     return body

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from services.deadline.api import build_clocks_router
 from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
 from services.deadline.scheduler import LatenessScheduler
 from services.deadline.settings import DeadlineSettings
+from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -42,6 +44,7 @@ def create_app(
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = system_clock,
+    token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     settings = settings or DeadlineSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
@@ -85,15 +88,7 @@ def create_app(
     )
     runtime.run_in_background(scheduler.run)
     app = runtime.http_app(title="Deadline service", version="1.0.0")
-
-    @app.get(
-        "/v1/clocks/{code}", tags=["clocks"], summary="A dossier's clock, overall and per step"
-    )
-    async def clock_of(code: str) -> dict[str, object]:
-        async with unit_of_work() as uow:
-            found = await uow.clocks.describe(code)
-        if found is None:
-            raise HTTPException(404, f"no clock for dossier {code}")
-        return found
-
+    authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
+    authenticator.install(app)
+    app.include_router(build_clocks_router(unit_of_work, authenticator))
     return app

@@ -39,10 +39,8 @@ from services.intake.schemas import (
 )
 from shared.access_log import PersonalDataAccess
 from shared.auth import AUTH_RESPONSES, Authenticator, Forbidden, Principal, Role, Unauthenticated
+from shared.events import DOSSIER_CODE_PATTERN
 from shared.telemetry import DossierAttribute, current_trace_id
-
-DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
-
 
 # The citizen's way in: the PIN printed on the receipt, with the dossier code.
 LOOKUP_PIN = APIKeyHeader(
@@ -51,7 +49,7 @@ LOOKUP_PIN = APIKeyHeader(
     description="The lookup PIN printed on the citizen's receipt: opens that dossier only.",
     auto_error=False,
 )
-CodePath = Annotated[str, Path(pattern=DOSSIER_CODE)]
+CodePath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such dossier"}
 }
@@ -63,14 +61,16 @@ class DossierReader:
 
     def __init__(self, intake: Intake, authenticator: Authenticator) -> None:
         self.intake = intake
-        optional = authenticator.optional
+        # Dependencies as defaults: FastAPI resolves (string) annotations in the module's
+        # globals, where closure names do not exist.
+        caller, pin_header = Depends(authenticator.optional), Security(LOOKUP_PIN)
 
         def dependency(*, personal: bool) -> Any:
             async def reader(
                 code: CodePath,
                 request: Request,
-                principal: Annotated[Principal | None, Depends(optional)],
-                pin: Annotated[str | None, Security(LOOKUP_PIN)] = None,
+                principal: Principal | None = caller,
+                pin: str | None = pin_header,
             ) -> DossierView:
                 purpose = _operation(request) if personal else None
                 return await self.read(code, principal, pin, logged_as=purpose)
@@ -145,6 +145,7 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
         **AUTH_RESPONSES,
     }
     counter_officer = authenticator.require(Role.COUNTER_OFFICER)
+    readable_with_personal_data = Depends(reader.personal_data)
 
     @router.post(
         "/dossiers",
@@ -158,7 +159,6 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
         submission: DossierSubmission,
         request: Request,
         response: Response,
-        counter: Annotated[Principal, counter_officer],
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -167,6 +167,7 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
                 " keys are the caller's own",
             ),
         ] = None,
+        counter: Principal = counter_officer,
     ) -> Receipt:
         receipt, created = await receive_dossier(intake, submission, counter, idempotency_key)
         response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -185,9 +186,7 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
         " personal-data access log.",
         openapi_extra={"security": [{"keycloak": []}, {"lookup-pin": []}]},
     )
-    async def get_dossier(
-        view: Annotated[DossierView, Depends(reader.personal_data)],
-    ) -> DossierView:
+    async def get_dossier(view: DossierView = readable_with_personal_data) -> DossierView:
         return view
 
     return router
@@ -204,8 +203,9 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
     """Each call is one lifecycle event; an illegal transition is a 409 naming the state. The
     unit is the caller's: the desk that received the dossier, or the unit holding it now."""
     router = APIRouter(prefix="/v1/dossiers/{code}", tags=["lifecycle"], responses=CONFLICT)
-    Holder = Annotated[Principal, authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)]
-    Desk = Annotated[Principal, authenticator.require(Role.COUNTER_OFFICER)]
+    # Defaults, not Annotated aliases: FastAPI resolves annotations in the module's globals.
+    holder = authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)
+    desk = authenticator.require(Role.COUNTER_OFFICER)
 
     @router.post(
         "/hand-offs",
@@ -216,7 +216,9 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         " `routing.last_rejected_hand_off`) or read `HandOffRecorded` / `HandOffRejected`,"
         " whose `causationid` is this request's `event_id`.",
     )
-    async def hand_off(code: CodePath, body: HandOffBody, actor: Holder) -> CommandResult:
+    async def hand_off(
+        code: CodePath, body: HandOffBody, actor: Principal = holder
+    ) -> CommandResult:
         return await commands.hand_off(code, body, actor)
 
     @router.post(
@@ -225,14 +227,14 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         " unit)",
     )
     async def request_supplement(
-        code: CodePath, body: SupplementRequestBody, actor: Holder
+        code: CodePath, body: SupplementRequestBody, actor: Principal = holder
     ) -> CommandResult:
         return await commands.request_supplement(code, body, actor)
 
     @router.post(
         "/supplements", summary="The supplement was received: the clock resumes (the desk)"
     )
-    async def receive_supplement(code: CodePath, actor: Desk) -> CommandResult:
+    async def receive_supplement(code: CodePath, actor: Principal = desk) -> CommandResult:
         return await commands.receive_supplement(code, actor)
 
     @router.post(
@@ -240,12 +242,12 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         summary="Request fees or taxes: the clock pauses until paid (the holding unit)",
     )
     async def request_financial_obligation(
-        code: CodePath, body: FinancialObligationBody, actor: Holder
+        code: CodePath, body: FinancialObligationBody, actor: Principal = holder
     ) -> CommandResult:
         return await commands.request_financial_obligation(code, body, actor)
 
     @router.post("/financial-obligations/fulfilment", summary="Paid: the clock resumes (the desk)")
-    async def fulfil_financial_obligation(code: CodePath, actor: Desk) -> CommandResult:
+    async def fulfil_financial_obligation(code: CodePath, actor: Principal = desk) -> CommandResult:
         return await commands.fulfil_financial_obligation(code, actor)
 
     @router.post(
@@ -253,7 +255,7 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         summary="The holding unit will miss the due date: an apology (Mẫu 04) is issued",
     )
     async def request_extension(
-        code: CodePath, body: ExtensionRequestBody, actor: Holder
+        code: CodePath, body: ExtensionRequestBody, actor: Principal = holder
     ) -> CommandResult:
         return await commands.request_extension(code, body, actor)
 
@@ -264,23 +266,25 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         description="Routing records it (the status becomes 9, processed) if the unit holds"
         " the last step of the process, or rejects it, naming why (as for hand-offs).",
     )
-    async def mark_result_ready(code: CodePath, actor: Holder) -> CommandResult:
+    async def mark_result_ready(code: CodePath, actor: Principal = holder) -> CommandResult:
         return await commands.mark_result_ready(code, actor)
 
     @router.post("/return", summary="The result was returned to the citizen (the desk)")
-    async def return_result(code: CodePath, actor: Desk) -> CommandResult:
+    async def return_result(code: CodePath, actor: Principal = desk) -> CommandResult:
         return await commands.return_result(code, actor)
 
     @router.post("/withdrawal", summary="The citizen withdrew the dossier (the desk)")
-    async def withdraw(code: CodePath, body: ReasonBody, actor: Desk) -> CommandResult:
+    async def withdraw(code: CodePath, body: ReasonBody, actor: Principal = desk) -> CommandResult:
         return await commands.withdraw(code, body, actor)
 
     @router.post("/refusal", summary="Refuse the dossier with reasons (Mẫu 03; the holding unit)")
-    async def refuse(code: CodePath, body: ReasonBody, actor: Holder) -> CommandResult:
+    async def refuse(code: CodePath, body: ReasonBody, actor: Principal = holder) -> CommandResult:
         return await commands.refuse(code, body, actor)
 
     @router.post("/stop", summary="Stop processing (Mẫu 05; the holding unit)")
-    async def stop_processing(code: CodePath, body: ReasonBody, actor: Holder) -> CommandResult:
+    async def stop_processing(
+        code: CodePath, body: ReasonBody, actor: Principal = holder
+    ) -> CommandResult:
         return await commands.stop_processing(code, body, actor)
 
     return router
@@ -290,6 +294,7 @@ def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
     """The timeline (for those who may read the dossier), and the public board and indicators,
     which hold no personal data."""
     router = APIRouter(prefix="/v1", tags=["reports"])
+    readable = Depends(reader.allowed)
 
     @router.get(
         "/dossiers/{code}/timeline",
@@ -298,9 +303,7 @@ def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
         description="For whoever may read the dossier (see GET /v1/dossiers/{code}).",
         openapi_extra={"security": [{"keycloak": []}, {"lookup-pin": []}]},
     )
-    async def timeline(
-        code: CodePath, _: Annotated[DossierView, Depends(reader.allowed)]
-    ) -> dict[str, Any]:
+    async def timeline(code: CodePath, _: DossierView = readable) -> dict[str, Any]:
         found = await reports.timeline(code)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")

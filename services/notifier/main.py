@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response
-from fastapi import Path as PathParam
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from services.notifier.api import LetterLinks, build_letters_router
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
 from services.notifier.repository import NotifierUnitOfWork
 from services.notifier.settings import NotifierSettings
+from shared.access_log import PersonalDataAccess, build_access_log_router
+from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -34,7 +36,6 @@ from shared.telemetry import Telemetry
 
 NAME = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
-DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
 
 
 def create_app(
@@ -43,6 +44,7 @@ def create_app(
     broker: KafkaBroker | None = None,
     telemetry: Telemetry | None = None,
     clock: Callable[[], datetime] = system_clock,
+    token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     settings = settings or NotifierSettings()  # type: ignore[call-arg]
     runtime = ServiceRuntime(
@@ -119,20 +121,23 @@ def create_app(
     )
     runtime.run_in_background(deliverer.run)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
-
-    @app.get("/v1/apologies/{code}.pdf", tags=["apologies"], summary="The apology letter, as PDF")
-    async def apology_pdf(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
-        return await _letter(code, "pdf", "application/pdf")
-
-    @app.get("/v1/apologies/{code}.html", tags=["apologies"], summary="The apology letter, HTML")
-    async def apology_html(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
-        return await _letter(code, "html", "text/html; charset=utf-8")
-
-    async def _letter(code: str, column: str, media_type: str) -> Response:
-        async with unit_of_work() as uow:
-            row = await uow.notices.letter(code)
-        if row is None:
-            raise HTTPException(404, f"no apology letter for dossier {code}")
-        return Response(row[column], media_type=media_type)
-
+    authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
+    authenticator.install(app)
+    links = LetterLinks(
+        settings.link_signing_key.get_secret_value().encode(),
+        lifetime=timedelta(days=settings.letter_link_lifetime_days),
+        base_url=settings.public_base_url,
+    )
+    app.include_router(build_letters_router(unit_of_work, authenticator, links, clock))
+    app.include_router(
+        build_access_log_router(authenticator, _access_log_reader(unit_of_work), service=NAME)
+    )
     return app
+
+
+def _access_log_reader(unit_of_work: Callable[[], NotifierUnitOfWork]) -> Any:
+    async def entries(**filters: Any) -> list[PersonalDataAccess]:
+        async with unit_of_work() as uow:
+            return await uow.access_log.entries(**filters)
+
+    return entries

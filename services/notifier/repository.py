@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from shared.access_log import AccessLog, PostgresAccessLog
 from shared.events import ApologyObligationRecorded, DossierReceived
 from shared.messaging.parking import PrerequisiteMissing
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
@@ -376,9 +377,11 @@ class PostgresNoticeRepository(NoticeRepository):
 
 class NotifierUnitOfWork(PostgresUnitOfWork):
     notices: PostgresNoticeRepository  # the letters and their delivery too
+    access_log: AccessLog  # who read a letter (it holds the citizen's name and address)
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.notices = PostgresNoticeRepository(connection)
+        self.access_log = PostgresAccessLog(connection)
 
 
 class NotifierUnitOfWorkPort(Emitter, Protocol):

@@ -3,12 +3,23 @@ variables; a missing or malformed value stops the service at start)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from shared.auth import OidcSettings
 from shared.settings import ServiceSettings
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(ServiceSettings, OidcSettings):
+    oidc_audience: str = "onestop-notifier"
+    link_signing_key: SecretStr = Field(
+        min_length=32, description="signs the citizens' links to their apology letters"
+    )
+    letter_link_lifetime_days: float = Field(default=30, gt=0, le=366)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8003",
+        pattern=r"^https?://",
+        description="where citizens reach this service: the start of letter links",
+    )
     smtp_host: str | None = Field(default=None, description="e-mail is off when unset")
     smtp_port: int = Field(default=25, gt=0, lt=65536)
     smtp_sender: str = "mot-cua@tphcm.gov.vn"

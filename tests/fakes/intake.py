@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from services.intake.repository import DossierRepository, UnitWorkload
+from services.intake.repository import DossierRepository, IdempotencyKey, UnitWorkload
 from services.intake.schemas import DossierView, Receipt, StatusOut
+from shared.access_log import AccessLog, PersonalDataAccess
 from shared.events import DossierStatus
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
@@ -15,7 +16,7 @@ class InMemoryDossierRepository(DossierRepository):
 
     def __init__(self) -> None:
         self.receipts: dict[str, Receipt] = {}
-        self.keys: dict[str, str] = {}
+        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
         self._sequences: dict[tuple[str, date], int] = {}
 
     async def next_sequence(self, unit_code: str, receipt_date: date) -> int:
@@ -24,11 +25,17 @@ class InMemoryDossierRepository(DossierRepository):
         return value
 
     async def add(
-        self, receipt: Receipt, idempotency_key: str | None, traceparent: str | None = None
+        self,
+        receipt: Receipt,
+        idempotency: IdempotencyKey | None,
+        traceparent: str | None = None,
     ) -> None:
-        self.receipts[receipt.dossier_code] = receipt
-        if idempotency_key:
-            self.keys[idempotency_key] = receipt.dossier_code
+        self.receipts[receipt.dossier_code] = receipt.model_copy(update={"lookup_pin": None})
+        if idempotency:
+            self.keys[(idempotency.subject, idempotency.key)] = (
+                receipt.dossier_code,
+                idempotency.body_sha256,
+            )
 
     async def receipt(self, code: str) -> Receipt | None:
         return self.receipts.get(code)
@@ -45,14 +52,46 @@ class InMemoryDossierRepository(DossierRepository):
             updated_at=receipt.received_at,
         )
 
-    async def code_for_idempotency_key(self, key: str) -> str | None:
-        return self.keys.get(key)
+    async def find_idempotent(self, subject: str, key: str) -> tuple[str, str] | None:
+        return self.keys.get((subject, key))
 
     async def workload_by_unit(self, now: datetime) -> list[UnitWorkload]:
         return []
 
 
 class InMemoryIntakeUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, dossiers: InMemoryDossierRepository | None = None) -> None:
+    def __init__(
+        self,
+        dossiers: InMemoryDossierRepository | None = None,
+        access_log: InMemoryAccessLog | None = None,
+    ) -> None:
         super().__init__()
         self.dossiers: DossierRepository = dossiers or InMemoryDossierRepository()
+        self.access_log: AccessLog = access_log or InMemoryAccessLog()
+
+
+class InMemoryAccessLog(AccessLog):
+    def __init__(self) -> None:
+        self.accesses: list[PersonalDataAccess] = []
+
+    async def record(self, access: PersonalDataAccess) -> None:
+        self.accesses.append(access)
+
+    async def entries(
+        self,
+        *,
+        dossier_code: str | None,
+        subject: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[PersonalDataAccess]:
+        found = [
+            a
+            for a in reversed(self.accesses)
+            if dossier_code in (None, a.dossier_code)
+            and subject in (None, a.subject)
+            and (since is None or a.accessed_at >= since)
+            and (until is None or a.accessed_at < until)
+        ]
+        return found[:limit]

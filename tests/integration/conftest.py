@@ -16,6 +16,7 @@ from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
 from services.intake.repository import IntakeUnitOfWork
 from services.intake.schemas import DossierSubmission
 from shared import db
+from shared.auth import Principal, Role
 from shared.calendar import UnitCalendars
 from shared.catalog import load_catalog
 from shared.messaging.outbox import OutboxRelay
@@ -59,9 +60,19 @@ async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str
             pool, source="/onestop/intake", notify_channel="intake_outbox"
         ),
         clock=lambda: datetime.now(UTC),
+        lookup_pin_key=b"integration-tests-lookup-pin-key",
     )
-    body = DossierSubmission.model_validate(submission(receiving_unit_code=unit))
-    return [(await receive_dossier(intake, body, None))[0].dossier_code for _ in range(count)]
+    counter = Principal(
+        subject="counter-in-tests",
+        username=f"counter.{unit.lower()}",
+        name="Cán bộ tiếp nhận",
+        roles=frozenset({Role.COUNTER_OFFICER}),
+        unit_code=unit,
+    )
+    body = DossierSubmission.model_validate(submission())
+    return [
+        (await receive_dossier(intake, body, counter, None))[0].dossier_code for _ in range(count)
+    ]
 
 
 async def publish_all(
