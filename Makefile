@@ -76,7 +76,7 @@ lint: install
 	@$(VENV)/bin/mypy
 
 asyncapi: install
-	@$(PY) -m deploy.tools.asyncapi > docs/asyncapi.json
+	@$(PY) -m deploy.tools.asyncapi > docs/asyncapi.json.new && mv docs/asyncapi.json.new docs/asyncapi.json
 	@echo "wrote docs/asyncapi.json"
 
 stop:

@@ -66,6 +66,9 @@ def _consumers() -> dict[str, list[tuple[str, tuple[str, ...], list[type[Event]]
         "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
         "DATABASE_URL": "postgresql://onestop@postgres/onestop",
         "HTTP_PORT": "8000",
+        "OIDC_ISSUER": "http://keycloak/realms/onestop",
+        "LOOKUP_PIN_KEY": "placeholder-" * 4,
+        "LINK_SIGNING_KEY": "placeholder-" * 4,
     }
     saved = {key: os.environ.get(key) for key in placeholders}
     os.environ.update(placeholders)
