@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+from deploy.local.identity import password_token
 from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -99,9 +100,18 @@ class System:
     spans: InMemorySpanExporter
     readers: list[InMemoryMetricReader] = field(default_factory=list)
 
-    def client(self, service: str) -> httpx.AsyncClient:
+    @asynccontextmanager
+    async def client(
+        self, service: str, user: str | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of one service's app; signed in as `user` (a demo user of the local
+        Keycloak: see deploy/local/identity.py) or anonymous."""
+        headers = {"Authorization": f"Bearer {await password_token(user)}"} if user else {}
         transport = httpx.ASGITransport(app=self.apps[service])
-        return httpx.AsyncClient(transport=transport, base_url=f"http://{service}")
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"http://{service}", headers=headers
+        ) as client:
+            yield client
 
 
 @asynccontextmanager

@@ -38,11 +38,14 @@ from deploy.local.bench_tracing import (
     create_database_if_missing,
 )
 from deploy.local.demo_counters import console, random_dossier
+from deploy.local.identity import counter_of, password_token
 from deploy.local.stack import KAFKA_BOOTSTRAP, SERVICES, Stack, database_url
 from shared.catalog import load_catalog
 from shared.events import ApologyObligationRecorded, Topic
 from shared.messaging.topics import ensure_topics
 from shared.settings import DEFAULT_CATALOG
+
+DESK = "000.00.00.H29"  # the city centre's desk receives the load
 
 PIPELINE_NAMESPACE = NAMESPACE.removesuffix(".") + "-pipeline."  # not the tracing bench's topics
 # One group per service, and the topics it reads (services/*/main.py).
@@ -240,7 +243,8 @@ async def post_all(stack: Stack, bodies: list[dict[str, Any]], run: Run, advance
                 run.failures[key] = run.failures.get(key, 0) + 1
             advance()
 
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+    desk = {"Authorization": f"Bearer {await password_token(counter_of(DESK))}"}
+    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30, headers=desk) as client:
         run.first_post_epoch = time.time()
         await asyncio.gather(*(counter(client) for _ in range(CONCURRENCY)))
         run.load_seconds = time.time() - run.first_post_epoch

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploy.local.identity import counter_of, officer_of, password_token
 from shared.catalog import load_catalog
 from shared.settings import DEFAULT_CATALOG
 
@@ -33,12 +34,15 @@ DOCUMENTS = {
 RECEIVING_UNITS = ["000.00.00.H29", "000.41.01.H29", "000.41.02.H29"]
 
 
+async def signed_in(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await password_token(user)}"}
+
+
 def random_dossier(rng: random.Random, procedure: Any) -> dict[str, Any]:
     name = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
     kinds = DOCUMENTS.get(procedure.field, ["Tờ khai", "Giấy tờ tùy thân"])
     return {
         "procedure_code": procedure.code,
-        "receiving_unit_code": rng.choice(RECEIVING_UNITS),
         "channel": rng.choices(["counter", "online", "post"], weights=[6, 3, 1])[0],
         "applicant": {
             "full_name": name,
@@ -54,17 +58,21 @@ def random_dossier(rng: random.Random, procedure: Any) -> dict[str, Any]:
             for kind in kinds
         ],
         "sets": 1,
-        "receiving_officer": "Cán bộ tiếp nhận",
     }
 
 
 async def post_all(base_url: str, count: int, concurrency: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     procedures = load_catalog(DEFAULT_CATALOG).procedures
-    bodies = [random_dossier(rng, rng.choice(procedures)) for _ in range(count)]
+    # Each dossier is received at one of the desks, by that desk's counter officer.
+    desks = {unit: await signed_in(counter_of(unit)) for unit in RECEIVING_UNITS}
+    bodies = [
+        (random_dossier(rng, rng.choice(procedures)), desks[rng.choice(RECEIVING_UNITS)])
+        for _ in range(count)
+    ]
     receipts: list[dict[str, Any]] = []
     failures: Counter[str] = Counter()
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[dict[str, Any], dict[str, str]]] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
     columns = (
@@ -79,8 +87,8 @@ async def post_all(base_url: str, count: int, concurrency: int, seed: int) -> li
 
             async def counter() -> None:
                 while not queue.empty():
-                    body = queue.get_nowait()
-                    response = await client.post("/v1/dossiers", json=body)
+                    body, desk = queue.get_nowait()
+                    response = await client.post("/v1/dossiers", json=body, headers=desk)
                     if response.status_code == 201:
                         receipts.append(response.json())
                     else:
@@ -107,7 +115,8 @@ async def follow(
     deadline = time.monotonic() + timeout
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("waiting for routing, deadline, notifier", total=len(receipts))
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        operator = await signed_in("operator")
+        async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=operator) as client:
             pending = [r["dossier_code"] for r in receipts]
             while pending and time.monotonic() < deadline:
                 still = []
@@ -156,37 +165,24 @@ async def act_as_units(base_url: str, views: list[dict[str, Any]], seed: int) ->
             code, steps = view["dossier_code"], view["routing"]["steps"]
             holder = steps[0]["unit_code"]
             roll = rng.random()
+            body: dict[str, Any] = {}
             if roll < 0.08:
-                path, body = (
-                    "extension-requests",
-                    {
-                        "unit_code": holder,
-                        "official": "Chuyên viên thụ lý",
-                        "reason": "Cần xác minh thêm với cơ quan liên quan",
-                    },
-                )
+                path, body = "extension-requests", {"reason": "Cần xác minh thêm với cơ quan"}
             elif roll < 0.18:
                 path, body = (
                     "supplement-requests",
                     {
-                        "unit_code": holder,
-                        "official": "Chuyên viên thụ lý",
                         "reason": "Hồ sơ thiếu giấy tờ theo quy định",
                         "missing_documents": ["Bản sao giấy tờ tùy thân có chứng thực"],
                     },
                 )
             elif len(steps) > 1:
-                path, body = (
-                    "hand-offs",
-                    {
-                        "from_unit_code": holder,
-                        "to_unit_code": steps[1]["unit_code"],
-                        "official": "Chuyên viên thụ lý",
-                    },
-                )
+                path, body = "hand-offs", {"to_unit_code": steps[1]["unit_code"]}
             else:
-                path, body = "result", {"unit_code": holder, "official": "Chuyên viên thụ lý"}
-            response = await client.post(f"/v1/dossiers/{code}/{path}", json=body)
+                path = "result"
+            # An officer of the unit holding the dossier acts; the unit is their token's.
+            officer = await signed_in(officer_of(holder))
+            response = await client.post(f"/v1/dossiers/{code}/{path}", json=body, headers=officer)
             accepted = response.status_code in (200, 202)  # hand-offs: routing decides
             done[path if accepted else f"{path} refused"] += 1
     return done

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from deploy.local.stack import access_settings
 from services.deadline.main import create_app as deadline_app
 from services.deadline.settings import DeadlineSettings
 from services.intake.main import create_app as intake_app
@@ -62,6 +63,7 @@ async def running_services(
     given readers (four services in one process would clash in Prometheus' one registry)."""
     shared_settings = {
         **QUICK,
+        **{name.lower(): value for name, value in access_settings().items()},
         "kafka_bootstrap_servers": kafka_bootstrap_servers,
         "database_url": database_url,
         "kafka_namespace": kafka_namespace,

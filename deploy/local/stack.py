@@ -25,6 +25,9 @@ from typing import IO
 
 import httpx
 
+from deploy.local import local_secrets
+from deploy.local.identity import ISSUER
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "services"
 SERVICES = ("intake", "routing", "deadline", "notifier")
@@ -43,6 +46,16 @@ LOCAL_TELEMETRY = {
     "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=local",
     "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans reach the UI within a second
 }
+
+
+def access_settings() -> dict[str, str]:
+    """What every local service needs to verify tokens (the local Keycloak) and the secrets of
+    intake's lookup PINs and the notifier's letter links (from .run/secrets.env)."""
+    return {
+        "OIDC_ISSUER": ISSUER,
+        "LOOKUP_PIN_KEY": local_secrets.get("LOOKUP_PIN_KEY"),
+        "LINK_SIGNING_KEY": local_secrets.get("LINK_SIGNING_KEY"),
+    }
 
 
 def database_url(database: str = "onestop") -> str:
@@ -139,6 +152,8 @@ class Stack:
             "KAFKA_NAMESPACE": self.namespace,
             "OTEL_SERVICE_NAME": service,
             "PYTHONUNBUFFERED": "1",
+            "PUBLIC_BASE_URL": self.url("notifier"),
+            **access_settings(),
             **self.extra_env,
         }
 

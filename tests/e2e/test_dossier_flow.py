@@ -15,7 +15,10 @@ from shared.events import Topic
 from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
+from tests.users import bearer, counter_of, officer_of
 from tests.waiting import eventually
+
+DESK = "000.00.00.H29"
 
 EXPECTED_TYPES = {
     Topic.INTAKE: {"vn.hcmc.onestop.dossier.received.v1"},
@@ -44,7 +47,8 @@ async def wait_for_outcomes(client: httpx.AsyncClient, code: str) -> dict[str, A
 async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
     stack: Stack, kafka_bootstrap: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+    desk = await bearer(counter_of(DESK))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
@@ -97,12 +101,10 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
 
 
 async def test_concurrent_posts_get_distinct_consecutive_codes(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+    desk = await bearer(counter_of("000.41.02.H29"))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30, headers=desk) as client:
         responses = await asyncio.gather(
-            *(
-                client.post("/v1/dossiers", json=submission(receiving_unit_code="000.41.02.H29"))
-                for _ in range(40)
-            )
+            *(client.post("/v1/dossiers", json=submission()) for _ in range(40))
         )
     assert all(r.status_code == 201 for r in responses), [
         r.text for r in responses if r.status_code != 201
@@ -113,7 +115,8 @@ async def test_concurrent_posts_get_distinct_consecutive_codes(stack: Stack) -> 
 
 async def test_bad_input_is_refused_and_nothing_is_written(stack: Stack, postgres_url: str) -> None:
     stored_before = await _stored(postgres_url)
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+    desk = await bearer(counter_of(DESK))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         cases = [
             (b'{"procedure_code": ', 400, "malformed_json"),
             (json.dumps(submission(procedure_code="9.999999")).encode(), 422, "procedure_code"),
@@ -144,7 +147,8 @@ async def _stored(postgres_url: str) -> tuple[int, int]:
 
 async def test_service_logs_hold_no_personal_data(stack: Stack) -> None:
     """The processes' own log files, after dossiers with known personal values went through."""
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+    desk = await bearer(counter_of(DESK))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         code = (await client.post("/v1/dossiers", json=submission())).json()["dossier_code"]
         await wait_for_outcomes(client, code)
     logs = {service: stack.log_path(service).read_text() for service in stack.processes}
@@ -170,13 +174,15 @@ METRICS = {
 
 
 async def test_each_service_exposes_its_metrics(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+    desk = await bearer(counter_of(DESK))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         code = (await client.post("/v1/dossiers", json=submission())).json()["dossier_code"]
         view = await wait_for_outcomes(client, code)
         holder = view["routing"]["steps"][0]["unit_code"]
         extension = await client.post(
             f"/v1/dossiers/{code}/extension-requests",
-            json={"unit_code": holder, "official": "Chuyên viên", "reason": "Cần xác minh thêm"},
+            json={"reason": "Cần xác minh thêm"},
+            headers=await bearer(officer_of(holder)),
         )
         assert extension.status_code == 200, extension.text
 

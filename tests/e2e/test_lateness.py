@@ -20,8 +20,10 @@ from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_to_end
 from tests.system import OPERATOR, System, eventually, running_system
 from tests.unit.conftest import hcmc
+from tests.users import OPERATOR_USER, counter_of, head_of, name_of, officer_of
 
-TU_PHAP, CONG_AN = "000.00.05.H29", "000.20.01.H29"
+DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
+NONG_NGHIEP = "000.14.01.H29"
 HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
 
 
@@ -42,24 +44,26 @@ def clock_of(system: System) -> SimulatedClock:
 
 
 async def view(system: System, code: str) -> dict[str, Any]:
-    async with system.client("intake") as client:
+    async with system.client("intake", OPERATOR_USER) as client:
         return (await client.get(f"/v1/dossiers/{code}")).json()
 
 
-async def act(system: System, code: str, action: str, body: dict[str, Any] | None = None) -> Any:
-    async with system.client("intake") as client:
+async def act(
+    system: System, code: str, action: str, user: str, body: dict[str, Any] | None = None
+) -> Any:
+    async with system.client("intake", user) as client:
         return await client.post(f"/v1/dossiers/{code}/{action}", json=body or {})
 
 
 async def timeline_types(system: System, code: str) -> list[str]:
-    async with system.client("intake") as client:
+    async with system.client("intake", OPERATOR_USER) as client:
         events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
     return [e["event_type"].split(".")[-2] for e in events]
 
 
 async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system: System) -> None:
     clock = clock_of(system)
-    async with system.client("intake") as client:
+    async with system.client("intake", counter_of(DESK)) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
     assert response.status_code == 201, response.text
     code = response.json()["dossier_code"]
@@ -70,24 +74,14 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
 
     # Step 1, Sở Tư pháp: on time.
     clock.set(_parse(steps[0]["due_at"]) - timedelta(hours=1))
-    handed = await act(
-        system,
-        code,
-        "hand-offs",
-        {"from_unit_code": TU_PHAP, "to_unit_code": CONG_AN, "official": "Lê Văn Tư"},
-    )
+    handed = await act(system, code, "hand-offs", officer_of(TU_PHAP), {"to_unit_code": CONG_AN})
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 2), what="deadline at step 2")
 
     # Step 2, Công an: held past its step time -> an alert to its head.
     clock.set(_parse(steps[1]["due_at"]) + timedelta(minutes=30))
     await eventually(lambda: _mail_to(system, HEAD_CONG_AN, code), what="step alert to Công an")
-    handed = await act(
-        system,
-        code,
-        "hand-offs",
-        {"from_unit_code": CONG_AN, "to_unit_code": TU_PHAP, "official": "Phạm Thị Năm"},
-    )
+    handed = await act(system, code, "hand-offs", officer_of(CONG_AN), {"to_unit_code": TU_PHAP})
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
 
@@ -98,7 +92,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
     await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
     clock.advance(timedelta(hours=2))
-    done = await act(system, code, "result", {"unit_code": TU_PHAP, "official": "Lê Văn Tư"})
+    done = await act(system, code, "result", officer_of(TU_PHAP))
     assert done.status_code == 202, done.text
     await eventually(lambda: _has(system, code, "completed"), what="completion")
     await eventually(
@@ -111,7 +105,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
     assert pdf.startswith(b"%PDF")
-    async with system.client("notifier") as client:
+    async with system.client("notifier", head_of(TU_PHAP)) as client:
         served = await client.get(f"/v1/apologies/{code}.pdf")
     assert served.status_code == 200 and served.content == pdf
     # Alerts: the head of Công an for the held step, Sở Tư pháp for due soon and overdue,
@@ -172,7 +166,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert [h["timeliness"] for h in timeline["holdings"]] == ["on_time", "late", "late"]
     cong_an = next(u for u in board["units"] if u["unit_code"] == CONG_AN)
     assert cong_an["late"] >= 1
-    assert any(o["official"] == "Phạm Thị Năm" for o in board["officials"])
+    assert any(o["official"] == await name_of(officer_of(CONG_AN)) for o in board["officials"])
     tu_phap = next(u for u in indicators["units"] if u["unit_code"] == TU_PHAP)
     assert tu_phap["done_late"] >= 1 and tu_phap["apologies_issued"] >= 1
     assert indicators["total"]["late_without_apology"] == 0
@@ -195,7 +189,7 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
 ) -> None:
     clock = clock_of(system)
     clock.set(_next_morning(clock))
-    async with system.client("intake") as client:
+    async with system.client("intake", counter_of(DESK)) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
     code = response.json()["dossier_code"]
     routed = await eventually(lambda: _planned(system, code), what="clock started")
@@ -203,30 +197,28 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
 
     clock.advance(timedelta(hours=2))
     request = {
-        "unit_code": "000.14.01.H29",
-        "official": "Võ Minh Sáu",
         "reason": "Thiếu bản sao hợp đồng chuyển nhượng có chứng thực",
         "missing_documents": ["Hợp đồng chuyển nhượng (bản sao chứng thực)"],
     }
-    asked = await act(system, code, "supplement-requests", request)
+    asked = await act(system, code, "supplement-requests", officer_of(NONG_NGHIEP), request)
     assert asked.status_code == 200, asked.text
     assert asked.json()["status"] == 5
     await eventually(lambda: _has(system, code, "clock-paused"), what="clock paused")
 
-    while_paused = await act(system, code, "supplement-requests", request)
+    while_paused = await act(system, code, "supplement-requests", officer_of(NONG_NGHIEP), request)
     assert while_paused.status_code == 409
     assert "supplement_requested (status 5)" in while_paused.json()["message"]
 
     clock.advance(timedelta(days=7))  # a week: five working days (plus the weekend)
     resumed_at = clock()
-    received = await act(system, code, "supplements")
+    received = await act(system, code, "supplements", counter_of(DESK))
     assert received.status_code == 200, received.text
     resumed = await eventually(
         lambda: _when(view(system, code), lambda v: v["status"]["code"] == 4), what="resumed"
     )
     assert resumed
     await eventually(lambda: _has(system, code, "clock-resumed"), what="clock resumed")
-    async with system.client("intake") as client:
+    async with system.client("intake", OPERATOR_USER) as client:
         events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
     [resume] = [e for e in events if e["event_type"].endswith("clock-resumed.v2")]
     due_after = _parse(resume["details"]["due_at"])
@@ -247,7 +239,7 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
     assert_before(history, "supplement-received", "clock-resumed")
 
     # Guidance is given once, completely: a second request is refused ...
-    again = await act(system, code, "supplement-requests", request)
+    again = await act(system, code, "supplement-requests", officer_of(NONG_NGHIEP), request)
     assert again.status_code == 409
     assert "already requested once" in again.json()["message"]
     # ... unless an override records why.
@@ -255,6 +247,7 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
         system,
         code,
         "supplement-requests",
+        officer_of(NONG_NGHIEP),
         {**request, "override_reason": "Hồ sơ bổ sung có giấy tờ mới phát sinh cần kiểm tra"},
     )
     assert overridden.status_code == 200, overridden.text
@@ -287,7 +280,7 @@ async def _planned(system: System, code: str) -> dict[str, Any] | None:
 
 
 async def _timeline(system: System, code: str) -> dict[str, Any]:
-    async with system.client("intake") as client:
+    async with system.client("intake", OPERATOR_USER) as client:
         timeline: dict[str, Any] = (await client.get(f"/v1/dossiers/{code}/timeline")).json()
         return timeline
 
@@ -297,7 +290,7 @@ async def _has(system: System, code: str, kind: str) -> bool:
 
 
 async def _clock_at_step(system: System, code: str, step: int) -> bool:
-    async with system.client("deadline") as client:
+    async with system.client("deadline", OPERATOR_USER) as client:
         clock = (await client.get(f"/v1/clocks/{code}")).json()
     return bool(clock["current_step"] == step)
 
@@ -334,7 +327,7 @@ async def test_a_dossier_finished_late_gets_its_apology_even_before_the_scan(
     """Whether the scheduler or the completion notices the lateness first, it is owed one."""
     clock = clock_of(system)
     clock.set(_next_morning(clock))
-    async with system.client("intake") as client:
+    async with system.client("intake", counter_of(DESK)) as client:
         response = await client.post(
             "/v1/dossiers",
             json=submission(procedure_code="1.000894"),  # half a working day
@@ -343,7 +336,7 @@ async def test_a_dossier_finished_late_gets_its_apology_even_before_the_scan(
     routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
     holder = routed["routing"]["steps"][0]["unit_code"]
     clock.set(_parse(routed["deadline"]["due_at"]) + timedelta(minutes=5))
-    done = await act(system, code, "result", {"unit_code": holder, "official": "Đỗ Văn Bảy"})
+    done = await act(system, code, "result", officer_of(holder))
     assert done.status_code == 202, done.text
 
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology")

@@ -16,8 +16,9 @@ from tests.factories import submission
 from tests.metrics import samples
 from tests.system import System, eventually, running_system
 from tests.unit.conftest import hcmc
+from tests.users import OPERATOR_USER, counter_of, officer_of
 
-TU_PHAP, CONG_AN = "000.00.05.H29", "000.20.01.H29"
+DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +37,30 @@ async def test_after_a_supplement_the_view_and_the_gauges_show_the_moved_due_tim
 ) -> None:
     clock = system.clock
     assert isinstance(clock, SimulatedClock)
-    async with system.client("intake") as intake, system.client("deadline") as deadline:
-        response = await intake.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+    async with (
+        system.client("intake", OPERATOR_USER) as intake,
+        system.client("deadline", OPERATOR_USER) as deadline,
+        system.client("intake", counter_of(DESK)) as desk,
+        system.client("intake", officer_of(TU_PHAP)) as tu_phap,
+        system.client("intake", officer_of(CONG_AN)) as cong_an,
+    ):
+        response = await desk.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
         code = response.json()["dossier_code"]
         planned = await eventually(lambda: _view_when(intake, code, _planned), what="planned")
         original_due = _at(planned["deadline"]["due_at"])
 
         # Step 1 is handed to Công an, which asks the citizen for a supplement.
         clock.advance(timedelta(hours=1))
-        handed = await intake.post(
-            f"/v1/dossiers/{code}/hand-offs",
-            json={"from_unit_code": TU_PHAP, "to_unit_code": CONG_AN, "official": "Lê Văn Tư"},
+        handed = await tu_phap.post(
+            f"/v1/dossiers/{code}/hand-offs", json={"to_unit_code": CONG_AN}
         )
         assert handed.status_code == 202, handed.text
         await eventually(
             lambda: _view_when(intake, code, lambda v: _holder(v) == CONG_AN), what="handed off"
         )
-        asked = await intake.post(
+        asked = await cong_an.post(
             f"/v1/dossiers/{code}/supplement-requests",
             json={
-                "unit_code": CONG_AN,
-                "official": "Phạm Thị Năm",
                 "reason": "Thiếu bản sao căn cước",
                 "missing_documents": ["Bản sao căn cước"],
             },
@@ -69,7 +73,7 @@ async def test_after_a_supplement_the_view_and_the_gauges_show_the_moved_due_tim
 
         # Two working days later the supplement arrives: every due time moves.
         clock.advance(timedelta(days=2))
-        received = await intake.post(f"/v1/dossiers/{code}/supplements")
+        received = await desk.post(f"/v1/dossiers/{code}/supplements")
         assert received.status_code == 200, received.text
         owned = await eventually(lambda: _resumed_clock(deadline, code), what="clock resumed")
         moved_due = _at(owned["due_at"])

@@ -25,6 +25,7 @@ from shared.messaging.envelope import Envelope, encode
 from tests.conftest import in_test_namespace
 from tests.factories import received_event, submission
 from tests.kafka_reader import read_until
+from tests.users import bearer, counter_of
 from tests.waiting import eventually
 
 SCHEMAS_AND_TYPES = {
@@ -45,7 +46,10 @@ async def test_a_server_restart_while_dossiers_are_posted_loses_and_duplicates_n
     async def counter() -> None:
         """Posts dossiers one after another, retrying each with its Idempotency-Key until
         it is accepted, as a counter would when storage is briefly unavailable."""
-        async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+        desk = await bearer(counter_of("000.00.00.H29"))
+        async with httpx.AsyncClient(
+            base_url=stack.url("intake"), timeout=30, headers=desk
+        ) as client:
 
             async def accepted(key: str) -> str | None:
                 try:

@@ -16,6 +16,7 @@ import pytest
 from deploy.local.stack import ROOT, RUN_DIR, SERVICES
 from tests.conftest import TEST_DATABASE, TEST_NAMESPACE, TEST_PORT_BASE
 from tests.factories import submission
+from tests.users import bearer, counter_of
 from tests.waiting import eventually
 
 BASE_PORT = TEST_PORT_BASE + 300
@@ -134,7 +135,8 @@ async def test_a_killed_service_is_restarted_and_catches_up_while_the_rest_runs_
     supervisor: Supervisor,
 ) -> None:
     log = RUN_DIR / f"routing-{BASE_PORT + 1}.log"
-    async with httpx.AsyncClient(timeout=10) as client:
+    desk = await bearer(counter_of("000.00.00.H29"))
+    async with httpx.AsyncClient(timeout=10, headers=desk) as client:
         before = [await post_dossier(client)]
         await eventually(lambda: routed(client, before), timeout=30, what="routed before")
         assert await restarts(client, "routing") == 0

@@ -10,6 +10,7 @@ from playwright.async_api import async_playwright
 
 from deploy.local.stack import ROOT, ZIPKIN_URL, Stack
 from tests.factories import submission
+from tests.users import bearer, counter_of
 from tests.waiting import eventually
 
 ARTIFACTS = ROOT / "artifacts"
@@ -47,7 +48,8 @@ async def find_trace(code: str, trace_id: str, timeout: float = 60) -> list[dict
 
 
 async def test_a_dossiers_trace_is_found_by_its_code_and_shown_in_the_ui(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
+    desk = await bearer(counter_of("000.00.00.H29"))
+    async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         receipt = (await client.post("/v1/dossiers", json=submission())).json()
         view = (await client.get(f"/v1/dossiers/{receipt['dossier_code']}")).json()
     code, trace_id = receipt["dossier_code"], receipt["trace_id"]

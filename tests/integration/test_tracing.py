@@ -23,6 +23,7 @@ from shared.telemetry import ATTRIBUTE_PREFIX
 from tests.conftest import in_test_namespace
 from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, running_system
+from tests.users import counter_of
 
 
 @dataclass
@@ -48,7 +49,7 @@ async def traced(infrastructure: dict[str, str]) -> AsyncIterator[Traced]:
 
 async def submit_and_follow(system: System, body: dict[str, Any]) -> dict[str, Any]:
     """Post a dossier and wait until every service has done its part for it."""
-    async with system.client("intake") as client:
+    async with system.client("intake", counter_of("000.00.00.H29")) as client:
         response = await client.post("/v1/dossiers", json=body)
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]

@@ -17,10 +17,16 @@ from fastapi import FastAPI
 from deploy.local.clean_slate import SCHEMAS
 from deploy.local.demo.options import Options
 from deploy.local.demo.traffic import Dossier
+from deploy.local.identity import password_token
 from services.intake.handlers import PROJECTIONS
 
 POLL = 0.05  # seconds between two looks at the system while waiting for it to catch up
+OPERATOR = "operator"  # reads every dossier and clock
 T = TypeVar("T")
+
+
+async def signed_in(user: str = OPERATOR) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await password_token(user)}"}
 
 
 class DemoError(Exception):
@@ -90,14 +96,18 @@ class Driver:
         if time.monotonic() - self.started > self.o.max_seconds:
             raise DemoError(f"the demo ran longer than --max-seconds={self.o.max_seconds:.0f}")
 
-    async def send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        """A call to intake, retried while it answers 5xx (storage unavailable: the services
-        retry PostgreSQL and Kafka themselves), bounded by the timeout."""
+    async def send(
+        self, method: str, path: str, what: str, user: str = OPERATOR, **kwargs: Any
+    ) -> httpx.Response:
+        """A call to intake as `user` (a demo user of the local Keycloak), retried while it
+        answers 5xx (storage unavailable: the services retry PostgreSQL and Kafka themselves),
+        bounded by the timeout."""
         deadline = time.monotonic() + self.o.timeout
+        headers = {**kwargs.pop("headers", {}), **await signed_in(user)}
         while True:
             remaining = max(deadline - time.monotonic(), 1.0)
             response = await self.bounded(
-                self.intake.request(method, path, **kwargs), what, remaining
+                self.intake.request(method, path, headers=headers, **kwargs), what, remaining
             )
             if response.status_code < 500:
                 return response
@@ -119,7 +129,7 @@ class Driver:
     # -- what each wait asks of a dossier ---------------------------------------------------
 
     async def read_clock(self, d: Dossier) -> bool:
-        response = await self.deadline.get(f"/v1/clocks/{d.code}")
+        response = await self.deadline.get(f"/v1/clocks/{d.code}", headers=await signed_in())
         if response.status_code != 200:
             return False  # not started yet (404), or the service cannot answer now (5xx)
         d.clock = response.json()
@@ -127,14 +137,14 @@ class Driver:
 
     async def routed(self, d: Dossier) -> bool:
         """Routing's plan reached intake (hand-offs need it) and the deadline runs a clock."""
-        response = await self.intake.get(f"/v1/dossiers/{d.code}")
+        response = await self.intake.get(f"/v1/dossiers/{d.code}", headers=await signed_in())
         view = response.json() if response.status_code == 200 else {}
         if not (view.get("routing") and view.get("deadline")):
             return False
         return await self.read_clock(d) and bool(d.clock["steps"])  # the steps' due times
 
     async def processed(self, d: Dossier) -> bool:
-        response = await self.intake.get(f"/v1/dossiers/{d.code}")
+        response = await self.intake.get(f"/v1/dossiers/{d.code}", headers=await signed_in())
         return response.status_code == 200 and response.json()["status"]["code"] == 9
 
     async def move_applied(self, d: Dossier) -> bool:

@@ -23,11 +23,11 @@ from deploy.local.demo.traffic import (
     Move,
     Phase,
     decide_fate,
-    officials_by_unit,
     parse_time,
     procedure_weights,
 )
 from deploy.local.demo_counters import random_dossier
+from deploy.local.identity import counter_of, head_of, officer_of
 from shared.calendar import HCMC, UnitCalendars
 from shared.catalog import Catalog
 from shared.clock import SimulatedClock
@@ -57,7 +57,6 @@ class Month:
         self.calendars = calendars
         self.calendar = calendars.default  # the counters' days and hours
         self.weights = procedure_weights(catalog)
-        self.officials = officials_by_unit(catalog, options.seed)
         self.dossiers: list[Dossier] = []
         self.live = Live()
         self.days = self._working_days()
@@ -136,27 +135,31 @@ class Month:
         procedure = rng.choices(self.catalog.procedures, weights=self.weights)[0]
         body = random_dossier(rng, procedure)
         desks = [CENTRE, CENTRE, *WARD_DESKS, procedure.agency]
-        body["receiving_unit_code"] = rng.choice(desks)
+        desk = rng.choice(desks)
         withdraw = index in self.withdrawn_indices
         key = {"Idempotency-Key": f"demo-month-{self.o.seed}-{index}"}
-        response = await self.driver.send("POST", "/v1/dossiers", "a post", json=body, headers=key)
+        response = await self.driver.send(
+            "POST", "/v1/dossiers", "a post", counter_of(desk), json=body, headers=key
+        )
         if response.status_code != 201:
             raise DemoError(f"the counter's post was refused: {response.status_code}")
         code = response.json()["dossier_code"]
         fate = decide_fate(rng, procedure, withdraw, self.o)
         calendar = self.calendars.of(procedure.agency)
-        dossier = Dossier(code=code, procedure=procedure, fate=fate, rng=rng, calendar=calendar)
+        dossier = Dossier(
+            code=code, desk=desk, procedure=procedure, fate=fate, rng=rng, calendar=calendar
+        )
         self.dossiers.append(dossier)
         self.live.posted += 1
         return dossier
 
     async def perform(self, d: Dossier, move: Move) -> None:
         now = self.clock()
-        unit = d.unit() if d.phase is not Phase.PROCESSED else None
-        official = self.officials[unit][int(d.draw * 3) % 3] if unit else ""
-        body = d.request(move, unit, official)
+        # The desk's officer, or an officer (now and then the head) of the holding unit.
+        user = counter_of(d.desk) if move.at_the_desk else _holder(d.unit(), d.draw)
         path = f"/v1/dossiers/{d.code}/{move.value}"
-        response = await self.driver.send("POST", path, f"{move.value} on {d.code}", json=body)
+        what = f"{move.value} on {d.code}"
+        response = await self.driver.send("POST", path, what, user, json=d.request(move))
         if response.status_code not in (200, 202):  # 202: routing records a hand-off
             raise DemoError(
                 f"{move.value} on {d.code} (step {d.step}, {d.phase}) at {now:%d/%m %H:%M}:"
@@ -220,3 +223,7 @@ class Month:
         await driver.until_all(owed, driver.apology_issued, "apologies for the late dossiers")
         await driver.until_projected()
         return end
+
+
+def _holder(unit: str, draw: float) -> str:
+    return head_of(unit) if draw > 0.8 else officer_of(unit)

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from deploy.local.demo.options import Options
-from deploy.local.demo_counters import DOCUMENTS, FAMILY, GIVEN, MIDDLE
+from deploy.local.demo_counters import DOCUMENTS
 from shared.calendar import HCMC, WorkingCalendar
 from shared.catalog import Catalog, Procedure
 
@@ -59,6 +59,11 @@ class Move(StrEnum):
     RETURN = "return"
     WITHDRAW = "withdrawal"
 
+    @property
+    def at_the_desk(self) -> bool:
+        """Given by a counter officer of the receiving desk; the others by the holding unit."""
+        return self in (Move.SUPPLEMENT, Move.PAYMENT, Move.RETURN, Move.WITHDRAW)
+
 
 @dataclass(frozen=True)
 class Fate:
@@ -79,6 +84,7 @@ def parse_time(value: str) -> datetime:
 @dataclass
 class Dossier:
     code: str
+    desk: str  # the receiving unit
     procedure: Procedure
     fate: Fate
     rng: random.Random
@@ -159,29 +165,20 @@ class Dossier:
         on_time = add(start, allotted * (0.2 + 0.6 * self.draw))
         return min(on_time, self.calendar.subtract_working_time(step_due, margin))
 
-    def request(self, move: Move, unit: str | None, official: str) -> dict[str, Any] | None:
-        """The body of the move's call on intake."""
+    def request(self, move: Move) -> dict[str, Any] | None:
+        """The body of the move's call on intake (the unit and official are the token's)."""
         if move is Move.HAND_OFF:
-            next_unit = self.unit(self.step + 1)
-            return {"from_unit_code": unit, "to_unit_code": next_unit, "official": official}
-        if move is Move.RESULT:
-            return {"unit_code": unit, "official": official}
+            return {"to_unit_code": self.unit(self.step + 1)}
         if move is Move.ASK_SUPPLEMENT:
             missing = self.rng.sample(DOCUMENTS.get(self.procedure.field, ["Tờ khai"]), 1)
             return {
-                "unit_code": unit,
-                "official": official,
                 "reason": f"Thiếu hoặc chưa hợp lệ: {missing[0].lower()}",
                 "missing_documents": missing,
             }
         if move is Move.ASK_PAYMENT:
-            return {"unit_code": unit, "amount_vnd": self.rng.randrange(5, 500) * 100_000}
+            return {"amount_vnd": self.rng.randrange(5, 500) * 100_000}
         if move is Move.EXTENSION:
-            return {
-                "unit_code": unit,
-                "official": official,
-                "reason": "Cần thêm thời gian xác minh, lấy ý kiến cơ quan liên quan",
-            }
+            return {"reason": "Cần thêm thời gian xác minh, lấy ý kiến cơ quan liên quan"}
         if move is Move.WITHDRAW:
             return {"reason": "Công dân đề nghị rút hồ sơ"}
         return None
@@ -269,13 +266,3 @@ def decide_fate(rng: random.Random, procedure: Procedure, withdraw: bool, o: Opt
         supplement=supplement < o.supplement_share,
         obligation=any(s.unit == TAX for s in procedure.steps) and obligation < o.obligation_share,
     )
-
-
-def officials_by_unit(catalog: Catalog, seed: int) -> dict[str, list[str]]:
-    rng = random.Random(f"{seed}:officials")
-    return {
-        unit.code: [
-            f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}" for _ in range(3)
-        ]
-        for unit in catalog.units
-    }
