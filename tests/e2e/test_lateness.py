@@ -28,10 +28,10 @@ HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
-    database = await clean_database(SIMULATION_DATABASE)
+    await clean_database(SIMULATION_DATABASE)
     namespace = throwaway_namespace("sim")  # topics and groups of its own
     async with running_system(
-        infrastructure, clock, database_url=database, namespace=namespace
+        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:
         yield running
 
