@@ -157,7 +157,7 @@ class ServiceRuntime:
         """Wait for PostgreSQL (the service cannot work without it), migrate, then connect to
         Kafka in the background: an unreachable broker delays publishing, it never blocks
         the service from accepting work into its outbox."""
-        self._pool = await retry_forever(
+        pool = await retry_forever(
             lambda: db.create_pool(
                 str(self.settings.database_url),
                 self.schema,
@@ -166,7 +166,14 @@ class ServiceRuntime:
             what=f"{self.name} connecting to PostgreSQL",
             max_backoff=self.settings.retry_max_backoff_seconds,
         )
-        await db.migrate(self._pool, self.schema, self._migrations)
+        self._pool = pool
+        try:
+            await db.migrate(pool, self.schema, self._migrations)
+        except BaseException:
+            # The service stops here (a schema not provisioned, say): nothing is left open.
+            self._pool = None
+            await pool.close()
+            raise
         self._relay = OutboxRelay(
             self._pool,
             self.publisher,

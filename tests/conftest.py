@@ -12,7 +12,7 @@ import pytest
 
 from deploy.local import clean_slate
 from deploy.local.clean_slate import recreate_topics
-from deploy.local.stack import KAFKA_BOOTSTRAP, database_url
+from deploy.local.stack import KAFKA_BOOTSTRAP, POSTGRES_PORT
 from shared.events import Topic, dead_letter_topic
 
 # The suite never touches the system that `make run` serves: its topics and consumer groups
@@ -44,12 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 async def clean_database(name: str) -> str:
-    """The database's URL, created if missing, with the services' schemas dropped."""
+    """The provisioning role's URL to the database, created if missing, with the services'
+    schemas dropped and provisioned again, empty (deploy/local/databases.py)."""
     try:
         return await clean_slate.clean_database(name)
     except Exception as error:
         pytest.fail(
-            f"PostgreSQL is not ready at {database_url(name)} ({type(error).__name__}: {error});"
+            f"PostgreSQL is not ready at 127.0.0.1:{POSTGRES_PORT}/{name}"
+            f" ({type(error).__name__}: {error});"
             " start it with `deploy/local/postgres.sh start` (make test does)",
             pytrace=False,
         )
@@ -57,7 +59,8 @@ async def clean_database(name: str) -> str:
 
 @pytest.fixture(scope="session")
 async def postgres_url() -> AsyncIterator[str]:
-    """A clean test database: the services' schemas are dropped once per run."""
+    """A clean test database, as the provisioning role (reads every service's schema): the
+    services' schemas are dropped and provisioned again once per run."""
     yield await clean_database(TEST_DATABASE)
 
 
@@ -82,7 +85,10 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def infrastructure(postgres_url: str, kafka_bootstrap: str) -> dict[str, str]:
+    """`database_url` is the provisioning role's; a service connects with its own role's:
+    deploy.local.stack.database_url(infrastructure["database"], service)."""
     return {
+        "database": TEST_DATABASE,
         "database_url": postgres_url,
         "kafka_bootstrap_servers": kafka_bootstrap,
         "kafka_namespace": TEST_NAMESPACE,

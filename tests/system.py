@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deploy.local.inprocess import SERVICES, running_services
+from deploy.local.stack import service_database_urls
 from tests.waiting import eventually
 
 __all__ = ["OPERATOR", "Mailbox", "System", "eventually", "running_system"]
@@ -119,11 +120,11 @@ async def running_system(
     infrastructure: dict[str, str],
     clock: Callable[[], datetime],
     *,
-    database_url: str | None = None,
+    database: str | None = None,
     namespace: str | None = None,
 ) -> AsyncIterator[System]:
-    """`database_url` and `namespace` give a system of its own: simulated time must not
-    reach the dossiers of the other tests."""
+    """`database` (a name: each service connects as its own role) and `namespace` give a
+    system of its own: simulated time must not reach the dossiers of the other tests."""
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
@@ -132,7 +133,7 @@ async def running_system(
         async with running_services(
             clock,
             kafka_bootstrap_servers=infrastructure["kafka_bootstrap_servers"],
-            database_url=database_url or infrastructure["database_url"],
+            database_urls=service_database_urls(database or infrastructure["database"]),
             kafka_namespace=infrastructure["kafka_namespace"] if namespace is None else namespace,
             common={"parking_retry_interval_seconds": 0.2},
             own={

@@ -21,7 +21,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -35,11 +34,11 @@ from deploy.local.bench_tracing import (
     BASE_PORT,
     DATABASE,
     NAMESPACE,
-    create_database_if_missing,
 )
+from deploy.local.clean_slate import clean_database
 from deploy.local.demo_counters import console, random_dossier
 from deploy.local.identity import counter_of, password_token
-from deploy.local.stack import KAFKA_BOOTSTRAP, SERVICES, Stack, database_url
+from deploy.local.stack import KAFKA_BOOTSTRAP, SERVICES, Stack
 from shared.catalog import load_catalog
 from shared.events import ApologyObligationRecorded, Topic
 from shared.messaging.topics import ensure_topics
@@ -95,15 +94,10 @@ class Run:
 
 
 async def reset_state() -> None:
-    """Every run starts clean: the services' schemas dropped (they migrate again at start),
-    the pipeline's topics deleted, with their consumer groups' offsets, and created empty."""
-    await create_database_if_missing()
-    connection = await asyncpg.connect(database_url(DATABASE), timeout=10)
-    try:
-        for schema in SERVICES:
-            await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    finally:
-        await connection.close()
+    """Every run starts clean: the services' schemas dropped and provisioned again, empty
+    (they migrate at start), the pipeline's topics deleted, with their consumer groups'
+    offsets, and created empty."""
+    await clean_database(DATABASE)
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=15_000)
     await asyncio.wait_for(admin.start(), 20)
     try:

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploy.local.clean_slate import clean_database
 from deploy.local.demo_counters import console, random_dossier
 from deploy.local.identity import counter_of, password_token
 from deploy.local.stack import LOCAL_TELEMETRY, ROOT, ZIPKIN_URL, Stack, database_url
@@ -81,22 +82,8 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-async def create_database_if_missing() -> None:
-    conn = await asyncpg.connect(database_url("onestop"))
-    try:
-        if not await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1", DATABASE):
-            await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await conn.close()
-
-
 async def reset_schema() -> None:
-    await create_database_if_missing()
-    conn = await asyncpg.connect(database_url(DATABASE))
-    try:
-        await conn.execute("DROP SCHEMA IF EXISTS intake CASCADE")  # the service migrates it
-    finally:
-        await conn.close()
+    await clean_database(DATABASE, ["intake"])  # provisioned empty: the service migrates it
 
 
 async def wait_outbox_drained() -> float:

@@ -10,15 +10,17 @@ from collections.abc import Iterable
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.local import databases
 from deploy.local.stack import SERVICES, database_url
 from shared.messaging.topics import ensure_topics
 
-SCHEMAS = SERVICES  # each service migrates its own schema, named after it
+SCHEMAS = SERVICES  # each service's schema is named after it
 
 
-async def clean_database(name: str) -> str:
-    """The database's URL, created if missing, with the services' schemas dropped: the
-    services migrate them again at start."""
+async def clean_database(name: str, services: Iterable[str] = SERVICES) -> str:
+    """The provisioning role's URL to the database, created if missing, with the services'
+    schemas (all, or those named) dropped and provisioned again, empty: each owned by its
+    service's role, which migrates it at start."""
     server = await asyncpg.connect(database_url("onestop"), timeout=10)
     try:
         if not await server.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
@@ -28,8 +30,9 @@ async def clean_database(name: str) -> str:
     url = database_url(name)
     connection = await asyncpg.connect(url, timeout=10)
     try:
-        for schema in SCHEMAS:
+        for schema in services:
             await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await databases.provision(connection)
     finally:
         await connection.close()
     return url

@@ -37,7 +37,7 @@ from deploy.local.demo.report import (
 )
 from deploy.local.demo.traffic import START
 from deploy.local.inprocess import running_services
-from deploy.local.stack import KAFKA_BOOTSTRAP, LOCAL_TELEMETRY, ROOT, database_url
+from deploy.local.stack import KAFKA_BOOTSTRAP, LOCAL_TELEMETRY, ROOT, service_database_urls
 from shared.calendar import UnitCalendars
 from shared.catalog import load_catalog
 from shared.clock import SimulatedClock
@@ -53,7 +53,6 @@ STOP_TIMEOUT = 30.0  # seconds for the four services to stop
 
 def configure_environment() -> None:
     """Spans go where the environment says; if it says nothing, to the local Zipkin."""
-    os.environ["DATABASE_URL"] = database_url(DATABASE)
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = KAFKA_BOOTSTRAP
     tracing_configured = "OTEL_TRACES_EXPORTER" in os.environ or any(
         name.startswith("OTEL_EXPORTER_ZIPKIN") for name in os.environ
@@ -86,7 +85,7 @@ async def simulate(options: Options) -> int:
     async with running_services(
         clock,
         kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
-        database_url=url,
+        database_urls=service_database_urls(DATABASE),
         kafka_namespace=NAMESPACE,
         own={"deadline": {"lateness_scan_interval_seconds": 0.1}},  # no SMTP: letters wait
         stop_timeout=STOP_TIMEOUT,

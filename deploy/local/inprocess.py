@@ -49,7 +49,7 @@ async def running_services(
     clock: Callable[[], datetime],
     *,
     kafka_bootstrap_servers: str,
-    database_url: str,
+    database_urls: Mapping[str, str],
     kafka_namespace: str,
     common: Mapping[str, Any] | None = None,
     own: Mapping[str, Mapping[str, Any]] | None = None,
@@ -59,20 +59,30 @@ async def running_services(
 ) -> AsyncIterator[dict[str, FastAPI]]:
     """The apps by name, their lifespans entered in SERVICES' order and left in reverse.
 
-    `common` settings apply to every service, `own` to the one named; metrics go only to the
-    given readers (four services in one process would clash in Prometheus' one registry)."""
+    Each service connects with its own URL of `database_urls` (its own role: stack's
+    service_database_urls); `common` settings apply to every service, `own` to the one named;
+    metrics go only to the given readers (four services in one process would clash in
+    Prometheus' one registry)."""
+    missing = set(SERVICES) - set(database_urls)
+    if missing:
+        raise ValueError(f"database_urls names no URL for {', '.join(sorted(missing))}")
     shared_settings = {
         **QUICK,
         **{name.lower(): value for name, value in access_settings().items()},
         "kafka_bootstrap_servers": kafka_bootstrap_servers,
-        "database_url": database_url,
         "kafka_namespace": kafka_namespace,
         **(common or {}),
     }
     exporters = list(span_exporters)
     apps: dict[str, FastAPI] = {}
     for name, (settings_class, create_app) in SERVICES.items():
-        settings = settings_class(**shared_settings, **(own or {}).get(name, {}))
+        settings = settings_class(
+            **{
+                **shared_settings,
+                "database_url": database_urls[name],
+                **(own or {}).get(name, {}),
+            }
+        )
         readers = (metric_readers or {}).get(name, ())
         telemetry = configure_telemetry(name, span_exporters=exporters, metric_readers=readers)
         apps[name] = create_app(settings, telemetry=telemetry, clock=clock)

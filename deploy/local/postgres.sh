@@ -4,9 +4,13 @@
 #
 # Usage: deploy/local/postgres.sh start|stop|restart|status
 # Env:   POSTGRES_PORT (55432), POSTGRES_START_TIMEOUT (60 s), POSTGRES_STOP_TIMEOUT (30 s)
-# Gives: role onestop/onestop; databases onestop, onestop_test, onestop_sim (simulated time),
-#        onestop_bench, onestop_demo:
-#        postgresql://onestop:onestop@127.0.0.1:55432/onestop
+# Gives: databases onestop (the services'), onestop_test, onestop_sim (simulated time),
+#        onestop_bench, onestop_demo, each with the schemas intake, routing, deadline and
+#        notifier, owned by the roles onestop_intake, onestop_routing, onestop_deadline and
+#        onestop_notifier (one per service: no superuser, no other schema, nothing in public),
+#        and the provisioning role onestop (creates databases and roles, not a superuser).
+#        Passwords: .run/secrets.env (deploy/local/local_secrets.py); roles and schemas are
+#        written once, in deploy/local/databases.py, and brought up to date on every start.
 # Auth:  TCP needs a password (scram-sha-256), so services really use theirs; the unix
 #        socket (in .run/postgres) trusts local users and is only for this script's admin work.
 set -euo pipefail
@@ -18,9 +22,7 @@ LOG="$RUN/postgres.log"
 PORT="${POSTGRES_PORT:-55432}"
 START_TIMEOUT="${POSTGRES_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${POSTGRES_STOP_TIMEOUT:-30}"
-APP_USER=onestop
-APP_PASSWORD=onestop
-APP_DATABASES="onestop onestop_test onestop_sim onestop_bench onestop_demo"   # the first one is the services' database
+PROVISIONER=onestop
 
 TAG=postgres
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -113,15 +115,29 @@ await_ready() {
   done
 }
 
-# Idempotent; also resets the password and owners in case someone changed them.
+# The SQL of deploy/local/databases.py (system python3, standard library only).
+provisioning_sql() { (cd "$ROOT" && python3 -m deploy.local.databases "$@"); }
+# PGOPTIONS: no NOTICE for each grant that was already there; -o: no result rows (locks).
+quiet_psql() { as_pg env PGOPTIONS='-c client_min_messages=warning' "$BIN/psql" -X -q -o /dev/null -v ON_ERROR_STOP=1 -h "$RUN" -p "$PORT" "$@"; }
+
+# Idempotent, on every start: resets the roles' attributes and passwords, the databases'
+# owner, and each database's schemas, owners and privileges (which also brings a cluster made
+# by the old script, where the one role onestop owned everything, to one role per service).
 ensure_app_db() {
-  admin_psql <<SQL || fail "could not create the $APP_USER role/databases" "$LOG"
-SELECT 'CREATE ROLE $APP_USER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP_USER') \gexec
-ALTER ROLE $APP_USER LOGIN CREATEDB PASSWORD '$APP_PASSWORD';
-SELECT format('CREATE DATABASE %I OWNER $APP_USER', d) FROM unnest(string_to_array('$APP_DATABASES', ' ')) AS d
+  local db databases
+  databases="$(provisioning_sql databases)" || fail "deploy/local/databases.py failed"
+  provisioning_sql roles | quiet_psql -U postgres -d postgres \
+    || fail "could not create the roles (deploy/local/databases.py roles)" "$LOG"
+  quiet_psql -U postgres -d postgres <<SQL || fail "could not create the databases" "$LOG"
+SELECT format('CREATE DATABASE %I OWNER $PROVISIONER', d) FROM unnest(string_to_array('$databases', ' ')) AS d
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d) \gexec
-SELECT format('ALTER DATABASE %I OWNER TO $APP_USER', d) FROM unnest(string_to_array('$APP_DATABASES', ' ')) AS d \gexec
+SELECT format('ALTER DATABASE %I OWNER TO $PROVISIONER', d) FROM unnest(string_to_array('$databases', ' ')) AS d \gexec
 SQL
+  # As the provisioning role, like clean_slate and the tests: it must be enough.
+  for db in $databases; do
+    provisioning_sql database "$db" | quiet_psql -U "$PROVISIONER" -d "$db" \
+      || fail "could not provision database $db (deploy/local/databases.py database $db)" "$LOG"
+  done
 }
 
 start() {
@@ -148,7 +164,7 @@ start() {
   fi
   await_ready "$t0"
   ensure_app_db
-  say "ready: postgresql://$APP_USER:$APP_PASSWORD@127.0.0.1:$PORT/${APP_DATABASES%% *} after $(since "$t0") s"
+  say "ready: 127.0.0.1:$PORT, roles $PROVISIONER (provisioning) and onestop_<service>, passwords in .run/secrets.env, after $(since "$t0") s"
 }
 
 stop() {

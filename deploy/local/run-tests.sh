@@ -20,6 +20,9 @@ for server in postgres kafka zipkin; do
   if ! "deploy/local/$server.sh" status >/dev/null 2>&1; then
     "deploy/local/$server.sh" start || { echo "[test] FAILED: $server could not start" >&2; exit 1; }
     started_here+=("$server")
+  elif [[ "$server" == postgres ]]; then
+    # Already running: start only brings its roles and schemas up to date (databases.py).
+    deploy/local/postgres.sh start >/dev/null || { echo "[test] FAILED: could not provision PostgreSQL" >&2; exit 1; }
   fi
 done
 stop_started() {

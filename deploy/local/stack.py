@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 import httpx
 
-from deploy.local import local_secrets
+from deploy.local import databases
 from deploy.local.identity import ISSUER
+from deploy.local.local_secrets import get as secret
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "services"
-SERVICES = ("intake", "routing", "deadline", "notifier")
+SERVICES = databases.SERVICES
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 POSTGRES_PORT = os.environ.get("POSTGRES_PORT", "55432")
 LOG_MAX_BYTES = int(os.environ.get("ONESTOP_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
@@ -53,13 +55,24 @@ def access_settings() -> dict[str, str]:
     intake's lookup PINs and the notifier's letter links (from .run/secrets.env)."""
     return {
         "OIDC_ISSUER": ISSUER,
-        "LOOKUP_PIN_KEY": local_secrets.get("LOOKUP_PIN_KEY"),
-        "LINK_SIGNING_KEY": local_secrets.get("LINK_SIGNING_KEY"),
+        "LOOKUP_PIN_KEY": secret("LOOKUP_PIN_KEY"),
+        "LINK_SIGNING_KEY": secret("LINK_SIGNING_KEY"),
     }
 
 
-def database_url(database: str = "onestop") -> str:
-    return f"postgresql://onestop:onestop@127.0.0.1:{POSTGRES_PORT}/{database}"
+def database_url(database: str = "onestop", service: str | None = None) -> str:
+    """The service's own role (it owns only its schema), or with no service the provisioning
+    role (reads every schema: tests, demo, clean slate). Passwords: the local secrets."""
+    if service is None:
+        role, password = databases.PROVISIONER, secret(databases.PROVISIONER_PASSWORD)
+    else:
+        role, password = databases.service_role(service), secret(databases.password_name(service))
+    return f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{POSTGRES_PORT}/{database}"
+
+
+def service_database_urls(database: str) -> dict[str, str]:
+    """Each service's URL to `database`, as its own role."""
+    return {service: database_url(database, service) for service in SERVICES}
 
 
 class RotatingLog:
@@ -146,7 +159,7 @@ class Stack:
             **LOCAL_TELEMETRY,  # the environment may override these
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
-            "DATABASE_URL": database_url(self.database),
+            "DATABASE_URL": database_url(self.database, service),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port(service)),
             "KAFKA_NAMESPACE": self.namespace,

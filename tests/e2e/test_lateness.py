@@ -30,10 +30,10 @@ HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
-    database = await clean_database(SIMULATION_DATABASE)
+    await clean_database(SIMULATION_DATABASE)
     namespace = throwaway_namespace("sim")  # topics and groups of its own
     async with running_system(
-        infrastructure, clock, database_url=database, namespace=namespace
+        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:
         yield running
 
@@ -166,7 +166,8 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert [h["timeliness"] for h in timeline["holdings"]] == ["on_time", "late", "late"]
     cong_an = next(u for u in board["units"] if u["unit_code"] == CONG_AN)
     assert cong_an["late"] >= 1
-    assert any(o["official"] == await name_of(officer_of(CONG_AN)) for o in board["officials"])
+    cong_an_officer = await name_of(officer_of(CONG_AN))
+    assert any(o["official"] == cong_an_officer for o in board["officials"])
     tu_phap = next(u for u in indicators["units"] if u["unit_code"] == TU_PHAP)
     assert tu_phap["done_late"] >= 1 and tu_phap["apologies_issued"] >= 1
     assert indicators["total"]["late_without_apology"] == 0

@@ -24,10 +24,10 @@ DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 2, 8, 0))  # a Wednesday morning
-    database = await clean_database(SIMULATION_DATABASE)
+    await clean_database(SIMULATION_DATABASE)
     namespace = throwaway_namespace("projection")
     async with running_system(
-        infrastructure, clock, database_url=database, namespace=namespace
+        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:
         yield running
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from opentelemetry import trace
 
-from deploy.local.stack import ROOT
+from deploy.local.stack import ROOT, database_url
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
 from services.intake.repository import IntakeUnitOfWork
@@ -31,8 +31,16 @@ __all__ = ["commit_dossiers", "eventually", "publish_all", "run_worker"]
 
 @pytest.fixture(scope="package")
 async def intake_pool(infrastructure: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.create_pool(infrastructure["database_url"], "intake")
+    pool = await db.create_pool(database_url(infrastructure["database"], "intake"), "intake")
     await db.migrate(pool, "intake", INTAKE_MIGRATIONS)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="package")
+async def reader_pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The provisioning role's: reads every service's schema (intake's role reads only its own)."""
+    pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
     yield pool
     await pool.close()
 

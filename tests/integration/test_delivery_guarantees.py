@@ -8,7 +8,7 @@ from collections import Counter
 
 import asyncpg
 
-from deploy.local.stack import Stack
+from deploy.local.stack import Stack, database_url
 from shared.events import Topic
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
@@ -55,7 +55,9 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
 ) -> None:
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.01.H29")
 
-    run_worker("relay-dies-before-publish", "intake", database_url=infrastructure["database_url"])
+    run_worker(
+        "relay-dies-before-publish", "intake", database_url=database_url(TEST_DATABASE, "intake")
+    )
     assert await unpublished(intake_pool, codes) == 5
 
     await publish_all(intake_pool, publisher)
@@ -70,11 +72,16 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
 
 
 async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
-    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool,
+    reader_pool: asyncpg.Pool,
+    publisher: KafkaPublisher,
+    infrastructure: dict[str, str],
 ) -> None:
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.02.H29")
 
-    run_worker("relay-dies-after-publish", "intake", database_url=infrastructure["database_url"])
+    run_worker(
+        "relay-dies-after-publish", "intake", database_url=database_url(TEST_DATABASE, "intake")
+    )
     assert await unpublished(intake_pool, codes) == 5  # published, but not marked: sent again
 
     await publish_all(intake_pool, publisher)
@@ -87,26 +94,28 @@ async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
 
     routing = routing_process()
     try:
-        await eventually(lambda: all_routed(intake_pool, codes))
-        assert await routed_events(intake_pool, codes) == dict.fromkeys(codes, 1)
+        await eventually(lambda: all_routed(reader_pool, codes))
+        assert await routed_events(reader_pool, codes) == dict.fromkeys(codes, 1)
         await eventually(lambda: _logged(routing, "redelivered event skipped", 5))
     finally:
         routing.stop()
 
 
 async def test_consumer_killed_between_its_commit_and_the_offset_commit(
-    intake_pool: asyncpg.Pool, publisher: KafkaPublisher, infrastructure: dict[str, str]
+    intake_pool: asyncpg.Pool, reader_pool: asyncpg.Pool, publisher: KafkaPublisher
 ) -> None:
     codes = await commit_dossiers(intake_pool, 6, unit="000.00.05.H29")
     await publish_all(intake_pool, publisher)
 
-    run_worker("routing-dies-after-commit", "2", database_url=infrastructure["database_url"])
-    assert sum((await routed_events(intake_pool, codes)).values()) >= 1  # it did commit work
+    run_worker(
+        "routing-dies-after-commit", "2", database_url=database_url(TEST_DATABASE, "routing")
+    )
+    assert sum((await routed_events(reader_pool, codes)).values()) >= 1  # it did commit work
 
     routing = routing_process()
     try:
-        await eventually(lambda: all_routed(intake_pool, codes))
-        assert await routed_events(intake_pool, codes) == dict.fromkeys(codes, 1)
+        await eventually(lambda: all_routed(reader_pool, codes))
+        assert await routed_events(reader_pool, codes) == dict.fromkeys(codes, 1)
         await eventually(lambda: _logged(routing, "redelivered event skipped", 1))
     finally:
         routing.stop()

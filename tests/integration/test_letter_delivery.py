@@ -21,6 +21,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from deploy.local import databases
 from deploy.local.stack import database_url
 from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
@@ -45,9 +46,15 @@ HTML = render_html(sample_letter())
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    """Only this schema is dropped: the services' schemas of the database are left alone."""
-    created = await db.create_pool(database_url(TEST_DATABASE), SCHEMA)
-    await created.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    """Only this schema is dropped: the services' schemas of the database are left alone. It
+    is provisioned like the notifier's own, and used as the notifier's role."""
+    admin = await asyncpg.connect(database_url(TEST_DATABASE), timeout=10)
+    try:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        await databases.provision(admin, {SCHEMA: databases.service_role("notifier")})
+    finally:
+        await admin.close()
+    created = await db.create_pool(database_url(TEST_DATABASE, "notifier"), SCHEMA)
     await db.migrate(created, SCHEMA, MIGRATIONS)
     yield created
     await created.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
@@ -25,6 +26,10 @@ from shared.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"
+POSTGRES_INIT = ROOT / "deploy" / "compose" / "postgres-init.sh"
+# ${NAME:?message}: compose refuses to start while NAME is unset or empty.
+REQUIRED_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?[^}]*\}")
 
 APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "intake": IntakeSettings,
@@ -53,6 +58,36 @@ def _environment(compose: dict[str, Any], name: str) -> dict[str, str]:
     environment = _service(compose, name).get("environment", {})
     assert isinstance(environment, dict), f"{name}: write environment as a mapping"
     return environment
+
+
+def _required_variables(value: str) -> list[str]:
+    return REQUIRED_VARIABLE.findall(value)
+
+
+def _interpolated(value: str, variables: dict[str, str]) -> str:
+    """What compose makes of the value, given .env; any other `$` form is not used here."""
+    result = REQUIRED_VARIABLE.sub(lambda match: variables[match.group(1)], value)
+    assert "$" not in result, f"{value}: only ${{NAME:?message}} interpolation is expected"
+    return result
+
+
+def _filled_env() -> dict[str, str]:
+    """A .env with every variable of .env.example set (to a value naming it)."""
+    return {key: f"secret-of-{key.lower()}" for key in _env_example()}
+
+
+def _database_url(compose: dict[str, Any], name: str) -> SplitResult:
+    """The service's DATABASE_URL as compose hands it over, .env filled in."""
+    return urlsplit(_interpolated(_environment(compose, name)["DATABASE_URL"], _filled_env()))
+
+
+def _env_example() -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def _instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
@@ -248,14 +283,17 @@ def test_environment_satisfies_the_settings_class(
     for key in list(os.environ):
         if key.lower() in settings_class.model_fields:
             monkeypatch.delenv(key)
-    # ...then give it exactly what compose gives the container.
+    # ...then give it exactly what compose gives the container, .env filled in.
+    filled = _filled_env()
     for key, value in environment.items():
-        monkeypatch.setenv(key, value)
+        monkeypatch.setenv(key, _interpolated(value, filled))
 
     settings = settings_class()  # type: ignore[call-arg]
 
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.database_url.hosts()[0]["host"] == "postgres"
+    assert settings.database_url.hosts()[0]["username"] == f"onestop_{name}"
+    assert settings.database_url.hosts()[0]["password"] == (f"secret-of-postgres_{name}_password")
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == int(environment["HTTP_PORT"])
 
@@ -275,11 +313,14 @@ def test_no_dead_or_misspelt_settings(compose: dict[str, Any], name: str) -> Non
 def test_environment_points_at_the_compose_services(compose: dict[str, Any], name: str) -> None:
     environment = _environment(compose, name)
     postgres = _environment(compose, "postgres")
-    database = urlsplit(environment["DATABASE_URL"])
+    database = _database_url(compose, name)
     assert (database.hostname, database.port) == ("postgres", 5432)
-    assert database.username == postgres["POSTGRES_USER"]
-    assert database.password == postgres["POSTGRES_PASSWORD"]
     assert database.path == f"/{postgres['POSTGRES_DB']}"
+    # Its own role, with the password that postgres hands the init script for that role.
+    assert database.username == f"onestop_{name}"
+    password = f"POSTGRES_{name.upper()}_PASSWORD"
+    assert _required_variables(environment["DATABASE_URL"]) == [password]
+    assert _required_variables(postgres[password]) == [password]
 
     advertised = _environment(compose, "kafka")["KAFKA_ADVERTISED_LISTENERS"]
     assert f"PLAINTEXT://{environment['KAFKA_BOOTSTRAP_SERVERS']}" in advertised.split(",")
@@ -287,6 +328,59 @@ def test_environment_points_at_the_compose_services(compose: dict[str, Any], nam
     assert environment["OTEL_SERVICE_NAME"] == name
     assert urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"]).hostname == "jaeger"
     assert environment["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_no_password_is_written_in_compose(compose: dict[str, Any]) -> None:
+    """Every password comes from .env through ${NAME:?…}, which refuses to start without it."""
+    assert "onestop:onestop" not in COMPOSE_FILE.read_text(encoding="utf-8")
+    for name in compose["services"]:
+        for key, value in _environment(compose, name).items():
+            if "PASSWORD" in key:
+                assert re.fullmatch(REQUIRED_VARIABLE, value), f"{name}.{key} = {value!r}"
+            if "://" in value:  # a URL's password, if any, is a variable too
+                userinfo = value.split("://", 1)[1].rsplit("@", 1)
+                if len(userinfo) == 2 and ":" in userinfo[0]:
+                    password = userinfo[0].split(":", 1)[1]
+                    assert re.fullmatch(REQUIRED_VARIABLE, password), f"{name}.{key}"
+
+
+def test_postgres_runs_as_its_superuser_only_for_the_init_script(compose: dict[str, Any]) -> None:
+    postgres = _service(compose, "postgres")
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in postgres["volumes"]}
+    assert mounted["./deploy/compose/postgres-init.sh"].startswith("/docker-entrypoint-initdb.d/")
+    assert (ROOT / "deploy/compose/postgres-init.sh").stat().st_mode & 0o111, "executable"
+    superuser = _environment(compose, "postgres")["POSTGRES_USER"]
+    for name in APP_SERVICES:
+        user = _database_url(compose, name).username
+        assert user != superuser and user == f"onestop_{name}"
+
+
+@app_service
+def test_the_init_script_gives_each_service_a_role_owning_only_its_schema(name: str) -> None:
+    script = POSTGRES_INIT.read_text(encoding="utf-8")
+    role = f"onestop_{name}"
+    create_role = re.search(rf"^CREATE ROLE {role} (.*);$", script, re.MULTILINE)
+    assert create_role is not None, f"no CREATE ROLE {role}"
+    assert {"LOGIN", "NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE"} <= set(
+        create_role.group(1).split()
+    )
+    assert f"PASSWORD :'{name}_password'" in create_role.group(1)
+    assert f'-v {name}_password="$POSTGRES_{name.upper()}_PASSWORD"' in script
+    assert f"CREATE SCHEMA {name} AUTHORIZATION {role};" in script
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC;" in script
+
+
+def test_env_example_lists_every_variable_compose_requires_with_no_value() -> None:
+    required = set(REQUIRED_VARIABLE.findall(COMPOSE_FILE.read_text(encoding="utf-8")))
+    example = _env_example()
+    assert required <= set(example), f"missing from .env.example: {required - set(example)}"
+    assert all(value == "" for value in example.values()), "placeholders only: no secret"
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".env" in ignored
+    assert ".env" in _dockerignore_patterns()
 
 
 # --- .dockerignore ---------------------------------------------------------------------------
