@@ -180,6 +180,8 @@ status() {
   local pid
   if pid="$(daemon_pid)" && ready; then
     say "running (pid $pid, issuer $ISSUER)"
+    load_secrets
+    realm_current || say "the realm file changed since it was imported: 'deploy/local/keycloak.sh start' imports it"
   elif [[ -n "${pid:-}" ]]; then
     say "process $pid is alive but $HEALTH or the realm's discovery document does not answer"
     return 3
