@@ -6,7 +6,8 @@
 # Usage: deploy/local/keycloak.sh start|stop|restart|status
 # Env:   KEYCLOAK_PORT (18080), KEYCLOAK_MANAGEMENT_PORT (19000: /health/ready),
 #        KEYCLOAK_JAVA_HOME (/usr/lib/jvm/temurin-25-jdk-amd64: Keycloak 26 needs Java 21+; only
-#        Keycloak runs on it), KEYCLOAK_START_TIMEOUT (180 s), KEYCLOAK_STOP_TIMEOUT (30 s)
+#        Keycloak runs on it), KEYCLOAK_START_TIMEOUT (300 s: a first start on a busy 2-core
+#        machine took 160 s), KEYCLOAK_STOP_TIMEOUT (30 s)
 # Files: distribution in .cache/keycloak; database (dev-file H2), pid and log in .run/keycloak
 # Secrets (.run/secrets.env): KEYCLOAK_ADMIN_PASSWORD (user `admin` of the admin console),
 #        KEYCLOAK_DOWNSTREAM_CLIENT_SECRET (client onestop-downstream; the realm file holds only
@@ -29,7 +30,7 @@ REALM=onestop
 PORT="${KEYCLOAK_PORT:-18080}"
 MPORT="${KEYCLOAK_MANAGEMENT_PORT:-19000}"
 KC_JAVA_HOME="${KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
-START_TIMEOUT="${KEYCLOAK_START_TIMEOUT:-180}"
+START_TIMEOUT="${KEYCLOAK_START_TIMEOUT:-300}"
 STOP_TIMEOUT="${KEYCLOAK_STOP_TIMEOUT:-30}"
 URL="http://127.0.0.1:$PORT"
 ISSUER="$URL/realms/$REALM"
