@@ -8,10 +8,10 @@ UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
-.PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi clean
+.PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
 
 help:
-	@echo "make run    install what is missing, start Kafka, PostgreSQL and the four services"
+	@echo "make run    install what is missing, start Kafka, PostgreSQL, Zipkin, Keycloak and the four services"
 	@echo "make test   install what is missing, start what the tests need, run the whole suite"
 	@echo "make demo   a simulated month of traffic across many units; prints indicators and board"
 	@echo "make demo-counters   with make run up: counters post a batch, units act on it"
@@ -44,6 +44,7 @@ infra: install
 	@deploy/local/postgres.sh start
 	@deploy/local/kafka.sh start
 	@deploy/local/zipkin.sh start
+	@deploy/local/keycloak.sh start
 
 run: infra
 	@$(PY) -m deploy.local.supervisor
@@ -78,6 +79,12 @@ lint: install
 asyncapi: install
 	@$(PY) -m deploy.tools.asyncapi > docs/asyncapi.json.new && mv docs/asyncapi.json.new docs/asyncapi.json
 	@echo "wrote docs/asyncapi.json"
+
+# After changing the catalog's units: regenerate the Keycloak realm, then commit it
+# (the next deploy/local/keycloak.sh start imports it anew).
+realm: install
+	@$(PY) -m deploy.tools.realm
+	@echo "wrote deploy/keycloak/onestop-realm.json"
 
 stop:
 	@deploy/local/stop-all.sh

@@ -1,6 +1,6 @@
-"""Fixtures for the real Kafka broker and PostgreSQL server that `make test` starts.
+"""Fixtures for the real Kafka broker, PostgreSQL server and Keycloak that `make test` starts.
 
-If either is unreachable the tests that need it fail, saying so: they are never skipped."""
+If one is unreachable the tests that need it fail, saying so: they are never skipped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from deploy.local import clean_slate
+from deploy.local import clean_slate, identity
 from deploy.local.clean_slate import recreate_topics
 from deploy.local.stack import KAFKA_BOOTSTRAP, POSTGRES_PORT
 from shared.events import Topic, dead_letter_topic
@@ -93,3 +93,13 @@ async def infrastructure(postgres_url: str, kafka_bootstrap: str) -> dict[str, s
         "kafka_bootstrap_servers": kafka_bootstrap,
         "kafka_namespace": TEST_NAMESPACE,
     }
+
+
+@pytest.fixture(scope="session")
+async def keycloak_issuer() -> str:
+    """The local Keycloak's realm `onestop`, checked once: its issuer URL."""
+    try:
+        await identity.check_ready()
+    except identity.KeycloakUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    return identity.ISSUER

@@ -33,8 +33,9 @@ NAMES = (
     "KAFKA_DEADLINE_PASSWORD",
     "KAFKA_NOTIFIER_PASSWORD",
     "KAFKA_DOWNSTREAM_PASSWORD",
-    # Keycloak's bootstrap administrator
+    # Keycloak's bootstrap administrator; the downstream systems' OpenID Connect client
     "KEYCLOAK_ADMIN_PASSWORD",
+    "KEYCLOAK_DOWNSTREAM_CLIENT_SECRET",
     # Signing apology-letter links; hashing the citizens' lookup PINs
     "LINK_SIGNING_KEY",
     "LOOKUP_PIN_PEPPER",

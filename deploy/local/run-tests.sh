@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: unit, integration and end-to-end, against the real Kafka and PostgreSQL,
-# started here if needed. Fails when a test fails, when a test is skipped and when no test ran.
+# The whole suite: unit, integration and end-to-end, against the real Kafka, PostgreSQL and
+# Keycloak, started here if needed. Fails when a test fails, when a test is skipped and when no test ran.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 mkdir -p artifacts
@@ -14,16 +14,15 @@ echo "[test] ruff format --check"
 echo "[test] mypy"
 .venv/bin/mypy || { echo "[test] FAILED: mypy found type errors" >&2; exit 1; }
 
-# Start PostgreSQL, Kafka and Zipkin if they are not running, and stop on exit only what this run started.
+# Start PostgreSQL, Kafka, Zipkin and Keycloak if they are not running, and stop on exit only what
+# this run started.
 started_here=()
-for server in postgres kafka zipkin; do
-  if ! "deploy/local/$server.sh" status >/dev/null 2>&1; then
-    "deploy/local/$server.sh" start || { echo "[test] FAILED: $server could not start" >&2; exit 1; }
-    started_here+=("$server")
-  elif [[ "$server" == postgres ]]; then
-    # Already running: start only brings its roles and schemas up to date (databases.py).
-    deploy/local/postgres.sh start >/dev/null || { echo "[test] FAILED: could not provision PostgreSQL" >&2; exit 1; }
-  fi
+# start is a no-op for a server already running (and brings a running Keycloak's realm up to date).
+for server in postgres kafka zipkin keycloak; do
+  running_before=true
+  "deploy/local/$server.sh" status >/dev/null 2>&1 || running_before=false
+  "deploy/local/$server.sh" start || { echo "[test] FAILED: $server could not start" >&2; exit 1; }
+  $running_before || started_here+=("$server")
 done
 stop_started() {
   for server in "${started_here[@]}"; do "deploy/local/$server.sh" stop >/dev/null || true; done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops everything the project started locally, found through the pid files under .run/:
-# services (.run/services/*.pid) first, as they use Kafka and PostgreSQL (and send traces to Zipkin),
-# then Zipkin (.run/zipkin/*.pid), then Kafka, then PostgreSQL.
+# services (.run/services/*.pid) first, as they use Kafka and PostgreSQL (and send traces to Zipkin,
+# and verify tokens against Keycloak), then Keycloak, Zipkin (.run/zipkin/*.pid), Kafka, PostgreSQL.
 # Anything not running is skipped. Env: SERVICE_STOP_TIMEOUT (15 s) before SIGKILL.
 set -euo pipefail
 
@@ -46,6 +46,7 @@ stop_pidfile() {
 rc=0
 shopt -s nullglob
 for f in "$ROOT"/.run/services/*.pid; do stop_pidfile "$f" || rc=1; done
+"$HERE/keycloak.sh" stop || rc=1
 "$HERE/zipkin.sh" stop || rc=1
 "$HERE/kafka.sh" stop || rc=1
 "$HERE/postgres.sh" stop || rc=1

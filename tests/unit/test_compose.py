@@ -37,7 +37,7 @@ APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "deadline": DeadlineSettings,
     "notifier": NotifierSettings,
 }
-INFRA_SERVICES = ("kafka", "postgres", "jaeger")
+INFRA_SERVICES = ("kafka", "postgres", "jaeger", "keycloak")
 app_service = pytest.mark.parametrize("name", sorted(APP_SERVICES))
 
 
@@ -176,6 +176,27 @@ def test_postgres_has_a_healthcheck(compose: dict[str, Any]) -> None:
     postgres = _service(compose, "postgres")
     assert postgres["image"] == "postgres:15"
     assert "pg_isready" in postgres["healthcheck"]["test"]
+
+
+def test_keycloak_imports_the_committed_realm_with_secrets_from_the_env_file(
+    compose: dict[str, Any],
+) -> None:
+    keycloak = _service(compose, "keycloak")
+    pom = (ROOT / "deploy/local/keycloak/pom.xml").read_text(encoding="utf-8")
+    [version] = re.findall(r"<keycloak.version>(.+)</keycloak.version>", pom)
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{version}", "same as deploy/local"
+    assert keycloak["command"] == ["start-dev", "--import-realm"]
+    source, target, *_ = keycloak["volumes"][0].split(":")
+    assert (ROOT / source).resolve() == ROOT / "deploy/keycloak/onestop-realm.json"
+    assert target == "/opt/keycloak/data/import/onestop-realm.json"
+    env = _environment(compose, "keycloak")
+    for key in ("KC_BOOTSTRAP_ADMIN_PASSWORD", "KEYCLOAK_DOWNSTREAM_CLIENT_SECRET"):
+        variable = "KEYCLOAK_ADMIN_PASSWORD" if key.startswith("KC_") else key
+        assert env[key].startswith("${" + variable + ":?"), f"{key}: from the env file, required"
+    assert env["KC_HOSTNAME"] == "http://localhost:8080", "the issuer browsers and tokens see"
+    assert keycloak["ports"] == ["8080:8080"]
+    assert env["KC_HEALTH_ENABLED"] == "true"
+    assert "/tcp/127.0.0.1/" + env["KC_HTTP_MANAGEMENT_PORT"] in keycloak["healthcheck"]["test"][3]
 
 
 # --- app services ----------------------------------------------------------------------------
