@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from services.intake.domain import (
+    applicant_recorded,
     dossier_code,
     issue_receipt,
     processed,
@@ -93,6 +94,11 @@ async def receive_dossier(
             event = received_event(receipt)
             annotate_current_span(event)
             uow.emit(event, occurred_at=received_at)
+            # Same transaction: the applicant goes to the restricted topic, never the public one.
+            uow.emit(
+                applicant_recorded(receipt.dossier_code, submission.applicant),
+                occurred_at=received_at,
+            )
             await uow.commit()
             return receipt, True
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover

@@ -14,17 +14,23 @@ from faststream.kafka import KafkaBroker
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
-from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
+    ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
     DossierReceived,
+    DossierReceivedV1,
+    DossierRefused,
+    DossierWithdrawn,
     DueSoonDetected,
     ExtensionRequested,
     OverdueDetected,
+    ProcessingStopped,
+    ResultReturned,
     StepOverdueDetected,
     Topic,
 )
@@ -82,9 +88,9 @@ def create_app(
             description="Apology letters (Mẫu 04) issued, by the unit at fault",
         ),
     )
-    runtime.consume(  # the clock and its detections, and the receipt (whom to write to)
+    runtime.consume(  # the clock and its detections, the receipt and whom to write to
         group_id=NAME,
-        topics=(Topic.DEADLINE, Topic.INTAKE),
+        topics=(Topic.DEADLINE, Topic.INTAKE, Topic.INTAKE_PERSONAL_DATA),
         handlers={
             DossierClockStarted: notifier.on_clock_started,
             DossierClockResumed: notifier.on_clock_resumed,
@@ -92,7 +98,13 @@ def create_app(
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
             DossierReceived: notifier.on_dossier_received,
+            DossierReceivedV1: notifier.on_dossier_received,  # received before v2
+            ApplicantDetailsRecorded: notifier.on_applicant_recorded,
             ExtensionRequested: notifier.on_extension_requested,
+            ResultReturned: notifier.on_dossier_ended,
+            DossierWithdrawn: notifier.on_dossier_ended,
+            DossierRefused: notifier.on_dossier_ended,
+            ProcessingStopped: notifier.on_dossier_ended,
         },
         unit_of_work=unit_of_work,
     )
@@ -118,6 +130,7 @@ def create_app(
         ),
     )
     runtime.run_in_background(deliverer.run)
+    runtime.enforce_retention(clock, erase_personal_data=erase_addressees)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
 
     @app.get("/v1/apologies/{code}.pdf", tags=["apologies"], summary="The apology letter, as PDF")
@@ -133,6 +146,8 @@ def create_app(
             row = await uow.notices.letter(code)
         if row is None:
             raise HTTPException(404, f"no apology letter for dossier {code}")
+        if row[column] is None:
+            raise HTTPException(410, f"the apology letter of {code} was erased (retention)")
         return Response(row[column], media_type=media_type)
 
     return app

@@ -15,7 +15,7 @@ from services.intake.handlers import Intake
 from services.intake.main import install_api
 from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
-from shared.events import DossierReceived
+from shared.events import ApplicantDetailsRecorded, DossierReceived, Topic
 from shared.messaging.unit_of_work import PendingEvent
 from tests.factories import submission
 from tests.fakes.intake import InMemoryDossierRepository, InMemoryIntakeUnitOfWork
@@ -66,7 +66,13 @@ def test_a_valid_dossier_gets_a_receipt_with_code_and_appointment(counter: Count
     # 10 working days from Monday 23/11 09:30, skipping Tuesday 24/11 (Vietnam Culture Day)
     assert receipt["appointment_at"] == "2026-12-08T09:30:00+07:00"
     assert response.headers["location"].endswith("/v1/dossiers/000.00.00.H29-261123-0001")
-    assert [type(p.event) for p in counter.published] == [DossierReceived]
+    # The receipt on the public topic without the applicant, who goes to the restricted one.
+    received, applicant = (p.event for p in counter.published)
+    assert isinstance(received, DossierReceived) and received.TOPIC is Topic.INTAKE
+    assert isinstance(applicant, ApplicantDetailsRecorded)
+    assert applicant.TOPIC is Topic.INTAKE_PERSONAL_DATA and applicant.TOPIC.restricted
+    assert applicant.applicant.id_number == submission()["applicant"]["id_number"]
+    assert submission()["applicant"]["id_number"] not in received.model_dump_json()
 
 
 def test_codes_follow_a_daily_sequence_per_unit(counter: Counter) -> None:
@@ -90,7 +96,7 @@ def test_a_repeated_idempotency_key_returns_the_first_receipt(counter: Counter) 
     )
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json() == again.json()
-    assert len(counter.published) == 1
+    assert len(counter.published) == 2  # the receipt and the applicant, once
 
 
 def test_get_returns_the_state(counter: Counter) -> None:
