@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -24,12 +24,23 @@ DOSSIER_CODE_PATTERN = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
 
 
 class Topic(StrEnum):
-    """One topic per producing service; the service is the only writer."""
+    """One topic per producing service; the service is the only writer. Public topics carry
+    no personal data; the applicant travels only on the restricted one."""
 
     INTAKE = "onestop.intake.dossier-events"
     ROUTING = "onestop.routing.dossier-events"
     DEADLINE = "onestop.deadline.dossier-events"
     NOTIFIER = "onestop.notifier.dossier-events"
+    INTAKE_PERSONAL_DATA = "onestop.intake.personal-data"
+
+    @property
+    def restricted(self) -> bool:
+        return self in RESTRICTED_READERS
+
+
+# Who may read each restricted topic (the broker's ACLs enforce it); every other topic is public.
+RESTRICTED_READERS: dict[Topic, tuple[str, ...]] = {Topic.INTAKE_PERSONAL_DATA: ("notifier",)}
+PUBLIC_TOPICS: tuple[Topic, ...] = tuple(topic for topic in Topic if not topic.restricted)
 
 
 def dead_letter_topic(consumer_group: str) -> str:
@@ -68,14 +79,23 @@ class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class Applicant(_Payload):
-    """Personal data: travels in event payloads only, never in logs or telemetry."""
+PERSONAL: dict[str, Any] = {"x-personal-data": True}
 
-    full_name: str
-    id_number: str
-    phone: str
-    email: EmailStr | None = None
-    address: str
+
+def personal(**options: Any) -> Any:
+    """A field holding personal data (Decree 13/2023): marked as such in the AsyncAPI
+    document, allowed only on restricted topics, never in logs or telemetry."""
+    return Field(json_schema_extra=PERSONAL, **options)
+
+
+class Applicant(_Payload):
+    """Personal data: travels only on the restricted topic, never in logs or telemetry."""
+
+    full_name: str = personal()
+    id_number: str = personal()
+    phone: str = personal()
+    email: EmailStr | None = personal(default=None)
+    address: str = personal()
 
 
 class Document(_Payload):
@@ -97,6 +117,7 @@ class Event(_Payload):
 
     TYPE: ClassVar[str]
     TOPIC: ClassVar[Topic]
+    PUBLISHED: ClassVar[bool] = True  # False: an old version that readers still accept
 
     dossier_code: str
     actor: Actor | None = Field(
@@ -107,21 +128,41 @@ class Event(_Payload):
 
 
 class DossierReceived(Event):
-    """A counter accepted a complete dossier and gave the citizen a receipt (Mẫu 01)."""
+    """A counter accepted a complete dossier and gave the citizen a receipt (Mẫu 01). The
+    applicant is not in it (v1 had it): ApplicantDetailsRecorded, on the restricted topic."""
 
-    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.received.v1"
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.received.v2"
     TOPIC: ClassVar[Topic] = Topic.INTAKE
 
     procedure_code: str
     procedure_name: str
     receiving_unit_code: str
     channel: Channel
-    applicant: Applicant
     documents: tuple[Document, ...]
     sets: int
     received_at: datetime
     appointment_at: datetime
     receiving_officer: str
+
+
+class DossierReceivedV1(DossierReceived):
+    """The receipt as published before v2, with the applicant in it. Still read, never
+    published: a dossier received before the upgrade is routed, clocked and addressed."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.received.v1"
+    PUBLISHED: ClassVar[bool] = False
+
+    applicant: Applicant
+
+
+class ApplicantDetailsRecorded(Event):
+    """Who filed the dossier: the applicant's name, ID number and how to reach them, for the
+    letters the notifier sends. Published with DossierReceived, in the same transaction."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.applicant-recorded.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE_PERSONAL_DATA
+
+    applicant: Applicant
 
 
 class PlannedStep(_Payload):
@@ -485,6 +526,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         DossierReceived,
+        DossierReceivedV1,
+        ApplicantDetailsRecorded,
         HandOffRequested,
         SupplementRequested,
         SupplementReceived,

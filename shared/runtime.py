@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retry import retry_forever
 from shared.messaging.topics import ensure_topics
 from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
+from shared.retention import PersonalDataEraser, RetentionPurge
 from shared.settings import ServiceSettings
 from shared.telemetry import Telemetry, configure_telemetry
 
@@ -80,9 +81,11 @@ class ServiceRuntime:
         migrations: Path,
         broker: KafkaBroker | None = None,
         telemetry: Telemetry | None = None,
+        restricted_topics: tuple[Topic, ...] = (),
     ) -> None:
         self.name = name
         self.topic = topic
+        self.restricted_topics = restricted_topics  # it writes these too (personal data)
         self.settings = settings
         self.schema = name
         self.notify_channel = f"{name}_outbox"
@@ -105,10 +108,31 @@ class ServiceRuntime:
         self.consumers: list[EventConsumer] = []
         self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._background_tasks: list[asyncio.Task[None]] = []
+        self.retention: RetentionPurge | None = None
 
     def run_in_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A loop the service runs once the database is ready, cancelled at stop."""
         self._background.append(loop)
+
+    def enforce_retention(
+        self,
+        clock: Callable[[], datetime],
+        *,
+        erase_personal_data: PersonalDataEraser | None = None,
+    ) -> RetentionPurge:
+        """Purge published outbox and processed inbox rows, and erase the service's personal
+        data (if it keeps any) after the dossier's end, in the background."""
+        purge = RetentionPurge(
+            lambda: self.pool,
+            self.settings,
+            clock,
+            self.meter,
+            erase_personal_data=erase_personal_data,
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        self.run_in_background(purge.run)
+        self.retention = purge
+        return purge
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -190,7 +214,11 @@ class ServiceRuntime:
     async def _start_broker(self) -> None:
         written = [
             self.namespace + topic
-            for topic in (str(self.topic), *(c.dead_letter_topic for c in self.consumers))
+            for topic in (
+                str(self.topic),
+                *map(str, self.restricted_topics),
+                *(c.dead_letter_topic for c in self.consumers),
+            )
         ]
         await retry_forever(
             lambda: ensure_topics(

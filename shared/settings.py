@@ -9,13 +9,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.calendar import UnitCalendars, load_overrides
 from shared.catalog import Catalog
+from shared.retention import RetentionSettings
 
 DEFAULT_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
 DEFAULT_CALENDAR_OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.toml"
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs. Subclasses add their own fields."""
+class ServiceSettings(RetentionSettings, BaseSettings):
+    """What every service needs (retention: shared/retention.py). Subclasses add their own
+    fields."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.events import DossierReceived
+from shared.events import Applicant, ApplicantDetailsRecorded, DossierReceived
 
 # Known personal values: tests scan logs and telemetry for them.
 APPLICANT = {
@@ -43,7 +43,6 @@ def received_event(
         "procedure_name": "Cấp Phiếu lý lịch tư pháp",
         "receiving_unit_code": "000.00.00.H29",
         "channel": "counter",
-        "applicant": APPLICANT,
         "documents": [{"kind": "Tờ khai", "form": "original", "count": 1}],
         "sets": 1,
         "received_at": received_at,
@@ -52,3 +51,10 @@ def received_event(
     }
     fields.update(overrides)
     return DossierReceived.model_validate(fields)
+
+
+def applicant_recorded(code: str, **overrides: Any) -> ApplicantDetailsRecorded:
+    """The ApplicantDetailsRecorded that intake publishes with the receipt (restricted topic)."""
+    return ApplicantDetailsRecorded(
+        dossier_code=code, applicant=Applicant.model_validate({**APPLICANT, **overrides})
+    )

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
-from deploy.local.identity import password_token
 from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from deploy.local.identity import password_token
 from deploy.local.inprocess import SERVICES, running_services
 from deploy.local.stack import service_database_urls
 from tests.waiting import eventually

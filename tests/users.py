@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jwt
+
 from deploy.local.identity import counter_of, head_of, officer_of, password_token
 
 __all__ = ["OPERATOR_USER", "bearer", "counter_of", "head_of", "name_of", "officer_of"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from shared.events import EVENT_TYPES, Event, Topic, dead_letter_topic
+from shared.events import EVENT_TYPES, RESTRICTED_READERS, Event, Topic, dead_letter_topic
 
 SERVICES = ("intake", "routing", "deadline", "notifier")
 _PRODUCER = {
@@ -20,6 +20,7 @@ _PRODUCER = {
     Topic.ROUTING: "routing",
     Topic.DEADLINE: "deadline",
     Topic.NOTIFIER: "notifier",
+    Topic.INTAKE_PERSONAL_DATA: "intake",
 }
 _CLOUD_EVENTS_HEADERS = {
     "type": "object",
@@ -91,12 +92,25 @@ def _consumers() -> dict[str, list[tuple[str, tuple[str, ...], list[type[Event]]
     }
 
 
+def _access(topic: Topic) -> str:
+    if topic.restricted:
+        readers = ", ".join(RESTRICTED_READERS[topic])
+        return (
+            f"Restricted: carries personal data (fields marked x-personal-data); only {readers}"
+            " may read it (Kafka ACLs). Downstream systems cannot."
+        )
+    return "Public: carries no personal data; downstream systems may read it."
+
+
 def _channel_id(address: str) -> str:
     return address.replace("onestop.", "").replace(".", "-")
 
 
 def document() -> dict[str, Any]:
-    events = sorted(EVENT_TYPES.values(), key=lambda cls: cls.TYPE)
+    # Old versions that services still read but nobody publishes are not part of the contract.
+    events = sorted(
+        (cls for cls in EVENT_TYPES.values() if cls.PUBLISHED), key=lambda cls: cls.TYPE
+    )
     _, schema = models_json_schema(
         [(cls, "serialization") for cls in events], ref_template="#/components/schemas/{model}"
     )
@@ -120,11 +134,14 @@ def document() -> dict[str, Any]:
         topic_events = [cls for cls in events if cls.TOPIC is topic]
         channels[channel] = {
             "address": topic.value,
-            "description": f"Written only by {_PRODUCER[topic]}; keyed by dossier code.",
+            "description": f"Written only by {_PRODUCER[topic]}; keyed by dossier code. "
+            + _access(topic),
             "messages": {
                 c.__name__: {"$ref": f"#/components/messages/{c.__name__}"} for c in topic_events
             },
         }
+        if topic.restricted:
+            channels[channel]["x-restricted"] = {"readers": list(RESTRICTED_READERS[topic])}
         operations[f"{_PRODUCER[topic]}.publish"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel}"},
@@ -143,7 +160,7 @@ def document() -> dict[str, Any]:
                     "messages": [
                         {"$ref": f"#/channels/{channel}/messages/{cls.__name__}"}
                         for cls in handled
-                        if cls.TOPIC.value == address
+                        if cls.TOPIC.value == address and cls.PUBLISHED
                     ],
                 }
             dead_letters = dead_letter_topic(group_id)

@@ -19,6 +19,7 @@ from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
     DossierReceived,
+    DossierReceivedV1,
     DossierRefused,
     DossierRouted,
     DossierWithdrawn,
@@ -68,6 +69,7 @@ def create_app(
         topics=(Topic.INTAKE, Topic.ROUTING),
         handlers={
             DossierReceived: deadlines.on_dossier_received,
+            DossierReceivedV1: deadlines.on_dossier_received,  # received before the upgrade to v2
             SupplementRequested: deadlines.on_supplement_requested,
             SupplementReceived: deadlines.on_supplement_received,
             FinancialObligationRequested: deadlines.on_financial_obligation_requested,
@@ -87,6 +89,7 @@ def create_app(
         interval=settings.lateness_scan_interval_seconds,
     )
     runtime.run_in_background(scheduler.run)
+    runtime.enforce_retention(clock)  # no personal data here: outbox and inbox only
     app = runtime.http_app(title="Deadline service", version="1.0.0")
     authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
     authenticator.install(app)

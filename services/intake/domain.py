@@ -10,6 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from services.intake.schemas import (
+    ApplicantIn,
     DossierSubmission,
     ExtensionRequestBody,
     FinancialObligationBody,
@@ -25,6 +26,7 @@ from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, Procedure, Unit
 from shared.events import (
     Applicant,
+    ApplicantDetailsRecorded,
     Document,
     DossierProcessed,
     DossierReceived,
@@ -150,12 +152,18 @@ def received_event(receipt: Receipt) -> DossierReceived:
         procedure_name=receipt.procedure.name,
         receiving_unit_code=receipt.receiving_unit.code,
         channel=receipt.channel,
-        applicant=Applicant.model_validate(receipt.applicant.model_dump()),
         documents=tuple(Document.model_validate(d.model_dump()) for d in receipt.documents),
         sets=receipt.sets,
         received_at=receipt.received_at,
         appointment_at=receipt.appointment_at,
         receiving_officer=receipt.receiving_officer,
+    )
+
+
+def applicant_recorded(code: str, applicant: ApplicantIn) -> ApplicantDetailsRecorded:
+    """The applicant, for the restricted topic only (DossierReceived carries none)."""
+    return ApplicantDetailsRecorded(
+        dossier_code=code, applicant=Applicant.model_validate(applicant.model_dump())
     )
 
 

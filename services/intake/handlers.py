@@ -12,6 +12,7 @@ import asyncpg
 from services.intake.commands import actor_of
 from services.intake.domain import (
     IdempotencyKeyReused,
+    applicant_recorded,
     body_digest,
     dossier_code,
     issue_receipt,
@@ -114,6 +115,9 @@ async def receive_dossier(
             event = received_event(receipt).model_copy(update={"actor": actor_of(counter)})
             annotate_current_span(event)
             uow.emit(event, occurred_at=received_at)
+            # Same transaction: the applicant goes to the restricted topic, never the public one.
+            applicant = applicant_recorded(receipt.dossier_code, submission.applicant)
+            uow.emit(applicant.model_copy(update={"actor": event.actor}), occurred_at=received_at)
             await uow.commit()
             return receipt, True
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover

@@ -21,7 +21,7 @@ from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
-from services.intake.repository import IntakeUnitOfWork
+from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
 from shared.access_log import PersonalDataAccess, build_access_log_router
 from shared.auth import Authenticator, TokenVerifier
@@ -50,6 +50,7 @@ def create_app(
         NAME,
         settings,
         topic=Topic.INTAKE,
+        restricted_topics=(Topic.INTAKE_PERSONAL_DATA,),
         migrations=MIGRATIONS,
         broker=broker,
         telemetry=telemetry,
@@ -95,6 +96,7 @@ def create_app(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
     )
     runtime.run_in_background(gauges.run)
+    runtime.enforce_retention(clock, erase_personal_data=erase_applicants)
     return app
 
 

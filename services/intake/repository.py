@@ -246,3 +246,19 @@ class IntakeUnitOfWork(PostgresUnitOfWork):
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
         self.access_log = PostgresAccessLog(connection)
+
+
+async def erase_applicants(
+    connection: asyncpg.Connection, ended_before: datetime, limit: int
+) -> int:
+    """Personal data retention: the applicant in the receipts of dossiers closed before
+    `ended_before` becomes null (at most `limit` dossiers); the dossier and the rest stay."""
+    erased: str = await connection.execute(
+        "UPDATE dossiers SET receipt = jsonb_set(receipt, '{applicant}', 'null'::jsonb),"
+        " personal_data_erased_at = now() WHERE code IN (SELECT code FROM dossiers"
+        " WHERE closed_at < $1 AND personal_data_erased_at IS NULL ORDER BY closed_at"
+        " LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        ended_before,
+        limit,
+    )
+    return int(erased.rsplit(" ", 1)[-1])

@@ -65,7 +65,9 @@ class Receipt(BaseModel):
     procedure: NamedCode
     field: str
     channel: Channel
-    applicant: ApplicantIn
+    applicant: ApplicantIn | None = Field(
+        description="null once erased, a retention period after the dossier's end"
+    )
     documents: list[DocumentIn]
     sets: int
     received_at: datetime

@@ -23,7 +23,8 @@ LINK_AUDIENCE = "onestop-apology-letter"
 FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 CodePath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No apology letter for this dossier"}
+    404: {"model": Problem, "description": "No apology letter for this dossier"},
+    410: {"model": Problem, "description": "The letter was erased (personal-data retention)"},
 }
 LETTER: dict[int | str, dict[str, Any]] = {
     200: {"content": {media: {} for media in FORMATS.values()}, "description": "The letter"}
@@ -83,6 +84,8 @@ def build_letters_router(
                 raise HTTPException(404, f"no apology letter for dossier {code}")
             if reader is not None:
                 _may_read(reader, row["unit_code"], code)
+            if row[file_format] is None:
+                raise HTTPException(410, f"the apology letter of {code} was erased (retention)")
             await uow.access_log.record(
                 PersonalDataAccess.by(
                     reader,

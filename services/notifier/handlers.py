@@ -24,14 +24,34 @@ from shared.events import (
     AlertKind,
     AlertRaised,
     ApologyIssued,
+    ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
     DossierReceived,
+    DossierReceivedV1,
+    DossierRefused,
+    DossierWithdrawn,
     DueSoonDetected,
     ExtensionRequested,
     OverdueDetected,
+    ProcessingStopped,
+    ResultReturned,
     StepOverdueDetected,
 )
+
+DossierEnd = ResultReturned | DossierWithdrawn | DossierRefused | ProcessingStopped
+
+
+def ended_at(event: DossierEnd) -> datetime:
+    match event:
+        case ResultReturned():
+            return event.returned_at
+        case DossierWithdrawn():
+            return event.withdrawn_at
+        case DossierRefused():
+            return event.refused_at
+        case ProcessingStopped():
+            return event.stopped_at
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,17 @@ class Notifier:
         self, event: DossierReceived, uow: NotifierUnitOfWorkPort
     ) -> None:
         await uow.notices.add_addressee(event)
+        if isinstance(event, DossierReceivedV1):  # published before v2: the applicant in it
+            await uow.notices.add_applicant(event.dossier_code, event.applicant)
+
+    async def on_applicant_recorded(
+        self, event: ApplicantDetailsRecorded, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        await uow.notices.add_applicant(event.dossier_code, event.applicant)
+
+    async def on_dossier_ended(self, event: DossierEnd, uow: NotifierUnitOfWorkPort) -> None:
+        """Returned, withdrawn, refused or stopped: the retention of personal data starts."""
+        await uow.notices.dossier_ended(event.dossier_code, ended_at(event))
 
     async def on_clock_started(
         self, event: DossierClockStarted, uow: NotifierUnitOfWorkPort

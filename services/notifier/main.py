@@ -14,19 +14,25 @@ from services.notifier.api import LetterLinks, build_letters_router
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
-from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
 from shared.access_log import PersonalDataAccess, build_access_log_router
 from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
+    ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
     DossierReceived,
+    DossierReceivedV1,
+    DossierRefused,
+    DossierWithdrawn,
     DueSoonDetected,
     ExtensionRequested,
     OverdueDetected,
+    ProcessingStopped,
+    ResultReturned,
     StepOverdueDetected,
     Topic,
 )
@@ -84,9 +90,9 @@ def create_app(
             description="Apology letters (Mẫu 04) issued, by the unit at fault",
         ),
     )
-    runtime.consume(  # the clock and its detections, and the receipt (whom to write to)
+    runtime.consume(  # the clock and its detections, the receipt and whom to write to
         group_id=NAME,
-        topics=(Topic.DEADLINE, Topic.INTAKE),
+        topics=(Topic.DEADLINE, Topic.INTAKE, Topic.INTAKE_PERSONAL_DATA),
         handlers={
             DossierClockStarted: notifier.on_clock_started,
             DossierClockResumed: notifier.on_clock_resumed,
@@ -94,7 +100,13 @@ def create_app(
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
             DossierReceived: notifier.on_dossier_received,
+            DossierReceivedV1: notifier.on_dossier_received,  # received before v2
+            ApplicantDetailsRecorded: notifier.on_applicant_recorded,
             ExtensionRequested: notifier.on_extension_requested,
+            ResultReturned: notifier.on_dossier_ended,
+            DossierWithdrawn: notifier.on_dossier_ended,
+            DossierRefused: notifier.on_dossier_ended,
+            ProcessingStopped: notifier.on_dossier_ended,
         },
         unit_of_work=unit_of_work,
     )
@@ -120,6 +132,7 @@ def create_app(
         ),
     )
     runtime.run_in_background(deliverer.run)
+    runtime.enforce_retention(clock, erase_personal_data=erase_addressees)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
     authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
     authenticator.install(app)

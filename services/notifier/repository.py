@@ -12,13 +12,18 @@ from typing import Any, Protocol
 import asyncpg
 
 from shared.access_log import AccessLog, PostgresAccessLog
-from shared.events import ApologyObligationRecorded, DossierReceived
+from shared.events import ApologyObligationRecorded, Applicant, DossierReceived
 from shared.messaging.parking import PrerequisiteMissing
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
 
 class AddresseeUnknown(PrerequisiteMissing):
-    """The dossier's receipt (on intake's topic) has not been applied yet."""
+    """The dossier's receipt (on intake's topic) or its applicant (on the restricted topic)
+    has not been applied yet."""
+
+
+class AddresseeErased(Exception):
+    """The applicant's details were erased (retention after the dossier's end): no letter."""
 
 
 class ObligationUnknown(PrerequisiteMissing):
@@ -96,11 +101,21 @@ class NoticeRepository(abc.ABC):
 
     @abc.abstractmethod
     async def add_addressee(self, received: DossierReceived) -> None:
-        """Whom an apology would go to; a second receipt of the same dossier changes nothing."""
+        """What the letter says of the dossier; a second receipt of the same dossier changes
+        nothing."""
+
+    @abc.abstractmethod
+    async def add_applicant(self, dossier_code: str, applicant: Applicant) -> None:
+        """Whom an apology would go to (from the restricted topic); once per dossier."""
+
+    @abc.abstractmethod
+    async def dossier_ended(self, dossier_code: str, ended_at: datetime) -> None:
+        """The dossier's end: its personal data is erased a retention period later."""
 
     @abc.abstractmethod
     async def addressee(self, dossier_code: str) -> StoredAddressee:
-        """AddresseeUnknown until the dossier's receipt is applied."""
+        """AddresseeUnknown until both the receipt and the applicant are applied;
+        AddresseeErased once the applicant's details were erased."""
 
     @abc.abstractmethod
     async def move_obligation(
@@ -154,25 +169,52 @@ class PostgresNoticeRepository(NoticeRepository):
     async def add_addressee(self, received: DossierReceived) -> None:
         await self._db.execute(
             "INSERT INTO addressees (dossier_code, procedure_name, receiving_unit_code,"
-            " received_at, full_name, address, email, phone)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            " received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (dossier_code) DO UPDATE"
+            " SET procedure_name = excluded.procedure_name,"
+            " receiving_unit_code = excluded.receiving_unit_code,"
+            " received_at = excluded.received_at WHERE addressees.procedure_name IS NULL",
             received.dossier_code,
             received.procedure_name,
             received.receiving_unit_code,
             received.received_at,
-            received.applicant.full_name,
-            received.applicant.address,
-            received.applicant.email,
-            received.applicant.phone,
+        )
+
+    async def add_applicant(self, dossier_code: str, applicant: Applicant) -> None:
+        await self._db.execute(
+            "INSERT INTO addressees (dossier_code, full_name, address, email, phone,"
+            " applicant_recorded) VALUES ($1, $2, $3, $4, $5, true)"
+            " ON CONFLICT (dossier_code) DO UPDATE SET full_name = excluded.full_name,"
+            " address = excluded.address, email = excluded.email, phone = excluded.phone,"
+            " applicant_recorded = true WHERE NOT addressees.applicant_recorded",
+            dossier_code,
+            applicant.full_name,
+            applicant.address,
+            applicant.email,
+            applicant.phone,
+        )
+
+    async def dossier_ended(self, dossier_code: str, ended_at: datetime) -> None:
+        await self._db.execute(
+            "INSERT INTO addressees (dossier_code, ended_at) VALUES ($1, $2)"
+            " ON CONFLICT (dossier_code) DO UPDATE SET ended_at = excluded.ended_at",
+            dossier_code,
+            ended_at,
         )
 
     async def addressee(self, dossier_code: str) -> StoredAddressee:
         row = await self._db.fetchrow(
-            "SELECT * FROM addressees WHERE dossier_code = $1", dossier_code
+            "SELECT dossier_code, procedure_name, receiving_unit_code, received_at, full_name,"
+            " address, email, phone, applicant_recorded, personal_data_erased_at"
+            " FROM addressees WHERE dossier_code = $1",
+            dossier_code,
         )
-        if row is None:
+        if row is None or row["procedure_name"] is None or not row["applicant_recorded"]:
             raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
-        return StoredAddressee(**dict(row))
+        if row["personal_data_erased_at"] is not None:
+            raise AddresseeErased(f"the applicant of {dossier_code} was erased (retention)")
+        values = dict(row)
+        del values["applicant_recorded"], values["personal_data_erased_at"]
+        return StoredAddressee(**values)
 
     async def move_obligation(
         self, dossier_code: str, due_at: datetime, apology_due_by: datetime
@@ -389,3 +431,32 @@ class NotifierUnitOfWorkPort(Emitter, Protocol):
 
     @property
     def notices(self) -> NoticeRepository: ...
+
+
+async def erase_addressees(
+    connection: asyncpg.Connection, ended_before: datetime, limit: int
+) -> int:
+    """Personal data retention: the applicant's details of dossiers that ended before
+    `ended_before` (at most `limit` of them) become NULL, and so do their letters' HTML and
+    PDF and the addressee in the letter's record; a letter not delivered by then never will
+    be. The obligation, the letter's number, dates and reason stay."""
+    codes = await connection.fetch(
+        "UPDATE addressees SET full_name = NULL, address = NULL, email = NULL, phone = NULL,"
+        " personal_data_erased_at = now() WHERE dossier_code IN (SELECT dossier_code"
+        " FROM addressees WHERE ended_at < $1 AND personal_data_erased_at IS NULL"
+        " ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING dossier_code",
+        ended_before,
+        limit,
+    )
+    erased = [row["dossier_code"] for row in codes]
+    if erased:
+        await connection.execute(
+            "UPDATE apologies SET html = NULL, pdf = NULL, letter = letter - 'addressee',"
+            " last_error = CASE WHEN delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  THEN 'personal data erased before delivery' ELSE last_error END,"
+            " dead_lettered_at = CASE WHEN delivered_at IS NULL"
+            "  THEN coalesce(dead_lettered_at, now()) ELSE dead_lettered_at END"
+            " WHERE dossier_code = ANY($1::text[])",
+            erased,
+        )
+    return len(erased)

@@ -14,7 +14,7 @@ from services.routing.repository import RoutingUnitOfWork
 from services.routing.settings import RoutingSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
-from shared.events import DossierReceived, HandOffRequested, Topic
+from shared.events import DossierReceived, DossierReceivedV1, HandOffRequested, Topic
 from shared.runtime import ServiceRuntime
 from shared.telemetry import Telemetry
 
@@ -45,8 +45,10 @@ def create_app(
         topics=(Topic.INTAKE,),
         handlers={
             DossierReceived: routing.on_dossier_received,
+            DossierReceivedV1: routing.on_dossier_received,  # received before the upgrade to v2
             HandOffRequested: routing.on_hand_off_requested,
         },
         unit_of_work=runtime.unit_of_work(unit_of_work),
     )
+    runtime.enforce_retention(clock)  # no personal data here: outbox and inbox only
     return runtime.http_app(title="Routing service", version="1.0.0")

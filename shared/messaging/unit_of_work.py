@@ -162,7 +162,11 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         if self.pending:
-            sequences = await self._number(self.pending)
+            # Restricted topics' events are not numbered: downstream systems, who read only
+            # the public ones, would see a gap in the source's sequence.
+            public = [p for p in self.pending if not p.event.TOPIC.restricted]
+            numbered = dict(zip(map(id, public), await self._number(public), strict=True))
+            sequences = [numbered.get(id(p)) for p in self.pending]
             await self._connection.executemany(
                 "INSERT INTO outbox (event_id, topic, message_key, event_type, source,"
                 " occurred_at, payload, trace_context, causation_id, dossier_sequence)"
@@ -199,6 +203,8 @@ class PostgresUnitOfWork(UnitOfWork):
     async def _number(self, pending: list[PendingEvent]) -> list[int]:
         """Each event's number among this service's events of its dossier: one counter row
         per dossier, locked until commit (dossiers in a fixed order, so no deadlock)."""
+        if not pending:
+            return []
         counts = Counter(p.event.dossier_code for p in pending)
         codes = sorted(counts)
         rows = await self._connection.fetch(

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import jwt
 import pytest
-from deploy.local.identity import password_token
 
+from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from shared.clock import system_clock
 from tests.factories import submission

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from deploy.local.stack import Stack
-from shared.events import Topic
+from shared.events import PUBLIC_TOPICS, Topic
 from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
@@ -21,7 +21,7 @@ from tests.waiting import eventually
 DESK = "000.00.00.H29"
 
 EXPECTED_TYPES = {
-    Topic.INTAKE: {"vn.hcmc.onestop.dossier.received.v1"},
+    Topic.INTAKE: {"vn.hcmc.onestop.dossier.received.v2"},
     Topic.ROUTING: {"vn.hcmc.onestop.dossier.routed.v2"},
     Topic.DEADLINE: {
         "vn.hcmc.onestop.dossier.clock-started.v2",
@@ -55,7 +55,7 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
 
         records = await read_until(
             kafka_bootstrap,
-            [TEST_NAMESPACE + t for t in Topic],
+            [TEST_NAMESPACE + t for t in PUBLIC_TOPICS],
             lambda seen: (
                 {r.headers["ce_type"] for r in seen if r.key == code}
                 >= set().union(*EXPECTED_TYPES.values())

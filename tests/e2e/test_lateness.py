@@ -1,9 +1,13 @@
 """The domain end to end, on the real Kafka broker and PostgreSQL server, in simulated time:
 an inter-agency dossier through three units with one step late, and a supplement that pauses
-the clock. The four services run in this process and share the simulated clock."""
+the clock. The four services run in this process and share the simulated clock. Last, the
+personal-data scan over everything these flows left in spans, logs, metrics and topics."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -13,7 +17,8 @@ import pytest
 
 from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
-from shared.events import Topic
+from shared.events import PUBLIC_TOPICS, RESTRICTED_READERS, dead_letter_topic
+from shared.logs import TraceContextFilter, json_formatter
 from tests.causal import assert_before, causal_history, kinds
 from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import APPLICANT, submission
@@ -25,6 +30,7 @@ from tests.users import OPERATOR_USER, counter_of, head_of, name_of, officer_of
 DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
 NONG_NGHIEP = "000.14.01.H29"
 HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+LOGS = io.StringIO()  # every log line of the four services while the module runs, as JSON
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,15 @@ async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     async with running_system(
         infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:
-        yield running
+        # After the lifespans configured logging: what the personal-data scan reads.
+        capture = logging.StreamHandler(LOGS)
+        capture.setFormatter(json_formatter("all"))
+        capture.addFilter(TraceContextFilter())
+        logging.getLogger().addHandler(capture)
+        try:
+            yield running
+        finally:
+            logging.getLogger().removeHandler(capture)
 
 
 def clock_of(system: System) -> SimulatedClock:
@@ -116,7 +130,9 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert len(system.mailbox.to(OPERATOR, code)) == 3
 
     # The events, each once, on the topics downstream systems read, ...
-    records = await read_to_end(system_kafka(system), [namespace_of(system) + t for t in Topic])
+    records = await read_to_end(
+        system_kafka(system), [namespace_of(system) + t for t in PUBLIC_TOPICS]
+    )
     history = causal_history([r for r in records if r.key == code])
     ours = Counter(kinds(history))
     assert ours["due-soon"] == ours["overdue"] == ours["step-overdue"] == 1, ours
@@ -233,7 +249,9 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
 
     # A reader of the topics sees the pause after its request, the resumption after the
     # supplement, even where the event times say otherwise.
-    records = await read_to_end(system_kafka(system), [namespace_of(system) + t for t in Topic])
+    records = await read_to_end(
+        system_kafka(system), [namespace_of(system) + t for t in PUBLIC_TOPICS]
+    )
     history = causal_history([r for r in records if r.key == code])
     assert_before(history, "clock-started", "clock-paused")
     assert_before(history, "supplement-requested", "clock-paused")
@@ -345,3 +363,99 @@ async def test_a_dossier_finished_late_gets_its_apology_even_before_the_scan(
     async with system.client("intake") as client:
         indicators = (await client.get("/v1/reports/indicators", params=_period(clock))).json()
     assert indicators["total"]["late_without_apology"] == 0
+
+
+# --- Personal data: only on the restricted topic ---------------------------------------------
+
+
+def _needles() -> dict[str, set[str]]:
+    """Each personal value of the applicant, as written and as JSON escapes it."""
+    return {
+        key: {value, json.dumps(value)[1:-1]}
+        for key, value in APPLICANT.items()
+        if value is not None
+    }
+
+
+def _hits(text: str) -> list[str]:
+    return [key for key, forms in _needles().items() if any(form in text for form in forms)]
+
+
+async def test_no_personal_data_in_spans_logs_metrics_or_public_topics(system: System) -> None:
+    """Runs last: after the flows above (hand-offs, a late step, a supplement, apologies by
+    e-mail), one more dossier with a supplement and an apology, then every span, log line,
+    metric (each service's Prometheus text) and every record of every public topic is
+    searched for the applicant's name, ID number, phone, e-mail and address."""
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake", counter_of(DESK)) as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
+    assert response.status_code == 201, response.text
+    code = response.json()["dossier_code"]
+    routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
+    holder = routed["routing"]["steps"][0]["unit_code"]
+    asked = await act(
+        system,
+        code,
+        "supplement-requests",
+        officer_of(holder),
+        {
+            "reason": "Thiếu bản sao giấy tờ",
+            "missing_documents": ["Bản sao CCCD"],
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    clock.advance(timedelta(days=1))
+    assert (await act(system, code, "supplements", counter_of(DESK))).status_code == 200
+    await eventually(lambda: _has(system, code, "clock-resumed"), what="clock resumed")
+    late = await view(system, code)
+    clock.set(_parse(late["deadline"]["due_at"]) + timedelta(minutes=1))
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
+
+    namespace = namespace_of(system)
+    readers_only = {g for readers in RESTRICTED_READERS.values() for g in readers}
+    public = [namespace + t for t in PUBLIC_TOPICS] + [
+        namespace + dead_letter_topic(group)
+        for group in ("routing", "deadline", "intake-projection")
+        if group not in readers_only  # a restricted topic's reader dead-letters its messages
+    ]
+    records = await read_to_end(system_kafka(system), public)
+    restricted = await read_to_end(
+        system_kafka(system), [namespace + t for t in RESTRICTED_READERS]
+    )
+    scanned = {
+        "topics": "\n".join(
+            f"{r.topic} {r.key} {r.headers} " + r.value.decode("utf-8", "replace") for r in records
+        ),
+        "spans": "\n".join(
+            repr(
+                (
+                    span.name,
+                    dict(span.attributes or {}),
+                    [(e.name, dict(e.attributes or {})) for e in span.events],
+                    [dict(link.attributes or {}) for link in span.links],
+                    span.status.description,
+                )
+            )
+            for span in system.spans.get_finished_spans()
+        ),
+        "logs": LOGS.getvalue(),
+        "metrics": "\n".join(
+            data.to_json() for reader in system.readers if (data := reader.get_metrics_data())
+        ),
+    }
+    for service in system.apps:
+        async with system.client(service) as client:
+            exposition = await client.get("/metrics")
+        assert exposition.status_code == 200
+        scanned[f"{service} /metrics"] = exposition.text
+
+    # Something to scan: every flow of the module is in it ...
+    assert {code in scanned["topics"], code in scanned["logs"]} == {True}
+    assert "apology-issued" in scanned["topics"] and "supplement-requested" in scanned["topics"]
+    assert all(scanned.values()), [where for where, text in scanned.items() if not text]
+    found = {where: _hits(text) for where, text in scanned.items()}
+    assert {where: keys for where, keys in found.items() if keys} == {}
+    # ... and the scan finds them where they are allowed: the restricted topic holds each.
+    ours = [r.value.decode() for r in restricted if r.key == code]
+    assert ours and set(_hits("\n".join(ours))) == set(_needles())

@@ -16,7 +16,7 @@ from services.notifier.repository import (
     ObligationUnknown,
     StoredAddressee,
 )
-from shared.events import ApologyObligationRecorded, DossierReceived
+from shared.events import ApologyObligationRecorded, Applicant, DossierReceived
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
 
@@ -43,7 +43,9 @@ class StoredAlert:
 
 class InMemoryNoticeRepository(NoticeRepository):
     def __init__(self) -> None:
-        self.addressees: dict[str, StoredAddressee] = {}
+        self.receipts: dict[str, DossierReceived] = {}
+        self.applicants: dict[str, Applicant] = {}
+        self.ended: dict[str, datetime] = {}
         self.obligations: dict[str, StoredObligation] = {}
         self.apologies: dict[str, IssuedApology] = {}
         self.alerts: dict[tuple[str, str, int], StoredAlert] = {}
@@ -60,25 +62,29 @@ class InMemoryNoticeRepository(NoticeRepository):
         )
 
     async def add_addressee(self, received: DossierReceived) -> None:
-        self.addressees.setdefault(
-            received.dossier_code,
-            StoredAddressee(
-                dossier_code=received.dossier_code,
-                procedure_name=received.procedure_name,
-                receiving_unit_code=received.receiving_unit_code,
-                received_at=received.received_at,
-                full_name=received.applicant.full_name,
-                address=received.applicant.address,
-                email=received.applicant.email,
-                phone=received.applicant.phone,
-            ),
-        )
+        self.receipts.setdefault(received.dossier_code, received)
+
+    async def add_applicant(self, dossier_code: str, applicant: Applicant) -> None:
+        self.applicants.setdefault(dossier_code, applicant)
+
+    async def dossier_ended(self, dossier_code: str, ended_at: datetime) -> None:
+        self.ended[dossier_code] = ended_at
 
     async def addressee(self, dossier_code: str) -> StoredAddressee:
-        found = self.addressees.get(dossier_code)
-        if found is None:
+        received = self.receipts.get(dossier_code)
+        applicant = self.applicants.get(dossier_code)
+        if received is None or applicant is None:
             raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
-        return found
+        return StoredAddressee(
+            dossier_code=dossier_code,
+            procedure_name=received.procedure_name,
+            receiving_unit_code=received.receiving_unit_code,
+            received_at=received.received_at,
+            full_name=applicant.full_name,
+            address=applicant.address,
+            email=applicant.email,
+            phone=applicant.phone,
+        )
 
     async def move_obligation(
         self, dossier_code: str, due_at: datetime, apology_due_by: datetime

@@ -18,11 +18,13 @@ from tests.kafka_reader import read_to_end
 
 
 async def unpublished(pool: asyncpg.Pool, codes: list[str]) -> int:
+    """The receipts not yet published (each dossier's applicant waits beside its receipt)."""
     return int(
         await pool.fetchval(
             "SELECT count(*) FROM intake.outbox"
-            " WHERE message_key = ANY($1) AND published_at IS NULL",
+            " WHERE message_key = ANY($1) AND published_at IS NULL AND topic = $2",
             codes,
+            str(Topic.INTAKE),
         )
     )
 

@@ -73,7 +73,7 @@ def _interpolated(value: str, variables: dict[str, str]) -> str:
 
 def _filled_env() -> dict[str, str]:
     """A .env with every variable of .env.example set (to a value naming it)."""
-    return {key: f"secret-of-{key.lower()}" for key in _env_example()}
+    return {key: f"secret-of-{key.lower()}-{'x' * 32}" for key in _env_example()}
 
 
 def _database_url(compose: dict[str, Any], name: str) -> SplitResult:
@@ -314,7 +314,7 @@ def test_environment_satisfies_the_settings_class(
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.database_url.hosts()[0]["host"] == "postgres"
     assert settings.database_url.hosts()[0]["username"] == f"onestop_{name}"
-    assert settings.database_url.hosts()[0]["password"] == (f"secret-of-postgres_{name}_password")
+    assert settings.database_url.hosts()[0]["password"] == (f"secret-of-postgres_{name}_password-{'x' * 32}")
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == int(environment["HTTP_PORT"])
 

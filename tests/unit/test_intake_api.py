@@ -17,7 +17,7 @@ from services.intake.settings import IntakeSettings
 from shared.auth import Authenticator, Role
 from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
-from shared.events import DossierReceived
+from shared.events import ApplicantDetailsRecorded, DossierReceived, Topic
 from shared.messaging.unit_of_work import PendingEvent
 from tests.factories import APPLICANT, submission
 from tests.fakes.identity import ISSUER, LocalIssuer
@@ -89,7 +89,13 @@ def test_a_valid_dossier_gets_a_receipt_with_code_and_appointment(counter: Count
     # 10 working days from Monday 23/11 09:30, skipping Tuesday 24/11 (Vietnam Culture Day)
     assert receipt["appointment_at"] == "2026-12-08T09:30:00+07:00"
     assert response.headers["location"].endswith("/v1/dossiers/000.00.00.H29-261123-0001")
-    assert [type(p.event) for p in counter.published] == [DossierReceived]
+    # The receipt on the public topic without the applicant, who goes to the restricted one.
+    received, applicant = (p.event for p in counter.published)
+    assert isinstance(received, DossierReceived) and received.TOPIC is Topic.INTAKE
+    assert isinstance(applicant, ApplicantDetailsRecorded)
+    assert applicant.TOPIC is Topic.INTAKE_PERSONAL_DATA and applicant.TOPIC.restricted
+    assert applicant.applicant.id_number == submission()["applicant"]["id_number"]
+    assert submission()["applicant"]["id_number"] not in received.model_dump_json()
 
 
 def test_codes_follow_a_daily_sequence_per_unit(counter: Counter) -> None:
@@ -112,7 +118,7 @@ def test_a_repeated_idempotency_key_returns_the_first_receipt(counter: Counter) 
     )
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json() == again.json()
-    assert len(counter.published) == 1
+    assert len(counter.published) == 2  # the receipt and the applicant, once
 
 
 def test_an_idempotency_key_is_bound_to_its_body(counter: Counter) -> None:
@@ -125,7 +131,7 @@ def test_an_idempotency_key_is_bound_to_its_body(counter: Counter) -> None:
     assert again.json()["error"] == "idempotency_key_reused"
     assert "another body" in again.json()["message"]
     assert APPLICANT["full_name"] not in again.text  # the first applicant stays private
-    assert len(counter.published) == 1
+    assert len(received(counter)) == 1
 
 
 def test_idempotency_keys_belong_to_the_caller(counter: Counter) -> None:
@@ -141,7 +147,7 @@ def test_the_receiving_unit_and_officer_are_the_tokens(counter: Counter) -> None
     receipt = desk.post("/v1/dossiers", json=submission()).json()
     assert receipt["receiving_unit"]["code"] == THU_DUC
     assert receipt["receiving_officer"] == "Võ Thị Sáu"
-    [event] = [p.event for p in counter.published]
+    [event] = received(counter)
     assert event.actor is not None and event.actor.unit_code == THU_DUC
     # The body cannot name another unit.
     forged = desk.post("/v1/dossiers", json=submission(receiving_unit_code=DESK))
@@ -325,3 +331,7 @@ def test_the_appointment_counts_in_the_competent_units_own_office_hours(
     receipt = desk.post("/v1/dossiers", json=submission(procedure_code="1.012941")).json()
     # 40 working hours from Monday 13:10, skipping Tuesday 24/11 (a holiday): Tue 1/12.
     assert receipt["appointment_at"] == "2026-12-01T13:10:00+07:00"
+
+
+def received(counter: Counter) -> list[DossierReceived]:
+    return [p.event for p in counter.published if isinstance(p.event, DossierReceived)]

@@ -18,6 +18,7 @@ from shared.events import (
     ApologyObligationRecorded,
     DossierClockResumed,
     DossierClockStarted,
+    DossierReceivedV1,
     DueSoonDetected,
     Event,
     ExtensionRequested,
@@ -25,7 +26,7 @@ from shared.events import (
     StepOverdueDetected,
 )
 from shared.messaging.parking import PrerequisiteMissing
-from tests.factories import received_event
+from tests.factories import APPLICANT, applicant_recorded, received_event
 from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
 from tests.unit.conftest import hcmc
 
@@ -99,8 +100,39 @@ def extension() -> ExtensionRequested:
 async def received_and_started(notifier: Notifier, uow: InMemoryNotifierUnitOfWork) -> None:
     received = received_event(CODE, received_at=RECEIVED_AT, appointment_at=DUE)
     await notifier.on_dossier_received(received, uow)
+    await notifier.on_applicant_recorded(applicant_recorded(CODE), uow)
     await notifier.on_clock_started(clock_started(), uow)
     emitted(uow)
+
+
+async def test_an_apology_waits_for_the_applicant_from_the_restricted_topic(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    """The receipt (public topic) carries no applicant: without the restricted topic's
+    ApplicantDetailsRecorded the letter cannot be addressed, and the consumer parks it."""
+    received = received_event(CODE, received_at=RECEIVED_AT, appointment_at=DUE)
+    await notifier.on_dossier_received(received, uow)
+    await notifier.on_clock_started(clock_started(), uow)
+
+    with pytest.raises(AddresseeUnknown) as missing:
+        await notifier.on_overdue(overdue(), uow)
+    assert isinstance(missing.value, PrerequisiteMissing)
+    assert not uow.notices.apologies
+
+    await notifier.on_applicant_recorded(applicant_recorded(CODE), uow)
+    await notifier.on_overdue(overdue(), uow)
+    assert list(uow.notices.apologies) == [CODE]
+
+
+async def test_a_receipt_published_before_v2_still_addresses_the_letter(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    received = received_event(CODE, received_at=RECEIVED_AT, appointment_at=DUE)
+    old = DossierReceivedV1.model_validate({**received.model_dump(), "applicant": APPLICANT})
+    await notifier.on_dossier_received(old, uow)
+
+    addressee = await uow.notices.addressee(CODE)
+    assert (addressee.full_name, addressee.email) == (APPLICANT["full_name"], APPLICANT["email"])
 
 
 async def test_an_obligation_is_recorded_when_the_clock_starts(
