@@ -23,7 +23,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2AuthorizationCodeBearer
 from pydantic import Field
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.problems import Problem, problem
 
@@ -75,6 +75,8 @@ class Principal:
 
 class OidcSettings(BaseSettings):
     """Mixed into the settings of every service with an HTTP API."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     oidc_issuer: str = Field(
         min_length=1,

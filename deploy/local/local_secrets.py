@@ -36,9 +36,9 @@ NAMES = (
     # Keycloak's bootstrap administrator; the downstream systems' OpenID Connect client
     "KEYCLOAK_ADMIN_PASSWORD",
     "KEYCLOAK_DOWNSTREAM_CLIENT_SECRET",
-    # Signing apology-letter links; hashing the citizens' lookup PINs
+    # Signing apology-letter links; deriving the lookup PINs printed on receipts
     "LINK_SIGNING_KEY",
-    "LOOKUP_PIN_PEPPER",
+    "LOOKUP_PIN_KEY",
 )
 
 
