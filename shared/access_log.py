@@ -4,8 +4,10 @@ same transaction as the read, and operators query it (GET /v1/personal-data-acce
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from types import TracebackType
+from typing import Annotated, Protocol, Self
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -105,10 +107,28 @@ class PostgresAccessLog(AccessLog):
         return [PersonalDataAccess(**dict(row)) for row in rows]
 
 
+class LoggingUnitOfWork(Protocol):
+    """A service's unit of work that holds an access log."""
+
+    access_log: AccessLog
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 def build_access_log_router(
-    authenticator: Authenticator, read_entries: Any, *, service: str
+    authenticator: Authenticator,
+    unit_of_work: Callable[[], LoggingUnitOfWork],
+    *,
+    service: str,
 ) -> APIRouter:
-    """GET /v1/personal-data-access for operators. `read_entries(**filters)` reads the log."""
+    """GET /v1/personal-data-access for operators."""
     router = APIRouter(prefix="/v1", tags=["personal data"])
     operator = authenticator.require(Role.OPERATOR)
 
@@ -126,9 +146,9 @@ def build_access_log_router(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         _: Principal = operator,
     ) -> list[PersonalDataAccess]:
-        entries: list[PersonalDataAccess] = await read_entries(
-            dossier_code=dossier_code, subject=subject, since=since, until=until, limit=limit
-        )
-        return entries
+        async with unit_of_work() as uow:
+            return await uow.access_log.entries(
+                dossier_code=dossier_code, subject=subject, since=since, until=until, limit=limit
+            )
 
     return router

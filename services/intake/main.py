@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -23,7 +22,7 @@ from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
-from shared.access_log import PersonalDataAccess, build_access_log_router
+from shared.access_log import build_access_log_router
 from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
@@ -89,9 +88,7 @@ def create_app(
     reader = install_api(app, intake, authenticator, max_request_bytes=settings.max_request_bytes)
     app.include_router(build_lifecycle_router(commands, authenticator))
     app.include_router(build_reports_router(reports, reader))
-    app.include_router(
-        build_access_log_router(authenticator, _access_log_reader(unit_of_work), service=NAME)
-    )
+    app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
     )
@@ -110,11 +107,3 @@ def install_api(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
     return reader
-
-
-def _access_log_reader(unit_of_work: Callable[[], IntakeUnitOfWork]) -> Any:
-    async def entries(**filters: Any) -> list[PersonalDataAccess]:
-        async with unit_of_work() as uow:
-            return await uow.access_log.entries(**filters)
-
-    return entries

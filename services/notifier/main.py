@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -16,7 +15,7 @@ from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
-from shared.access_log import PersonalDataAccess, build_access_log_router
+from shared.access_log import build_access_log_router
 from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
@@ -142,15 +141,5 @@ def create_app(
         base_url=settings.public_base_url,
     )
     app.include_router(build_letters_router(unit_of_work, authenticator, links, clock))
-    app.include_router(
-        build_access_log_router(authenticator, _access_log_reader(unit_of_work), service=NAME)
-    )
+    app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     return app
-
-
-def _access_log_reader(unit_of_work: Callable[[], NotifierUnitOfWork]) -> Any:
-    async def entries(**filters: Any) -> list[PersonalDataAccess]:
-        async with unit_of_work() as uow:
-            return await uow.access_log.entries(**filters)
-
-    return entries

@@ -314,7 +314,9 @@ def test_environment_satisfies_the_settings_class(
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.database_url.hosts()[0]["host"] == "postgres"
     assert settings.database_url.hosts()[0]["username"] == f"onestop_{name}"
-    assert settings.database_url.hosts()[0]["password"] == (f"secret-of-postgres_{name}_password-{'x' * 32}")
+    assert settings.database_url.hosts()[0]["password"] == (
+        f"secret-of-postgres_{name}_password-{'x' * 32}"
+    )
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == int(environment["HTTP_PORT"])
 
