@@ -58,8 +58,10 @@ def create_broker(
                 meter_provider=telemetry.meter_provider,
             )
         )
+    connection = settings.kafka_connection()
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        connection.bootstrap_servers,
+        security=connection.security(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -91,7 +93,7 @@ class ServiceRuntime:
         self.broker = broker or create_broker(settings, client_id=name, telemetry=self.telemetry)
         self.namespace = settings.kafka_namespace
         self.publisher = KafkaPublisher(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_connection(),
             client_id=f"{name}-relay",
             tracer=self.telemetry.tracer("onestop.publisher"),
             namespace=self.namespace,
@@ -187,7 +189,7 @@ class ServiceRuntime:
         ]
         await retry_forever(
             lambda: ensure_topics(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka_connection(),
                 written,
                 partitions=self.settings.kafka_partitions,
                 replication_factor=self.settings.kafka_replication_factor,

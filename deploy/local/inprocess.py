@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from deploy.local.kafka_access import service_settings
 from services.deadline.main import create_app as deadline_app
 from services.deadline.settings import DeadlineSettings
 from services.intake.main import create_app as intake_app
@@ -55,9 +56,11 @@ async def running_services(
     span_exporters: Iterable[SpanExporter] = (),
     metric_readers: Mapping[str, Sequence[MetricReader]] | None = None,
     stop_timeout: float | None = None,
+    kafka_principal: Callable[[str], Mapping[str, Any]] = service_settings,
 ) -> AsyncIterator[dict[str, FastAPI]]:
     """The apps by name, their lifespans entered in SERVICES' order and left in reverse.
 
+    Each service reaches Kafka as its own principal (`kafka_principal(name)`: its settings);
     `common` settings apply to every service, `own` to the one named; metrics go only to the
     given readers (four services in one process would clash in Prometheus' one registry)."""
     shared_settings = {
@@ -70,7 +73,9 @@ async def running_services(
     exporters = list(span_exporters)
     apps: dict[str, FastAPI] = {}
     for name, (settings_class, create_app) in SERVICES.items():
-        settings = settings_class(**shared_settings, **(own or {}).get(name, {}))
+        settings = settings_class(
+            **{**shared_settings, **kafka_principal(name), **(own or {}).get(name, {})}
+        )
         readers = (metric_readers or {}).get(name, ())
         telemetry = configure_telemetry(name, span_exporters=exporters, metric_readers=readers)
         apps[name] = create_app(settings, telemetry=telemetry, clock=clock)

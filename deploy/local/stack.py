@@ -25,10 +25,11 @@ from typing import IO
 
 import httpx
 
+from deploy.local.kafka_access import KAFKA_BOOTSTRAP, service_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "services"
 SERVICES = ("intake", "routing", "deadline", "notifier")
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 POSTGRES_PORT = os.environ.get("POSTGRES_PORT", "55432")
 LOG_MAX_BYTES = int(os.environ.get("ONESTOP_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
 LOG_BACKUPS = int(os.environ.get("ONESTOP_LOG_BACKUPS", "5"))
@@ -133,6 +134,7 @@ class Stack:
             **LOCAL_TELEMETRY,  # the environment may override these
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
+            **service_environment(service),  # its own principal
             "DATABASE_URL": database_url(self.database),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port(service)),

@@ -7,12 +7,19 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.messaging.connection import KafkaConnection
+
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int, replication_factor: int
+    connection: KafkaConnection,
+    topics: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int,
 ) -> list[str]:
-    """Create the missing topics; returns those it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    """Create the missing topics; returns those it created. The principal sees only the
+    topics it may describe: one it may not is "missing", and creating it is refused."""
+    admin = AIOKafkaAdminClient(**connection.client_options(), request_timeout_ms=15_000)
     await admin.start()
     try:
         missing = sorted(set(topics) - set(await admin.list_topics()))

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from deploy.local import kafka_access
 from deploy.local.stack import Stack
 from shared.events import Topic
 from tests.conftest import TEST_NAMESPACE
@@ -44,18 +45,20 @@ async def wait_for_outcomes(client: httpx.AsyncClient, code: str) -> dict[str, A
 async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
     stack: Stack, kafka_bootstrap: str
 ) -> None:
+    """Read as the downstream principal, in a consumer group of its own namespace."""
     async with httpx.AsyncClient(base_url=stack.url("intake")) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
 
         records = await read_until(
-            kafka_bootstrap,
+            kafka_access.connection("downstream", kafka_bootstrap),
             [TEST_NAMESPACE + t for t in Topic],
             lambda seen: (
                 {r.headers["ce_type"] for r in seen if r.key == code}
                 >= set().union(*EXPECTED_TYPES.values())
             ),
+            namespace=TEST_NAMESPACE,
         )
         view = await wait_for_outcomes(client, code)
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from deploy.local import kafka_access
 from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
 from shared.events import Topic
+from shared.messaging.connection import KafkaConnection
 from tests.causal import assert_before, causal_history, kinds
 from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import APPLICANT, submission
@@ -29,7 +31,7 @@ HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
     database = await clean_database(SIMULATION_DATABASE)
-    namespace = throwaway_namespace("sim")  # topics and groups of its own
+    namespace = await throwaway_namespace("sim")  # topics and groups of its own
     async with running_system(
         infrastructure, clock, database_url=database, namespace=namespace
     ) as running:
@@ -267,9 +269,10 @@ def namespace_of(system: System) -> str:
     return str(system.apps["intake"].state.runtime.namespace)
 
 
-def system_kafka(system: System) -> str:
+def system_kafka(system: System) -> KafkaConnection:
+    """The system's broker, as the admin principal."""
     runtime = system.apps["intake"].state.runtime
-    return str(runtime.settings.kafka_bootstrap_servers)
+    return kafka_access.connection(bootstrap=runtime.settings.kafka_bootstrap_servers)
 
 
 async def _when(awaitable: Any, predicate: Any) -> Any:

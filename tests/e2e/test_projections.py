@@ -24,7 +24,7 @@ TU_PHAP, CONG_AN = "000.00.05.H29", "000.20.01.H29"
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 2, 8, 0))  # a Wednesday morning
     database = await clean_database(SIMULATION_DATABASE)
-    namespace = throwaway_namespace("projection")
+    namespace = await throwaway_namespace("projection")
     async with running_system(
         infrastructure, clock, database_url=database, namespace=namespace
     ) as running:
