@@ -16,6 +16,7 @@ creates the missing ones, so it runs at every start.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -260,8 +261,6 @@ def main(namespaces: list[str]) -> int:
     """The admin's connection from the same variables a service reads (KAFKA_BOOTSTRAP_SERVERS,
     KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_USERNAME, KAFKA_PASSWORD,
     KAFKA_CA_FILE)."""
-    import os
-
     if not namespaces:
         print(__doc__, file=sys.stderr)
         return 2
