@@ -38,7 +38,7 @@ from shared.messaging.connection import KafkaConnection
 
 # Intake's restricted topic: the applicant's personal data, for the principals named below.
 PERSONAL_DATA_TOPIC = "onestop.intake.personal-data"
-PUBLIC_TOPICS: tuple[str, ...] = tuple(Topic)
+PUBLIC_TOPICS: tuple[str, ...] = tuple(t for t in Topic if t != PERSONAL_DATA_TOPIC)
 ADMIN = "admin"
 DOWNSTREAM = "downstream"
 DOWNSTREAM_GROUP_PREFIX = "downstream."

@@ -13,6 +13,7 @@ import httpx
 from deploy.local import kafka_access
 from deploy.local.stack import Stack
 from shared.events import Topic
+from shared.messaging.access import PUBLIC_TOPICS
 from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
@@ -53,7 +54,7 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
 
         records = await read_until(
             kafka_access.connection("downstream", kafka_bootstrap),
-            [TEST_NAMESPACE + t for t in Topic],
+            [TEST_NAMESPACE + t for t in PUBLIC_TOPICS],
             lambda seen: (
                 {r.headers["ce_type"] for r in seen if r.key == code}
                 >= set().union(*EXPECTED_TYPES.values())
