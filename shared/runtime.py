@@ -35,7 +35,7 @@ from shared.messaging.consumer import (
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retry import retry_forever
-from shared.messaging.topics import ensure_topics
+from shared.messaging.topics import ensure_topics, require_topics
 from shared.messaging.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from shared.retention import PersonalDataEraser, RetentionPurge
 from shared.settings import ServiceSettings
@@ -59,12 +59,17 @@ def create_broker(
                 meter_provider=telemetry.meter_provider,
             )
         )
+    connection = settings.kafka_connection()
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        connection.bootstrap_servers,
+        security=connection.security(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
         request_timeout_ms=15_000,
+        # Each topic is created by its writer (the runtime waits for those it reads): a
+        # principal may not create another service's topic.
+        allow_auto_create_topics=False,
         middlewares=middlewares,
         logger=logging.getLogger(f"faststream.{client_id}"),
         log_level=logging.DEBUG,  # one line per message is too many at INFO
@@ -94,7 +99,7 @@ class ServiceRuntime:
         self.broker = broker or create_broker(settings, client_id=name, telemetry=self.telemetry)
         self.namespace = settings.kafka_namespace
         self.publisher = KafkaPublisher(
-            settings.kafka_bootstrap_servers,
+            settings.kafka_connection(),
             client_id=f"{name}-relay",
             tracer=self.telemetry.tracer("onestop.publisher"),
             namespace=self.namespace,
@@ -222,12 +227,18 @@ class ServiceRuntime:
         ]
         await retry_forever(
             lambda: ensure_topics(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka_connection(),
                 written,
                 partitions=self.settings.kafka_partitions,
                 replication_factor=self.settings.kafka_replication_factor,
             ),
             what=f"{self.name} creating its topics",
+            max_backoff=self.settings.retry_max_backoff_seconds,
+        )
+        read = sorted({topic for consumer in self.consumers for topic in consumer.topics})
+        await retry_forever(
+            lambda: require_topics(self.settings.kafka_connection(), read),
+            what=f"{self.name} waiting for the topics it reads",
             max_backoff=self.settings.retry_max_backoff_seconds,
         )
         for connect in (self.publisher.start, self.broker.start):

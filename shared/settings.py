@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PostgresDsn
+from pydantic import Field, PostgresDsn, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.calendar import UnitCalendars, load_overrides
 from shared.catalog import Catalog
+from shared.messaging.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from shared.retention import RetentionSettings
 
 DEFAULT_CATALOG = Path(__file__).parent / "data" / "catalog.toml"
@@ -22,6 +23,13 @@ class ServiceSettings(RetentionSettings, BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = Field(min_length=1, description="host:port[,host:port]")
+    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: SaslMechanism = SaslMechanism.SCRAM_SHA_512
+    kafka_username: str | None = Field(default=None, description="the service's principal")
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = Field(
+        default=None, description="CA of the broker's certificate (SSL, SASL_SSL)"
+    )
     database_url: PostgresDsn
     http_host: str = "127.0.0.1"
     http_port: int = Field(gt=0, lt=65536)
@@ -49,6 +57,26 @@ class ServiceSettings(RetentionSettings, BaseSettings):
         description="how long a message may wait for a prerequisite from another topic",
     )
     parking_retry_interval_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kafka_connection_is_complete(self) -> ServiceSettings:
+        try:
+            self.kafka_connection()
+        except ValidationError as error:  # raised again naming the settings, not the model
+            messages = (str(e.get("ctx", {}).get("error", e["msg"])) for e in error.errors())
+            raise ValueError("; ".join(messages)) from None
+        return self
+
+    def kafka_connection(self) -> KafkaConnection:
+        """How this service's clients reach the broker, as its own principal."""
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password,
+            ca_file=self.kafka_ca_file,
+        )
 
 
 def unit_calendars(settings: ServiceSettings, catalog: Catalog) -> UnitCalendars:

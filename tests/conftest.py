@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from deploy.local import clean_slate, identity
+from deploy.local import clean_slate, identity, kafka_access
 from deploy.local.clean_slate import recreate_topics
 from deploy.local.stack import KAFKA_BOOTSTRAP, POSTGRES_PORT
 from shared.events import Topic, dead_letter_topic
+from shared.messaging.access import revoke
+from shared.messaging.connection import KafkaConnection
 
 # The suite never touches the system that `make run` serves: its topics and consumer groups
 # carry a namespace of their own, and its databases are its own. The variables let two runs
@@ -30,13 +32,16 @@ def in_test_namespace(topic: str) -> str:
     return TEST_NAMESPACE + topic
 
 
-def throwaway_namespace(purpose: str) -> str:
-    """A namespace for one system of the suite (simulated time, say), beside the suite's own;
-    its topics are deleted at the start of the next run."""
-    return f"{TEST_NAMESPACE.rstrip('.')}-{purpose}{uuid.uuid4().hex[:8]}."
+THROWAWAY_PREFIX = TEST_NAMESPACE.rstrip(".") + "-"
+SUITE_PREFIXES = (TEST_NAMESPACE, THROWAWAY_PREFIX)  # its own, its throwaways
 
 
-SUITE_PREFIXES = (TEST_NAMESPACE, TEST_NAMESPACE.rstrip(".") + "-")  # its own, its throwaways
+async def throwaway_namespace(purpose: str) -> str:
+    """A namespace for one system of the suite (simulated time, say), beside the suite's own,
+    with its services' ACLs; its topics and ACLs are deleted at the start of the next run."""
+    namespace = f"{THROWAWAY_PREFIX}{purpose}{uuid.uuid4().hex[:8]}."
+    await kafka_access.grant(namespace)
+    return namespace
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,13 +71,15 @@ async def postgres_url() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def kafka_bootstrap() -> AsyncIterator[str]:
-    """The broker, with the suite's topics (its namespace only) recreated empty once per run."""
+    """The broker, with the suite's topics (its namespace only) recreated empty once per run,
+    the ACLs of its namespace in place and those of earlier runs' throwaways deleted."""
     consumer_groups = ("routing", "deadline", "notifier", "intake-projection")
     topics = [in_test_namespace(t) for t in (*Topic, *map(dead_letter_topic, consumer_groups))]
+    admin = kafka_access.connection()
     try:
-        await recreate_topics(
-            KAFKA_BOOTSTRAP, SUITE_PREFIXES, topics, partitions=PARTITIONS, timeout=30
-        )
+        await revoke(admin, THROWAWAY_PREFIX)
+        await kafka_access.grant(TEST_NAMESPACE)
+        await recreate_topics(admin, SUITE_PREFIXES, topics, partitions=PARTITIONS, timeout=30)
     except Exception as error:
         pytest.fail(
             f"Kafka at {KAFKA_BOOTSTRAP} did not give the suite empty topics"
@@ -81,6 +88,12 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
             pytrace=False,
         )
     yield KAFKA_BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> KafkaConnection:
+    """The broker as the admin principal: the tests' own producers and readers."""
+    return kafka_access.connection(bootstrap=kafka_bootstrap)
 
 
 @pytest.fixture(scope="session")

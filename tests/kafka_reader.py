@@ -1,4 +1,5 @@
-"""Reading topics as a downstream system would: a plain aiokafka consumer in its own group."""
+"""Reading topics as a downstream system would: a plain aiokafka consumer in its own group,
+as the principal the connection names (the admin, or `downstream` where that is the point)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.messaging.access import DOWNSTREAM_GROUP_PREFIX
+from shared.messaging.connection import KafkaConnection
 from tests.waiting import eventually
 
 
@@ -21,12 +24,15 @@ class Seen:
     offset: int
 
 
-async def _downstream_consumer(bootstrap: str, topics: list[str]) -> AIOKafkaConsumer:
-    """A consumer in a group of its own, from the beginning, committing nothing."""
+async def _downstream_consumer(
+    kafka: KafkaConnection, topics: list[str], namespace: str
+) -> AIOKafkaConsumer:
+    """A consumer in a group of its own (named as the downstream principal's groups must be),
+    from the beginning, committing nothing."""
     consumer = AIOKafkaConsumer(
         *(str(topic) for topic in topics),
-        bootstrap_servers=bootstrap,
-        group_id=f"downstream-{uuid.uuid4()}",
+        **kafka.client_options(),
+        group_id=f"{namespace}{DOWNSTREAM_GROUP_PREFIX}{uuid.uuid4()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -52,14 +58,16 @@ async def _read_batch(consumer: AIOKafkaConsumer, seen: list[Seen]) -> None:
 
 
 async def read_until(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topics: list[str],
     done: Callable[[list[Seen]], bool],
     *,
     timeout: float = 60.0,
+    namespace: str = "",
 ) -> list[Seen]:
-    """Read from the beginning until `done(records)` holds; fail after `timeout` seconds."""
-    consumer = await _downstream_consumer(bootstrap, topics)
+    """Read from the beginning until `done(records)` holds; fail after `timeout` seconds.
+    `namespace`: of the consumer group, for a principal allowed only its namespace's groups."""
+    consumer = await _downstream_consumer(kafka, topics, namespace)
     seen: list[Seen] = []
 
     async def read_more_until_done() -> bool:
@@ -81,13 +89,15 @@ async def read_until(
     return seen
 
 
-async def read_to_end(bootstrap: str, topics: list[str], *, timeout: float = 60.0) -> list[Seen]:
+async def read_to_end(
+    kafka: KafkaConnection, topics: list[str], *, timeout: float = 60.0
+) -> list[Seen]:
     """Everything on the topics up to their end offsets at the time of the call. No group:
     the consumer gets every partition without a rebalance, and nothing is read before the
     seek to the beginning (a group's join needed a poll, whose records were then skipped)."""
     consumer = AIOKafkaConsumer(
         *(str(topic) for topic in topics),
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

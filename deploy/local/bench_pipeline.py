@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploy.local import kafka_access
 from deploy.local.bench_tracing import (
     ARTIFACTS,
     BASE_PORT,
@@ -38,7 +39,7 @@ from deploy.local.bench_tracing import (
 from deploy.local.clean_slate import clean_database
 from deploy.local.demo_counters import console, random_dossier
 from deploy.local.identity import counter_of, password_token
-from deploy.local.stack import KAFKA_BOOTSTRAP, SERVICES, Stack
+from deploy.local.stack import SERVICES, Stack
 from shared.catalog import load_catalog
 from shared.events import ApologyObligationRecorded, Topic
 from shared.messaging.topics import ensure_topics
@@ -61,6 +62,7 @@ SCRAPE_INTERVAL = 0.5  # seconds
 POST_TIMEOUT = 300.0  # seconds for the whole batch of posts
 DRAIN_TIMEOUT = 300.0  # seconds after the load for every group to be back at 0
 PARTITIONS = 3  # the services' default (KAFKA_PARTITIONS)
+ADMIN = kafka_access.connection()  # the bench's own clients; the services run as themselves
 COLOURS = {
     "intake-projection": "#d9822b",
     "routing": "#2b7bd9",
@@ -97,8 +99,9 @@ async def reset_state() -> None:
     """Every run starts clean: the services' schemas dropped and provisioned again, empty
     (they migrate at start), the pipeline's topics deleted, with their consumer groups'
     offsets, and created empty."""
+    await kafka_access.grant(PIPELINE_NAMESPACE)
     await clean_database(DATABASE)
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**ADMIN.client_options(), request_timeout_ms=15_000)
     await asyncio.wait_for(admin.start(), 20)
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(PIPELINE_NAMESPACE)]
@@ -112,7 +115,7 @@ async def reset_state() -> None:
     finally:
         await admin.close()
     topics = [PIPELINE_NAMESPACE + str(topic) for topic in Topic]
-    await ensure_topics(KAFKA_BOOTSTRAP, topics, partitions=PARTITIONS, replication_factor=1)
+    await ensure_topics(ADMIN, topics, partitions=PARTITIONS, replication_factor=1)
 
 
 def parse_metrics(text: str) -> tuple[dict[str, int], int]:
@@ -151,8 +154,8 @@ async def committed_lag(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> d
 
 
 async def scrape_forever(stack: Stack, run: Run, stop: asyncio.Event) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=5_000)
-    ends = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None)
+    admin = AIOKafkaAdminClient(**ADMIN.client_options(), request_timeout_ms=5_000)
+    ends = AIOKafkaConsumer(**ADMIN.client_options(), group_id=None)
     await admin.start()
     await ends.start()
     async with httpx.AsyncClient(timeout=2) as client:
@@ -191,7 +194,7 @@ async def watch_outcomes(run: Run, stop: asyncio.Event) -> None:
     """Record when each dossier's ApologyObligationRecorded was published (its record time)."""
     reader = AIOKafkaConsumer(
         PIPELINE_NAMESPACE + str(Topic.NOTIFIER),
-        bootstrap_servers=KAFKA_BOOTSTRAP,
+        **ADMIN.client_options(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

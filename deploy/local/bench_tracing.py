@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database
 from deploy.local.demo_counters import console, random_dossier
 from deploy.local.identity import counter_of, password_token
@@ -228,6 +229,7 @@ async def main() -> None:
     order = [config for _ in range(ROUNDS) for config in CONFIGS]  # on, off, on, off, ...
     rounds = [Round(config, n // len(CONFIGS) + 1) for n, config in enumerate(order)]
     await reset_schema()
+    await kafka_access.grant(NAMESPACE)
     started = time.monotonic()
     columns = (
         TextColumn("{task.description}"),

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local import databases
 from deploy.local.stack import SERVICES, database_url
+from shared.messaging.connection import KafkaConnection
 from shared.messaging.topics import ensure_topics
 
 SCHEMAS = SERVICES  # each service's schema is named after it
@@ -39,7 +40,7 @@ async def clean_database(name: str, services: Iterable[str] = SERVICES) -> str:
 
 
 async def recreate_topics(
-    bootstrap_servers: str,
+    admin_connection: KafkaConnection,
     prefixes: tuple[str, ...],
     topics: Iterable[str],
     *,
@@ -48,8 +49,8 @@ async def recreate_topics(
 ) -> None:
     """Delete every topic whose name starts with one of `prefixes` (a namespace: and so its
     consumer groups' offsets in them), then create `topics` empty, so that no event of an
-    earlier run reaches this one."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    earlier run reaches this one. `admin_connection`: a principal that may delete them."""
+    admin = AIOKafkaAdminClient(**admin_connection.client_options(), request_timeout_ms=15_000)
     await asyncio.wait_for(admin.start(), timeout)
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(prefixes)]
@@ -62,6 +63,4 @@ async def recreate_topics(
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    await ensure_topics(
-        bootstrap_servers, list(topics), partitions=partitions, replication_factor=1
-    )
+    await ensure_topics(admin_connection, list(topics), partitions=partitions, replication_factor=1)

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database, recreate_topics
 from deploy.local.demo.checks import check_apologies
 from deploy.local.demo.driver import DemoError, Driver
@@ -75,9 +76,10 @@ async def simulate(options: Options) -> int:
     )
     url = await clean_database(DATABASE)
     try:
+        await kafka_access.grant(NAMESPACE)
         topics = [NAMESPACE + str(topic) for topic in Topic]
         await recreate_topics(
-            KAFKA_BOOTSTRAP, (NAMESPACE,), topics, partitions=3, timeout=options.timeout
+            kafka_access.connection(), (NAMESPACE,), topics, partitions=3, timeout=options.timeout
         )
     except TimeoutError as error:
         raise DemoError(str(error) or "Kafka did not answer") from error

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from deploy.local.kafka_access import service_settings
 from deploy.local.stack import access_settings
 from services.deadline.main import create_app as deadline_app
 from services.deadline.settings import DeadlineSettings
@@ -56,13 +57,15 @@ async def running_services(
     span_exporters: Iterable[SpanExporter] = (),
     metric_readers: Mapping[str, Sequence[MetricReader]] | None = None,
     stop_timeout: float | None = None,
+    kafka_principal: Callable[[str], Mapping[str, Any]] = service_settings,
 ) -> AsyncIterator[dict[str, FastAPI]]:
     """The apps by name, their lifespans entered in SERVICES' order and left in reverse.
 
     Each service connects with its own URL of `database_urls` (its own role: stack's
-    service_database_urls); `common` settings apply to every service, `own` to the one named;
-    metrics go only to the given readers (four services in one process would clash in
-    Prometheus' one registry)."""
+    service_database_urls) and reaches Kafka as its own principal (`kafka_principal(name)`:
+    its settings); `common` settings apply to every service, `own` to the one named; metrics
+    go only to the given readers (four services in one process would clash in Prometheus'
+    one registry)."""
     missing = set(SERVICES) - set(database_urls)
     if missing:
         raise ValueError(f"database_urls names no URL for {', '.join(sorted(missing))}")
@@ -80,6 +83,7 @@ async def running_services(
             **{
                 **shared_settings,
                 "database_url": database_urls[name],
+                **kafka_principal(name),
                 **(own or {}).get(name, {}),
             }
         )

@@ -28,12 +28,12 @@ import httpx
 
 from deploy.local import databases
 from deploy.local.identity import ISSUER
+from deploy.local.kafka_access import KAFKA_BOOTSTRAP, service_environment
 from deploy.local.local_secrets import get as secret
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".run" / "services"
 SERVICES = databases.SERVICES
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 POSTGRES_PORT = os.environ.get("POSTGRES_PORT", "55432")
 LOG_MAX_BYTES = int(os.environ.get("ONESTOP_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
 LOG_BACKUPS = int(os.environ.get("ONESTOP_LOG_BACKUPS", "5"))
@@ -159,6 +159,7 @@ class Stack:
             **LOCAL_TELEMETRY,  # the environment may override these
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
+            **service_environment(service),  # its own Kafka principal
             "DATABASE_URL": database_url(self.database, service),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(self.port(service)),

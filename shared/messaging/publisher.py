@@ -14,6 +14,7 @@ from aiokafka import errors as kafka_errors
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
+from shared.messaging.connection import KafkaConnection
 from shared.messaging.envelope import WireMessage
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,14 @@ _FATAL_TO_PRODUCER = (
 
 class KafkaPublisher:
     def __init__(
-        self, bootstrap_servers: str, *, client_id: str, tracer: Tracer, namespace: str = ""
+        self,
+        connection: KafkaConnection,
+        *,
+        client_id: str,
+        tracer: Tracer,
+        namespace: str = "",
     ) -> None:
-        self._bootstrap_servers = bootstrap_servers
+        self._connection = connection
         self._client_id = client_id
         self._tracer = tracer
         self._namespace = namespace
@@ -39,7 +45,7 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers,
+            **self._connection.client_options(),
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from deploy.local import kafka_access
 from deploy.local.stack import Stack
 from shared.events import PUBLIC_TOPICS, Topic
 from tests.conftest import TEST_NAMESPACE
@@ -47,6 +48,7 @@ async def wait_for_outcomes(client: httpx.AsyncClient, code: str) -> dict[str, A
 async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
     stack: Stack, kafka_bootstrap: str
 ) -> None:
+    """Read as the downstream principal, in a consumer group of its own namespace."""
     desk = await bearer(counter_of(DESK))
     async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
@@ -54,12 +56,13 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
         code = response.json()["dossier_code"]
 
         records = await read_until(
-            kafka_bootstrap,
+            kafka_access.connection("downstream", kafka_bootstrap),
             [TEST_NAMESPACE + t for t in PUBLIC_TOPICS],
             lambda seen: (
                 {r.headers["ce_type"] for r in seen if r.key == code}
                 >= set().union(*EXPECTED_TYPES.values())
             ),
+            namespace=TEST_NAMESPACE,
         )
         view = await wait_for_outcomes(client, code)
 

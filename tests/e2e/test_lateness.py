@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from deploy.local import kafka_access
 from shared.calendar import HCMC, WorkingCalendar
 from shared.clock import SimulatedClock
 from shared.events import PUBLIC_TOPICS, RESTRICTED_READERS, dead_letter_topic
 from shared.logs import TraceContextFilter, json_formatter
+from shared.messaging.connection import KafkaConnection
 from tests.causal import assert_before, causal_history, kinds
 from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import APPLICANT, submission
@@ -37,7 +39,7 @@ LOGS = io.StringIO()  # every log line of the four services while the module run
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
     await clean_database(SIMULATION_DATABASE)
-    namespace = throwaway_namespace("sim")  # topics and groups of its own
+    namespace = await throwaway_namespace("sim")  # topics and groups of its own
     async with running_system(
         infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:
@@ -279,9 +281,10 @@ def namespace_of(system: System) -> str:
     return str(system.apps["intake"].state.runtime.namespace)
 
 
-def system_kafka(system: System) -> str:
+def system_kafka(system: System) -> KafkaConnection:
+    """The system's broker, as the admin principal."""
     runtime = system.apps["intake"].state.runtime
-    return str(runtime.settings.kafka_bootstrap_servers)
+    return kafka_access.connection(bootstrap=runtime.settings.kafka_bootstrap_servers)
 
 
 async def _when(awaitable: Any, predicate: Any) -> Any:

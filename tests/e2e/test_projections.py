@@ -25,7 +25,7 @@ DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(hcmc(2026, 12, 2, 8, 0))  # a Wednesday morning
     await clean_database(SIMULATION_DATABASE)
-    namespace = throwaway_namespace("projection")
+    namespace = await throwaway_namespace("projection")
     async with running_system(
         infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
     ) as running:

@@ -21,6 +21,7 @@ from shared.events import (
     Topic,
     dead_letter_topic,
 )
+from shared.messaging.connection import KafkaConnection
 from shared.messaging.envelope import Envelope, encode
 from tests.conftest import in_test_namespace
 from tests.factories import received_event, submission
@@ -98,7 +99,7 @@ async def test_a_server_restart_while_dossiers_are_posted_loses_and_duplicates_n
 
 
 async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
-    stack: Stack, kafka_bootstrap: str, postgres_url: str
+    stack: Stack, kafka_admin: KafkaConnection, postgres_url: str
 ) -> None:
     valid = received_event(
         f"000.00.00.H29-991231-{uuid.uuid4().int % 10000:04d}",
@@ -110,7 +111,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
         Envelope(str(uuid.uuid4()), valid.TYPE, "/onestop/intake", valid.dossier_code, _now()),
         valid.model_dump_json().encode(),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_admin.client_options(), enable_idempotence=True)
     await producer.start()
     try:
         partition = 0  # both on one partition: the bad one must not block the good one
@@ -133,7 +134,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
         await producer.stop()
 
     dead = await read_until(
-        kafka_bootstrap,
+        kafka_admin,
         [in_test_namespace(dead_letter_topic("routing"))],
         lambda seen: any(r.key == valid.dossier_code for r in seen),
     )

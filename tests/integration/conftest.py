@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from opentelemetry import trace
 
+from deploy.local.kafka_access import service_environment
 from deploy.local.stack import ROOT, database_url
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
@@ -19,6 +20,7 @@ from shared import db
 from shared.auth import Principal, Role
 from shared.calendar import UnitCalendars
 from shared.catalog import load_catalog
+from shared.messaging.connection import KafkaConnection
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.publisher import KafkaPublisher
 from shared.settings import DEFAULT_CATALOG
@@ -46,9 +48,9 @@ async def reader_pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="package")
-async def publisher(infrastructure: dict[str, str]) -> AsyncIterator[KafkaPublisher]:
+async def publisher(kafka_admin: KafkaConnection) -> AsyncIterator[KafkaPublisher]:
     kafka = KafkaPublisher(
-        infrastructure["kafka_bootstrap_servers"],
+        kafka_admin,
         client_id="tests",
         tracer=trace.NoOpTracer(),
         namespace=TEST_NAMESPACE,
@@ -91,9 +93,11 @@ async def publish_all(
         pass
 
 
-def run_worker(*args: str, database_url: str, timeout: float = 90) -> int:
+def run_worker(*args: str, database_url: str, principal: str, timeout: float = 90) -> int:
+    """The worker reaches Kafka as `principal`, the service whose work it does."""
     env = {
         **os.environ,
+        **service_environment(principal),
         "DATABASE_URL": database_url,
         "HTTP_PORT": str(TEST_PORT_BASE + 999),
         "KAFKA_NAMESPACE": TEST_NAMESPACE,

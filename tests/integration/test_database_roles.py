@@ -100,7 +100,7 @@ async def test_each_services_pool_connects_as_its_own_role(
     infrastructure: dict[str, str],
 ) -> None:
     clock = SimulatedClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
-    namespace = throwaway_namespace("roles")
+    namespace = await throwaway_namespace("roles")
     async with running_system(infrastructure, clock, namespace=namespace) as system:
         roles = {
             name: await app.state.runtime.pool.fetchval("SELECT current_user")
@@ -189,7 +189,7 @@ async def test_a_service_process_without_its_schema_exits_naming_schema_role_and
     routing = Stack(
         database=BARE_DATABASE,
         base_port=TEST_PORT_BASE + 300,
-        namespace=throwaway_namespace("bare"),
+        namespace=await throwaway_namespace("bare"),
     )
     routing.start(["routing"])
     try:

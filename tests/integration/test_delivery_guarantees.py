@@ -8,6 +8,7 @@ from collections import Counter
 
 import asyncpg
 
+from deploy.local import kafka_access
 from deploy.local.stack import Stack, database_url
 from shared.events import Topic
 from shared.messaging.outbox import OutboxRelay
@@ -58,7 +59,10 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.01.H29")
 
     run_worker(
-        "relay-dies-before-publish", "intake", database_url=database_url(TEST_DATABASE, "intake")
+        "relay-dies-before-publish",
+        "intake",
+        database_url=database_url(TEST_DATABASE, "intake"),
+        principal="intake",
     )
     assert await unpublished(intake_pool, codes) == 5
 
@@ -66,9 +70,7 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
     assert await unpublished(intake_pool, codes) == 0
     on_kafka = Counter(
         r.key
-        for r in await read_to_end(
-            infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
-        )
+        for r in await read_to_end(kafka_access.connection(), [in_test_namespace(Topic.INTAKE)])
     )
     assert {code: on_kafka[code] for code in codes} == dict.fromkeys(codes, 1)
 
@@ -82,14 +84,15 @@ async def test_relay_killed_after_publish_republishes_and_consumers_apply_once(
     codes = await commit_dossiers(intake_pool, 5, unit="000.41.02.H29")
 
     run_worker(
-        "relay-dies-after-publish", "intake", database_url=database_url(TEST_DATABASE, "intake")
+        "relay-dies-after-publish",
+        "intake",
+        database_url=database_url(TEST_DATABASE, "intake"),
+        principal="intake",
     )
     assert await unpublished(intake_pool, codes) == 5  # published, but not marked: sent again
 
     await publish_all(intake_pool, publisher)
-    records = await read_to_end(
-        infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
-    )
+    records = await read_to_end(kafka_access.connection(), [in_test_namespace(Topic.INTAKE)])
     ours = [r for r in records if r.key in codes]
     assert Counter(r.key for r in ours) == dict.fromkeys(codes, 2)
     assert len({r.headers["ce_id"] for r in ours}) == 5  # the same five events, twice
@@ -110,7 +113,10 @@ async def test_consumer_killed_between_its_commit_and_the_offset_commit(
     await publish_all(intake_pool, publisher)
 
     run_worker(
-        "routing-dies-after-commit", "2", database_url=database_url(TEST_DATABASE, "routing")
+        "routing-dies-after-commit",
+        "2",
+        database_url=database_url(TEST_DATABASE, "routing"),
+        principal="routing",
     )
     assert sum((await routed_events(reader_pool, codes)).values()) >= 1  # it did commit work
 
@@ -150,9 +156,7 @@ async def test_several_relays_publish_each_row_once_and_in_order(
 
     records = [
         r
-        for r in await read_to_end(
-            infrastructure["kafka_bootstrap_servers"], [in_test_namespace(Topic.INTAKE)]
-        )
+        for r in await read_to_end(kafka_access.connection(), [in_test_namespace(Topic.INTAKE)])
         if r.key in codes
     ]
     assert Counter(r.key for r in records) == dict.fromkeys(codes, 1)

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import Stack
 from shared.events import Event, HandOffRequested, Topic, dead_letter_topic
+from shared.messaging.connection import KafkaConnection
 from shared.messaging.envelope import Envelope, encode
 from shared.messaging.topics import ensure_topics
 from tests.conftest import TEST_DATABASE, TEST_PORT_BASE, throwaway_namespace
@@ -24,10 +25,10 @@ MAX_WAIT_SECONDS = 3
 
 
 async def test_a_parked_message_does_not_block_its_partition_and_is_alerted_when_it_expires(
-    infrastructure: dict[str, str], postgres_url: str
+    kafka_admin: KafkaConnection, postgres_url: str
 ) -> None:
-    kafka = infrastructure["kafka_bootstrap_servers"]
-    namespace = throwaway_namespace("parking")  # topics and group of its own
+    kafka = kafka_admin
+    namespace = await throwaway_namespace("parking")  # topics and group of its own
     intake_topic = namespace + Topic.INTAKE
     dead_letters = namespace + dead_letter_topic("routing")
     await ensure_topics(kafka, [intake_topic, dead_letters], partitions=1, replication_factor=1)
@@ -45,7 +46,7 @@ async def test_a_parked_message_does_not_block_its_partition_and_is_alerted_when
     routing.start(["routing"])
     try:
         routing.wait_ready(["routing"])
-        producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True)
+        producer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=True)
         await producer.start()
         try:
             # On one partition: the orphan's receipt, unreadable (dead-lettered at once), a

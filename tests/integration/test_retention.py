@@ -38,7 +38,7 @@ async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
     clock = SimulatedClock(datetime.now(UTC))
     await clean_database(DATABASE)
     async with running_system(
-        infrastructure, clock, database=DATABASE, namespace=throwaway_namespace("retention")
+        infrastructure, clock, database=DATABASE, namespace=await throwaway_namespace("retention")
     ) as running:
         yield running
 

@@ -45,7 +45,7 @@ async def relay_dies(schema: str, moment: str) -> None:
     settings = RoutingSettings()  # type: ignore[call-arg]
     pool = await db.create_pool(str(settings.database_url), schema)
     publisher = KafkaPublisher(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_connection(),
         client_id=f"dying-relay-{schema}",
         tracer=NoOpTracer(),
         namespace=settings.kafka_namespace,

@@ -21,6 +21,7 @@ from services.deadline.settings import DeadlineSettings
 from services.intake.settings import IntakeSettings
 from services.notifier.settings import NotifierSettings
 from services.routing.settings import RoutingSettings
+from shared.messaging.access import ADMIN, DOWNSTREAM
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,8 @@ APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "deadline": DeadlineSettings,
     "notifier": NotifierSettings,
 }
-INFRA_SERVICES = ("kafka", "postgres", "jaeger", "keycloak")
+INFRA_SERVICES = ("kafka", "kafka-access", "postgres", "jaeger", "keycloak")
+KAFKA_PRINCIPALS = (ADMIN, *sorted(APP_SERVICES), DOWNSTREAM)
 app_service = pytest.mark.parametrize("name", sorted(APP_SERVICES))
 
 
@@ -125,6 +127,11 @@ def _image_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
+def _listener_protocols(kafka_environment: dict[str, str]) -> dict[str, str]:
+    pairs = kafka_environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    return dict(pair.split(":", 1) for pair in pairs)
+
+
 def _dockerignore_patterns() -> set[str]:
     return {
         line.strip()
@@ -163,13 +170,66 @@ def test_kafka_is_a_single_kraft_node_with_a_healthcheck(compose: dict[str, Any]
     env = _environment(compose, "kafka")
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "CLIENT://kafka:9092"
     for key, value in env.items():
         if key.endswith(("_REPLICATION_FACTOR", "_MIN_ISR")):
             assert value == "1", f"{key}: one broker cannot hold {value} replicas"
     test = kafka["healthcheck"]["test"]
     assert test[0] == "CMD"
     assert "kafka-broker-api-versions.sh" in test[1]
+    assert test[test.index("--command-config") + 1] == "/opt/kafka/config/admin.properties"
+
+
+def test_kafka_lets_in_only_signed_in_principals_and_denies_what_no_acl_allows(
+    compose: dict[str, Any],
+) -> None:
+    env = _environment(compose, "kafka")
+    protocols = _listener_protocols(env)
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "no listener without sign-in"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == f"User:{ADMIN}"
+    # Every principal gets its SCRAM credentials when the storage is formatted.
+    script = _service(compose, "kafka")["command"][-1]
+    assert "--add-scram" in script and "exec /etc/kafka/docker/launch" in script
+    [names] = re.findall(r"for name in ([a-z ]+); do", script)
+    assert sorted(names.split()) == sorted(KAFKA_PRINCIPALS)
+    for principal in KAFKA_PRINCIPALS:
+        variable = f"KAFKA_{principal.upper()}_PASSWORD"
+        assert (
+            env[f"SCRAM_{principal.upper()}_PASSWORD"]
+            == f"${{{variable}:?set it in .env (see .env.example)}}"
+        )
+
+
+def test_the_acls_are_in_place_before_any_service_starts(compose: dict[str, Any]) -> None:
+    access = _service(compose, "kafka-access")
+    assert access["command"][:3] == ["python", "-m", "shared.messaging.access"]
+    assert importlib.util.find_spec("shared.messaging.access") is not None
+    env = _environment(compose, "kafka-access")
+    assert env["KAFKA_USERNAME"] == ADMIN
+    assert env["KAFKA_PASSWORD"] == "${KAFKA_ADMIN_PASSWORD:?set it in .env (see .env.example)}"
+    assert access["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        condition = _service(compose, name)["depends_on"]["kafka-access"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_every_secret_comes_from_the_env_file_with_a_placeholder_committed(
+    compose: dict[str, Any],
+) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    assert {f"KAFKA_{p.upper()}_PASSWORD" for p in KAFKA_PRINCIPALS} <= required
+    example = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert required <= set(example), f".env.example lacks {sorted(required - set(example))}"
+    assert set(example.values()) == {""}, "placeholders only, never a real secret"
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
 
 
 def test_postgres_has_a_healthcheck(compose: dict[str, Any]) -> None:
@@ -312,6 +372,13 @@ def test_environment_satisfies_the_settings_class(
     settings = settings_class()  # type: ignore[call-arg]
 
     assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_username == name, "each service signs in as its own principal"
+    assert settings.kafka_password is not None
+    assert settings.kafka_password.get_secret_value() == (
+        f"secret-of-kafka_{name}_password-{'x' * 32}"
+    )
     assert settings.database_url.hosts()[0]["host"] == "postgres"
     assert settings.database_url.hosts()[0]["username"] == f"onestop_{name}"
     assert settings.database_url.hosts()[0]["password"] == (
@@ -345,8 +412,13 @@ def test_environment_points_at_the_compose_services(compose: dict[str, Any], nam
     assert _required_variables(environment["DATABASE_URL"]) == [password]
     assert _required_variables(postgres[password]) == [password]
 
-    advertised = _environment(compose, "kafka")["KAFKA_ADVERTISED_LISTENERS"]
-    assert f"PLAINTEXT://{environment['KAFKA_BOOTSTRAP_SERVERS']}" in advertised.split(",")
+    kafka = _environment(compose, "kafka")
+    advertised = dict(
+        listener.split("://") for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    )
+    [listener] = [n for n, a in advertised.items() if a == environment["KAFKA_BOOTSTRAP_SERVERS"]]
+    protocols = _listener_protocols(kafka)
+    assert protocols[listener] == environment["KAFKA_SECURITY_PROTOCOL"]
 
     assert environment["OTEL_SERVICE_NAME"] == name
     assert urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"]).hostname == "jaeger"
