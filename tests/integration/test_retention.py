@@ -140,6 +140,13 @@ async def test_personal_data_is_erased_a_period_after_the_dossiers_end(system: S
         view = await eventually(clock_started, what="clock and apology obligation")
         clock.set(datetime.fromisoformat(view["deadline"]["due_at"]) + timedelta(minutes=1))
         await eventually(lambda: _mailed(system, code), what="the apology letter by e-mail")
+
+        async def apology_projected() -> bool:
+            view = (await client.get(f"/v1/dossiers/{code}")).json()
+            return bool(view["notifier"] and view["notifier"]["apology_issued_at"])
+
+        # Intake's view learns of the apology from the notifier's event, a moment later.
+        await eventually(apology_projected, what="the apology in intake's view")
         withdrawn = await client.post(
             f"/v1/dossiers/{code}/withdrawal", json={"reason": "Công dân xin rút hồ sơ"}
         )
