@@ -13,6 +13,7 @@ from services.deadline.handlers import Deadlines
 from services.deadline.repository import DeadlineUnitOfWork
 from services.deadline.scheduler import LatenessScheduler
 from services.deadline.settings import DeadlineSettings
+from shared.api import STORAGE_UNAVAILABLE, problem_responses
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -87,7 +88,10 @@ def create_app(
     app = runtime.http_app(title="Deadline service", version="1.0.0")
 
     @app.get(
-        "/v1/clocks/{code}", tags=["clocks"], summary="A dossier's clock, overall and per step"
+        "/v1/clocks/{code}",
+        tags=["clocks"],
+        summary="A dossier's clock, overall and per step",
+        responses={**problem_responses({404: "No clock for this dossier"}), **STORAGE_UNAVAILABLE},
     )
     async def clock_of(code: str) -> dict[str, object]:
         async with unit_of_work() as uow:

@@ -3,7 +3,6 @@ operators and the public read timelines, the lateness board and the QĐ 766 indi
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
@@ -26,17 +25,26 @@ from services.intake.schemas import (
     SupplementRequestBody,
     UnitReasonBody,
 )
+from shared.api import INSTANT_FORMAT, STORAGE_UNAVAILABLE, Instant
 from shared.telemetry import DossierAttribute
 
 DOSSIER_CODE = r"^[0-9A-Z.]{3,32}-\d{6}-\d{4}$"
+NO_SUCH_DOSSIER: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such dossier"},
+    **STORAGE_UNAVAILABLE,
+}
 
 
 def build_router(intake: Intake) -> APIRouter:
     """Receiving dossiers and reading one."""
     router = APIRouter(prefix="/v1", tags=["dossiers"])
     error_responses: dict[int | str, dict[str, object]] = {
+        200: {
+            "model": Receipt,
+            "description": "A retry with the same Idempotency-Key: the"
+            " receipt issued the first time",
+        },
         400: {"model": Problem, "description": "The body is not valid JSON"},
-        413: {"model": Problem, "description": "The body is larger than allowed"},
         422: {"model": Problem, "description": "A field is missing, malformed or unknown"},
         503: {"model": Problem, "description": "Storage is unavailable; retry with the same key"},
     }
@@ -54,7 +62,11 @@ def build_router(intake: Intake) -> APIRouter:
         response: Response,
         idempotency_key: Annotated[
             str | None,
-            Header(max_length=200, description="Repeat it on a retry to get the same receipt"),
+            Header(
+                min_length=1,
+                max_length=200,
+                description="Repeat it on a retry to get the same receipt",
+            ),
         ] = None,
     ) -> Receipt:
         receipt, created = await receive_dossier(intake, submission, idempotency_key)
@@ -67,7 +79,7 @@ def build_router(intake: Intake) -> APIRouter:
     @router.get(
         "/dossiers/{code}",
         response_model=DossierView,
-        responses={404: {"model": Problem}},
+        responses=NO_SUCH_DOSSIER,
         summary="The dossier's current state and what routing, deadline and notifier did",
     )
     async def get_dossier(code: Annotated[str, Path(pattern=DOSSIER_CODE)]) -> DossierView:
@@ -83,7 +95,7 @@ def build_router(intake: Intake) -> APIRouter:
 
 CodePath = Annotated[str, Path(pattern=DOSSIER_CODE)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such dossier"},
+    **NO_SUCH_DOSSIER,
     409: {"model": Problem, "description": "Not allowed in the dossier's current state"},
 }
 
@@ -163,12 +175,16 @@ def build_lifecycle_router(commands: Commands) -> APIRouter:
     return router
 
 
+PERIOD_START = Query(alias="from", description=f"The period's start: {INSTANT_FORMAT}")
+PERIOD_END = Query(alias="to", description=f"The period's end (default: now): {INSTANT_FORMAT}")
+
+
 def build_reports_router(reports: Reports) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["reports"])
+    router = APIRouter(prefix="/v1", tags=["reports"], responses=STORAGE_UNAVAILABLE)
 
     @router.get(
         "/dossiers/{code}/timeline",
-        responses={404: {"model": Problem}},
+        responses=NO_SUCH_DOSSIER,
         summary="Every event of the dossier, who held it and for how long (Mẫu 06)",
     )
     async def timeline(code: CodePath) -> dict[str, Any]:
@@ -182,8 +198,8 @@ def build_reports_router(reports: Reports) -> APIRouter:
         summary="The lateness board: per unit and per official, for a period (default: 30 days)",
     )
     async def lateness(
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Instant | None, PERIOD_START] = None,
+        end: Annotated[Instant | None, PERIOD_END] = None,
     ) -> dict[str, Any]:
         period = reports.period(start, end)
         return await reports.lateness(*period)
@@ -193,8 +209,8 @@ def build_reports_router(reports: Reports) -> APIRouter:
         summary="QĐ 766 progress indicators per unit, for a period (default: 30 days)",
     )
     async def indicators(
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Instant | None, PERIOD_START] = None,
+        end: Annotated[Instant | None, PERIOD_END] = None,
     ) -> dict[str, Any]:
         period = reports.period(start, end)
         return await reports.indicators(*period)

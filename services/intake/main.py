@@ -17,7 +17,8 @@ from services.intake.metrics import WorkloadGauges
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork
 from services.intake.settings import IntakeSettings
-from shared.catalog import load_catalog
+from shared.api import OpenApi, amend_openapi, document_body_limit
+from shared.catalog import Catalog, load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
@@ -84,3 +85,13 @@ def install_api(app: FastAPI, intake: Intake, *, max_request_bytes: int) -> None
     app.include_router(build_router(intake))
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    document_body_limit(app, max_request_bytes)
+    amend_openapi(app, lambda document: _document_catalog(document, intake.catalog))
+
+
+def _document_catalog(document: OpenApi, catalog: Catalog) -> None:
+    """A submission names a procedure and a receiving unit of the catalog: the schema lists
+    their codes, so that a client (and a contract test) knows which ones intake takes."""
+    submission = document["components"]["schemas"]["DossierSubmission"]["properties"]
+    submission["procedure_code"]["enum"] = sorted(p.code for p in catalog.procedures)
+    submission["receiving_unit_code"]["enum"] = sorted(u.code for u in catalog.units)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.api import STRICT_TEXT
+from shared.api import Problem as Problem
 from shared.catalog import ProcessingTime
 from shared.events import Channel, DocumentForm, DossierStatus
 
@@ -15,19 +17,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Text fields: refused when blank or holding control characters, trimmed once their length
+# is checked.
+Name = Annotated[str, Field(min_length=1, max_length=200), STRICT_TEXT]
+Text = Annotated[str, Field(min_length=1, max_length=2000), STRICT_TEXT]
+Code = Annotated[str, Field(min_length=1, max_length=32), STRICT_TEXT]
+DocumentKind = Annotated[str, Field(min_length=1, max_length=300), STRICT_TEXT]
+
+
 class ApplicantIn(_Strict):
-    full_name: str = Field(min_length=1, max_length=200)
+    full_name: Name
     id_number: str = Field(
-        pattern=r"^(\d{9}|\d{10}|\d{12}|\d{13})$",
+        pattern=r"^([0-9]{9}|[0-9]{10}|[0-9]{12}|[0-9]{13})$",
         description="citizen ID (12 digits), old ID card (9) or tax number (10 or 13)",
     )
-    phone: str = Field(pattern=r"^(\+84|0)\d{9,10}$")
+    phone: str = Field(pattern=r"^(\+84|0)[0-9]{9,10}$")
     email: EmailStr | None = None
-    address: str = Field(min_length=1, max_length=500)
+    address: Annotated[str, Field(min_length=1, max_length=500), STRICT_TEXT]
 
 
 class DocumentIn(_Strict):
-    kind: str = Field(min_length=1, max_length=300, description="e.g. Tờ khai, Bản sao CCCD")
+    kind: DocumentKind = Field(description="e.g. Tờ khai, Bản sao CCCD")
     form: DocumentForm
     count: int = Field(ge=1, le=100)
 
@@ -39,7 +49,7 @@ class DossierSubmission(_Strict):
     applicant: ApplicantIn
     documents: list[DocumentIn] = Field(min_length=1, max_length=100)
     sets: int = Field(default=1, ge=1, le=20, description="number of sets (bộ hồ sơ)")
-    receiving_officer: str = Field(min_length=1, max_length=200)
+    receiving_officer: Name
 
 
 class NamedCode(BaseModel):
@@ -136,52 +146,49 @@ class DossierView(BaseModel):
 
 # --- lifecycle commands: what counters and processing units post --------------------------
 
-Text = Field(min_length=1, max_length=2000)
-Code = Field(min_length=1, max_length=32)
-Official = Field(min_length=1, max_length=200)
+Official = Name
 
 
 class HandOffBody(_Strict):
-    from_unit_code: str = Code
-    to_unit_code: str = Code
-    official: str = Official
+    from_unit_code: Code
+    to_unit_code: Code
+    official: Official
 
 
 class SupplementRequestBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
-    reason: str = Text
-    missing_documents: list[str] = Field(min_length=1, max_length=50)
-    override_reason: str | None = Field(
+    unit_code: Code
+    official: Official
+    reason: Text
+    missing_documents: list[DocumentKind] = Field(min_length=1, max_length=50)
+    override_reason: Text | None = Field(
         default=None,
-        max_length=2000,
         description="required for a second request: guidance must be given once, completely",
     )
 
 
 class FinancialObligationBody(_Strict):
-    unit_code: str = Code
+    unit_code: Code
     amount_vnd: int = Field(ge=0)
 
 
 class ExtensionRequestBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
-    reason: str = Text
+    unit_code: Code
+    official: Official
+    reason: Text
 
 
 class ResultReadyBody(_Strict):
-    unit_code: str = Code
-    official: str = Official
+    unit_code: Code
+    official: Official
 
 
 class ReasonBody(_Strict):
-    reason: str = Text
+    reason: Text
 
 
 class UnitReasonBody(_Strict):
-    unit_code: str = Code
-    reason: str = Text
+    unit_code: Code
+    reason: Text
 
 
 class CommandResult(BaseModel):
@@ -190,11 +197,3 @@ class CommandResult(BaseModel):
     event_type: str
     event_id: str = Field(description="the event's id: the causationid of what follows from it")
     occurred_at: datetime
-
-
-class Problem(BaseModel):
-    """An error: what went wrong and, for bad input, which fields."""
-
-    error: str
-    message: str
-    fields: list[dict[str, str]] = []

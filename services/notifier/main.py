@@ -16,6 +16,7 @@ from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
 from services.notifier.repository import NotifierUnitOfWork
 from services.notifier.settings import NotifierSettings
+from shared.api import STORAGE_UNAVAILABLE, Responses, problem_responses
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
@@ -120,11 +121,23 @@ def create_app(
     runtime.run_in_background(deliverer.run)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
 
-    @app.get("/v1/apologies/{code}.pdf", tags=["apologies"], summary="The apology letter, as PDF")
+    @app.get(
+        "/v1/apologies/{code}.pdf",
+        tags=["apologies"],
+        response_class=Response,
+        responses=_letter_responses("application/pdf"),
+        summary="The apology letter, as PDF",
+    )
     async def apology_pdf(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
         return await _letter(code, "pdf", "application/pdf")
 
-    @app.get("/v1/apologies/{code}.html", tags=["apologies"], summary="The apology letter, HTML")
+    @app.get(
+        "/v1/apologies/{code}.html",
+        tags=["apologies"],
+        response_class=Response,
+        responses=_letter_responses("text/html"),
+        summary="The apology letter, HTML",
+    )
     async def apology_html(code: Annotated[str, PathParam(pattern=DOSSIER_CODE)]) -> Response:
         return await _letter(code, "html", "text/html; charset=utf-8")
 
@@ -136,3 +149,12 @@ def create_app(
         return Response(row[column], media_type=media_type)
 
     return app
+
+
+def _letter_responses(media_type: str) -> Responses:
+    letter = {media_type: {"schema": {"type": "string"}}}
+    return {
+        200: {"description": "The letter (Mẫu 04)", "content": letter},
+        **problem_responses({404: "No apology letter for this dossier"}),
+        **STORAGE_UNAVAILABLE,
+    }
