@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from shared.api import INSTANT_FORMAT, Instant
 from shared.auth import AUTH_RESPONSES, Authenticator, Principal, Role
 
 CITIZEN = "citizen"  # the subject recorded for a lookup with the receipt's PIN
@@ -141,8 +142,8 @@ def build_access_log_router(
     async def personal_data_access(
         dossier_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
         subject: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-        since: Annotated[datetime | None, Query(alias="from")] = None,
-        until: Annotated[datetime | None, Query(alias="to")] = None,
+        since: Annotated[Instant | None, Query(alias="from", description=INSTANT_FORMAT)] = None,
+        until: Annotated[Instant | None, Query(alias="to", description=INSTANT_FORMAT)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         _: Principal = operator,
     ) -> list[PersonalDataAccess]:

@@ -25,7 +25,7 @@ from fastapi.security import OAuth2AuthorizationCodeBearer
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.problems import Problem, problem
+from shared.api import Problem, problem
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,16 @@ from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from pydantic import BaseModel
 
 from shared import db
+from shared.api import (
+    PROMETHEUS_RESPONSE,
+    PrometheusText,
+    document_framework_statuses,
+    install_problem_handlers,
+)
 from shared.events import Event, Topic, dead_letter_topic
 from shared.logs import configure_logging, flush_repeats
 from shared.messaging.consumer import (
@@ -304,6 +311,8 @@ class ServiceRuntime:
 
         app = FastAPI(lifespan=lifespan, **fastapi_options)
         app.state.runtime = self
+        install_problem_handlers(app)
+        document_framework_statuses(app)
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.telemetry.tracer_provider,
@@ -312,22 +321,43 @@ class ServiceRuntime:
             exclude_spans=["receive", "send"],
         )
 
-        @app.get("/metrics", tags=["health"], summary="Metrics for Prometheus to scrape")
-        async def metrics() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        @app.get(
+            "/metrics",
+            tags=["health"],
+            summary="Metrics for Prometheus to scrape",
+            response_class=PrometheusText,
+            responses=PROMETHEUS_RESPONSE,
+        )
+        async def metrics() -> PrometheusText:
+            return PrometheusText(generate_latest())
 
         @app.get("/healthz", tags=["health"], summary="The process is alive")
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok", "service": self.name}
+        async def healthz() -> Liveness:
+            return Liveness(status="ok", service=self.name)
 
-        @app.get("/readyz", tags=["health"], summary="PostgreSQL and Kafka are reachable")
-        async def readyz(response: Response) -> dict[str, Any]:
+        @app.get(
+            "/readyz",
+            tags=["health"],
+            summary="PostgreSQL and Kafka are reachable",
+            responses={503: {"model": Readiness, "description": "Not ready: which check failed"}},
+        )
+        async def readyz(response: Response) -> Readiness:
             checks = await self.is_ready()
             ready = all(checks.values())
             response.status_code = 200 if ready else 503
-            return {"status": "ready" if ready else "not ready", "checks": checks}
+            return Readiness(status="ready" if ready else "not ready", checks=checks)
 
         return app
+
+
+class Liveness(BaseModel):
+    status: str
+    service: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, bool]
 
 
 async def _bounded(what: str, step: Awaitable[object]) -> bool:

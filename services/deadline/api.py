@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 
 from services.deadline.repository import DeadlineUnitOfWork
+from shared.api import STORAGE_UNAVAILABLE, problem_responses
 from shared.auth import AUTH_RESPONSES, STAFF, Authenticator, Principal
 from shared.events import DOSSIER_CODE_PATTERN
-from shared.problems import Problem
 
 
 def build_clocks_router(
@@ -22,7 +22,11 @@ def build_clocks_router(
 
     @router.get(
         "/clocks/{code}",
-        responses={404: {"model": Problem, "description": "No clock"}, **AUTH_RESPONSES},
+        responses={
+            **problem_responses({404: "No clock for this dossier"}),
+            **STORAGE_UNAVAILABLE,
+            **AUTH_RESPONSES,
+        },
         summary="A dossier's clock, overall and per step (officials and operators)",
     )
     async def clock_of(

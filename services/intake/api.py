@@ -3,7 +3,6 @@ operators and the public read timelines, the lateness board and the QĐ 766 indi
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import (
@@ -38,6 +37,7 @@ from services.intake.schemas import (
     SupplementRequestBody,
 )
 from shared.access_log import PersonalDataAccess
+from shared.api import INSTANT_FORMAT, STORAGE_UNAVAILABLE, Instant
 from shared.auth import AUTH_RESPONSES, Authenticator, Forbidden, Principal, Role, Unauthenticated
 from shared.events import DOSSIER_CODE_PATTERN
 from shared.telemetry import DossierAttribute, current_trace_id
@@ -51,7 +51,8 @@ LOOKUP_PIN = APIKeyHeader(
 )
 CodePath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such dossier"}
+    404: {"model": Problem, "description": "No such dossier"},
+    **STORAGE_UNAVAILABLE,
 }
 
 
@@ -134,6 +135,11 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
     """Receiving dossiers and reading one."""
     router = APIRouter(prefix="/v1", tags=["dossiers"])
     error_responses: dict[int | str, dict[str, object]] = {
+        200: {
+            "model": Receipt,
+            "description": "A retry with the same Idempotency-Key: the"
+            " receipt issued the first time",
+        },
         400: {"model": Problem, "description": "The body is not valid JSON"},
         413: {"model": Problem, "description": "The body is larger than allowed"},
         422: {
@@ -162,6 +168,7 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
         idempotency_key: Annotated[
             str | None,
             Header(
+                min_length=1,
                 max_length=200,
                 description="Repeat it, with the same body, on a retry to get the same receipt;"
                 " keys are the caller's own",
@@ -290,10 +297,14 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
     return router
 
 
+PERIOD_START = Query(alias="from", description=f"The period's start: {INSTANT_FORMAT}")
+PERIOD_END = Query(alias="to", description=f"The period's end (default: now): {INSTANT_FORMAT}")
+
+
 def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
     """The timeline (for those who may read the dossier), and the public board and indicators,
     which hold no personal data."""
-    router = APIRouter(prefix="/v1", tags=["reports"])
+    router = APIRouter(prefix="/v1", tags=["reports"], responses=STORAGE_UNAVAILABLE)
     readable = Depends(reader.allowed)
 
     @router.get(
@@ -314,8 +325,8 @@ def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
         summary="The lateness board: per unit and per official, for a period (default: 30 days)",
     )
     async def lateness(
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Instant | None, PERIOD_START] = None,
+        end: Annotated[Instant | None, PERIOD_END] = None,
     ) -> dict[str, Any]:
         period = reports.period(start, end)
         return await reports.lateness(*period)
@@ -325,8 +336,8 @@ def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
         summary="QĐ 766 progress indicators per unit, for a period (default: 30 days)",
     )
     async def indicators(
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[Instant | None, PERIOD_START] = None,
+        end: Annotated[Instant | None, PERIOD_END] = None,
     ) -> dict[str, Any]:
         period = reports.period(start, end)
         return await reports.indicators(*period)

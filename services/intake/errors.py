@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,30 +17,17 @@ from services.intake.domain import (
     IdempotencyKeyReused,
     SubmissionRejected,
 )
+from shared.api import on_http_error, problem, validation_problem
 from shared.auth import install_auth_error_handlers
 from shared.lifecycle import IllegalTransition
 from shared.messaging.retry import is_transient
-from shared.problems import problem
 
 logger = logging.getLogger(__name__)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if part not in ("body",)]
-    return ".".join(parts) or "body"
-
-
 async def _on_validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    problems = list(error.errors())
-    if any(item.get("type") == "json_invalid" for item in problems):
-        detail = problems[0].get("ctx", {}).get("error", "invalid JSON")
-        return problem(400, "malformed_json", f"the request body is not valid JSON: {detail}")
-    fields = [
-        {"field": _field_name(tuple(item["loc"])), "message": item["msg"]} for item in problems
-    ]
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return problem(422, "invalid_dossier", summary, fields)
+    return validation_problem(error, invalid="invalid_dossier")
 
 
 async def _on_rejected(_: Request, error: Exception) -> JSONResponse:
@@ -71,11 +57,6 @@ async def _on_unknown_dossier(_: Request, error: Exception) -> JSONResponse:
 
 async def _on_sequence_exhausted(_: Request, error: Exception) -> JSONResponse:
     return problem(409, "daily_sequence_exhausted", str(error))
-
-
-async def _on_http_error(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, StarletteHTTPException)
-    return problem(error.status_code, "http_error", str(error.detail))
 
 
 async def _on_unexpected(_: Request, error: Exception) -> JSONResponse:
@@ -108,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IllegalTransition, _on_conflict)
     app.add_exception_handler(Conflict, _on_conflict)
     app.add_exception_handler(UnknownDossier, _on_unknown_dossier)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -23,8 +23,9 @@ from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
 from shared.access_log import build_access_log_router
+from shared.api import OpenApi, amend_openapi, document_body_limit
 from shared.auth import Authenticator, TokenVerifier
-from shared.catalog import load_catalog
+from shared.catalog import Catalog, load_catalog
 from shared.clock import system_clock
 from shared.events import Topic
 from shared.runtime import ServiceRuntime
@@ -106,4 +107,13 @@ def install_api(
     authenticator.install(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_request_bytes)
+    document_body_limit(app, max_request_bytes)
+    amend_openapi(app, lambda document: _document_catalog(document, intake.catalog))
     return reader
+
+
+def _document_catalog(document: OpenApi, catalog: Catalog) -> None:
+    """A submission names a procedure of the catalog: the schema lists their codes, so that a
+    client (and a contract test) knows which ones intake takes."""
+    submission = document["components"]["schemas"]["DossierSubmission"]["properties"]
+    submission["procedure_code"]["enum"] = sorted(p.code for p in catalog.procedures)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.intake.repository import IntakeUnitOfWork
@@ -23,8 +23,14 @@ class Reports:
     clock: Callable[[], datetime]
 
     def period(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+        """The given period; by default the 30 days up to `end` (or now), from the first day
+        a datetime holds if `end` is nearer to it than that. A period whose `end` comes
+        before its `start` is empty: every count is zero."""
         end = end or self.clock()
-        return start or end - DEFAULT_PERIOD, end
+        if start is None:
+            earliest = datetime.min.replace(tzinfo=UTC)
+            start = end - DEFAULT_PERIOD if end - earliest > DEFAULT_PERIOD else earliest
+        return start, end
 
     def _unit_name(self, code: str | None) -> str | None:
         unit = self.catalog.unit(code) if code else None

@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.api import STRICT_TEXT
+from shared.api import Problem as Problem  # the error model of the API's documents
 from shared.catalog import ProcessingTime
 from shared.events import Channel, DocumentForm, DossierStatus
-from shared.problems import Problem as Problem  # the error model of the API's documents
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Text fields: refused when blank or holding control characters, trimmed once their length
+# is checked.
+Name = Annotated[str, Field(min_length=1, max_length=200), STRICT_TEXT]
+Text = Annotated[str, Field(min_length=1, max_length=2000), STRICT_TEXT]
+Code = Annotated[str, Field(min_length=1, max_length=32), STRICT_TEXT]
+DocumentKind = Annotated[str, Field(min_length=1, max_length=300), STRICT_TEXT]
+
+
 class ApplicantIn(_Strict):
-    full_name: str = Field(min_length=1, max_length=200)
+    full_name: Name
     id_number: str = Field(
-        pattern=r"^(\d{9}|\d{10}|\d{12}|\d{13})$",
+        pattern=r"^([0-9]{9}|[0-9]{10}|[0-9]{12}|[0-9]{13})$",
         description="citizen ID (12 digits), old ID card (9) or tax number (10 or 13)",
     )
-    phone: str = Field(pattern=r"^(\+84|0)\d{9,10}$")
+    phone: str = Field(pattern=r"^(\+84|0)[0-9]{9,10}$")
     email: EmailStr | None = None
-    address: str = Field(min_length=1, max_length=500)
+    address: Annotated[str, Field(min_length=1, max_length=500), STRICT_TEXT]
 
 
 class DocumentIn(_Strict):
-    kind: str = Field(min_length=1, max_length=300, description="e.g. Tờ khai, Bản sao CCCD")
+    kind: DocumentKind = Field(description="e.g. Tờ khai, Bản sao CCCD")
     form: DocumentForm
     count: int = Field(ge=1, le=100)
 
@@ -146,20 +155,16 @@ class DossierView(BaseModel):
 # --- lifecycle commands: what counters and processing units post --------------------------
 # The unit and the official are the signed-in caller's, from the token, never from the body.
 
-Text = Field(min_length=1, max_length=2000)
-Code = Field(min_length=1, max_length=32)
-
 
 class HandOffBody(_Strict):
-    to_unit_code: str = Code
+    to_unit_code: Code
 
 
 class SupplementRequestBody(_Strict):
-    reason: str = Text
-    missing_documents: list[str] = Field(min_length=1, max_length=50)
-    override_reason: str | None = Field(
+    reason: Text
+    missing_documents: list[DocumentKind] = Field(min_length=1, max_length=50)
+    override_reason: Text | None = Field(
         default=None,
-        max_length=2000,
         description="required for a second request: guidance must be given once, completely",
     )
 
@@ -169,11 +174,11 @@ class FinancialObligationBody(_Strict):
 
 
 class ExtensionRequestBody(_Strict):
-    reason: str = Text
+    reason: Text
 
 
 class ReasonBody(_Strict):
-    reason: str = Text
+    reason: Text
 
 
 class CommandResult(BaseModel):

@@ -14,21 +14,28 @@ from pydantic import BaseModel
 
 from services.notifier.repository import NotifierUnitOfWork
 from shared.access_log import PersonalDataAccess
+from shared.api import STORAGE_UNAVAILABLE, Responses, problem_responses
 from shared.auth import AUTH_RESPONSES, Authenticator, Forbidden, Principal, Role
 from shared.events import DOSSIER_CODE_PATTERN
-from shared.problems import Problem
 from shared.telemetry import current_trace_id
 
 LINK_AUDIENCE = "onestop-apology-letter"
 FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 CodePath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No apology letter for this dossier"},
-    410: {"model": Problem, "description": "The letter was erased (personal-data retention)"},
+NOT_FOUND: Responses = {
+    **problem_responses(
+        {
+            404: "No apology letter for this dossier",
+            410: "The letter was erased (personal-data retention)",
+        }
+    ),
+    **STORAGE_UNAVAILABLE,
 }
-LETTER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {media: {} for media in FORMATS.values()}, "description": "The letter"}
-}
+
+
+def _letter(media_type: str) -> Responses:
+    content = {media_type.split(";")[0]: {"schema": {"type": "string"}}}
+    return {200: {"description": "The letter (Mẫu 04)", "content": content}}
 
 
 class LetterLink(BaseModel):
@@ -100,7 +107,7 @@ def build_letters_router(
 
     @router.get(
         "/apologies/{code}.pdf",
-        responses={**LETTER, **NOT_FOUND, **AUTH_RESPONSES},
+        responses={**_letter(FORMATS["pdf"]), **NOT_FOUND, **AUTH_RESPONSES},
         response_class=Response,
         summary="The apology letter, as PDF (operators; the unit that apologised)",
     )
@@ -109,7 +116,7 @@ def build_letters_router(
 
     @router.get(
         "/apologies/{code}.html",
-        responses={**LETTER, **NOT_FOUND, **AUTH_RESPONSES},
+        responses={**_letter(FORMATS["html"]), **NOT_FOUND, **AUTH_RESPONSES},
         response_class=Response,
         summary="The apology letter, as HTML (operators; the unit that apologised)",
     )
@@ -133,7 +140,11 @@ def build_letters_router(
 
     @router.get(
         "/letters/{token}",
-        responses={**LETTER, 404: {"model": Problem, "description": "Unknown or expired link"}},
+        responses={
+            **_letter(FORMATS["pdf"]),
+            **problem_responses({404: "Unknown or expired link", 410: "The letter was erased"}),
+            **STORAGE_UNAVAILABLE,
+        },
         response_class=Response,
         summary="The apology letter (PDF) behind a signed link: no sign-in, until it expires",
     )
