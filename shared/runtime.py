@@ -30,6 +30,7 @@ from shared.api import (
     document_framework_statuses,
     install_problem_handlers,
 )
+from shared.docs import serve_docs
 from shared.events import Event, Topic, dead_letter_topic
 from shared.logs import configure_logging, flush_repeats
 from shared.messaging.consumer import (
@@ -309,7 +310,8 @@ class ServiceRuntime:
                 await self.stop()
                 flush_repeats()
 
-        app = FastAPI(lifespan=lifespan, **fastapi_options)
+        app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, **fastapi_options)
+        serve_docs(app)
         app.state.runtime = self
         install_problem_handlers(app)
         document_framework_statuses(app)

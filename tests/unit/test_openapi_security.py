@@ -4,6 +4,7 @@ where it is accepted instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,11 @@ SETTINGS = {
     "LOOKUP_PIN_KEY": "k" * 32,
     "LINK_SIGNING_KEY": "k" * 32,
 }
-APPS = {"intake": intake_app, "deadline": deadline_app, "notifier": notifier_app}
+APPS: dict[str, Callable[..., FastAPI]] = {
+    "intake": intake_app,
+    "deadline": deadline_app,
+    "notifier": notifier_app,
+}
 
 
 @pytest.fixture(params=sorted(APPS))
