@@ -7,11 +7,16 @@
 # Env:   KEYCLOAK_PORT (18080), KEYCLOAK_MANAGEMENT_PORT (19000: /health/ready),
 #        KEYCLOAK_JAVA_HOME (/usr/lib/jvm/temurin-25-jdk-amd64: Keycloak 26 needs Java 21+; only
 #        Keycloak runs on it), KEYCLOAK_START_TIMEOUT (300 s: a first start on a busy 2-core
-#        machine took 160 s), KEYCLOAK_STOP_TIMEOUT (30 s)
-# Files: the built distribution is shared by every checkout of this user, in
-#        ${XDG_CACHE_HOME:-~/.cache}/onestop/keycloak-<version>-<hash of the build options>; each
-#        checkout keeps Keycloak's home (database, import, transaction logs), pid and log in
-#        .run/keycloak.
+#        machine took 160 s; it bounds each wait: for another checkout's preparation, for the
+#        recording start, for the start), KEYCLOAK_STOP_TIMEOUT (30 s)
+# Files: the built distribution, with a class data archive of its first start, is shared by
+#        every checkout of this user, in ${XDG_CACHE_HOME:-~/.cache}/onestop/keycloak-<version>-
+#        <hash of version, build options and JVM>; each checkout keeps Keycloak's home (database,
+#        import, transaction logs), pid and logs in .run/keycloak.
+# Seconds to ready, min/median/max, on a busy 2-core machine, alternated in one session: a fresh
+# clone (git clone + start) 36/55/90 with the former start-dev (distribution unpacked and
+# augmented in each checkout) and 12.5/13.6/33 now; a later start 7.3/8.4/16.4 (7 runs) before,
+# 5.8/7.6/10.1 now. The once-per-user preparation took 97 s (build 26 s, recording start 66 s).
 # Secrets (.run/secrets.env): KEYCLOAK_ADMIN_PASSWORD (user `admin` of the admin console),
 #        KEYCLOAK_DOWNSTREAM_CLIENT_SECRET (client onestop-downstream; the realm file holds only
 #        a placeholder for it).
