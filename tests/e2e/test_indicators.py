@@ -6,7 +6,7 @@ resumption) that must not change them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,6 +67,10 @@ async def indicators(system: System, start: datetime, end: datetime) -> dict[str
     return found
 
 
+def has(system: System, code: str, kind: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: _has(system, code, kind)
+
+
 def holder(routed: dict[str, Any]) -> str:
     return str(routed["routing"]["steps"][0]["unit_code"])
 
@@ -99,7 +103,7 @@ async def test_a_closed_period_keeps_its_figures_whatever_happens_later(system: 
     due = max(_parse(p["deadline"]["due_at"]) for p in (late_plan, paused_late_plan))
     clock.set(due + timedelta(minutes=10))
     for code in (late, paused_late):
-        await eventually(lambda code=code: _has(system, code, "apology-issued"), what="apology")
+        await eventually(has(system, code, "apology-issued"), what="apology")
     # One of them then waits on the citizen: paused, already past due.
     await accepted(
         system,
@@ -153,7 +157,7 @@ async def test_a_closed_period_keeps_its_figures_whatever_happens_later(system: 
     await accepted(system, paused, "withdrawal", counter_of(DESK), REASON)
     await accepted(system, paused_late, "supplements", counter_of(DESK))
     for code in (inter, late):
-        await eventually(lambda code=code: _has(system, code, "completed"), what="completed")
+        await eventually(has(system, code, "completed"), what="completed")
     await eventually(lambda: _has(system, paused_late, "clock-resumed"), what="resumed")
     await eventually(lambda: _has(system, paused, "withdrawn"), what="withdrawn")
 
