@@ -91,6 +91,14 @@ def test_judicial_records_are_issued_by_the_city_police(catalog: Catalog) -> Non
         assert procedure.shares_source is SharesSource.ASSUMED
 
 
+def test_the_readme_lists_every_unverified_procedure(catalog: Catalog) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The catalog's legal sources", 1)[1].split("\n## ", 1)[0]
+    unverified = section.split("Unverified (", 1)[1]
+    listed = set(re.findall(r"\b[12]\.[0-9]{6}\b", unverified))
+    assert listed == {p.code for p in catalog.procedures if not p.verified}
+
+
 def test_marital_status_is_confirmed_in_working_days(catalog: Catalog) -> None:
     """Nghị định 123/2015/NĐ-CP, Điều 22: 03 ngày làm việc, not calendar days."""
     procedure = catalog.procedure("1.005004")
