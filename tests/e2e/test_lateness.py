@@ -29,9 +29,11 @@ from tests.system import OPERATOR, System, eventually, running_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, head_of, name_of, officer_of
 
-DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
+DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
+# Sở Công Thương, Công an, Sở Công Thương: a three-step inter-agency route.
+INTER_AGENCY = "2.000647"
 NONG_NGHIEP = "000.14.01.H29"
-HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+HEAD_CONG_THUONG, HEAD_CONG_AN = "giamdoc.sct@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
 LOGS = io.StringIO()  # every log line of the four services while the module runs, as JSON
 
 
@@ -80,24 +82,26 @@ async def timeline_types(system: System, code: str) -> list[str]:
 async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system: System) -> None:
     clock = clock_of(system)
     async with system.client("intake", counter_of(DESK)) as client:
-        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+        response = await client.post("/v1/dossiers", json=submission(procedure_code=INTER_AGENCY))
     assert response.status_code == 201, response.text
     code = response.json()["dossier_code"]
     routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
     steps = routed["routing"]["steps"]
-    assert [s["unit_code"] for s in steps] == [TU_PHAP, CONG_AN, TU_PHAP]
+    assert [s["unit_code"] for s in steps] == [CONG_THUONG, CONG_AN, CONG_THUONG]
     due = _parse(routed["deadline"]["due_at"])
 
-    # Step 1, Sở Tư pháp: on time.
+    # Step 1, Sở Công Thương: on time.
     clock.set(_parse(steps[0]["due_at"]) - timedelta(hours=1))
-    handed = await act(system, code, "hand-offs", officer_of(TU_PHAP), {"to_unit_code": CONG_AN})
+    to_police = {"to_unit_code": CONG_AN}
+    handed = await act(system, code, "hand-offs", officer_of(CONG_THUONG), to_police)
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 2), what="deadline at step 2")
 
     # Step 2, Công an: held past its step time -> an alert to its head.
     clock.set(_parse(steps[1]["due_at"]) + timedelta(minutes=30))
     await eventually(lambda: _mail_to(system, HEAD_CONG_AN, code), what="step alert to Công an")
-    handed = await act(system, code, "hand-offs", officer_of(CONG_AN), {"to_unit_code": TU_PHAP})
+    back = {"to_unit_code": CONG_THUONG}
+    handed = await act(system, code, "hand-offs", officer_of(CONG_AN), back)
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
 
@@ -108,7 +112,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
     await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
     clock.advance(timedelta(hours=2))
-    done = await act(system, code, "result", officer_of(TU_PHAP))
+    done = await act(system, code, "result", officer_of(CONG_THUONG))
     assert done.status_code == 202, done.text
     await eventually(lambda: _has(system, code, "completed"), what="completion")
     await eventually(
@@ -121,14 +125,14 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
     assert pdf.startswith(b"%PDF")
-    async with system.client("notifier", head_of(TU_PHAP)) as client:
+    async with system.client("notifier", head_of(CONG_THUONG)) as client:
         served = await client.get(f"/v1/apologies/{code}.pdf")
     assert served.status_code == 200 and served.content == pdf
-    # Alerts: the head of Công an for the held step, Sở Tư pháp for due soon and overdue,
+    # Alerts: the head of Công an for the held step, Sở Công Thương for due soon and overdue,
     # and the operators for all three.
     await eventually(lambda: _mails_to(system, OPERATOR, code, 3), what="three alerts to operators")
     assert len(system.mailbox.to(HEAD_CONG_AN, code)) == 1
-    assert len(system.mailbox.to(HEAD_TU_PHAP, code)) == 2
+    assert len(system.mailbox.to(HEAD_CONG_THUONG, code)) == 2
     assert len(system.mailbox.to(OPERATOR, code)) == 3
 
     # The events, each once, on the topics downstream systems read, ...
@@ -186,8 +190,8 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert cong_an["late"] >= 1
     cong_an_officer = await name_of(officer_of(CONG_AN))
     assert any(o["official"] == cong_an_officer for o in board["officials"])
-    tu_phap = next(u for u in indicators["units"] if u["unit_code"] == TU_PHAP)
-    assert tu_phap["done_late"] >= 1 and tu_phap["apologies_issued"] >= 1
+    cong_thuong = next(u for u in indicators["units"] if u["unit_code"] == CONG_THUONG)
+    assert cong_thuong["done_late"] >= 1 and cong_thuong["apologies_issued"] >= 1
     assert indicators["total"]["late_without_apology"] == 0
 
     # Later events are traces of their own, linked back to the submission's trace.
