@@ -20,8 +20,8 @@ from tests.system import System, eventually, running_system
 from tests.unit.conftest import hcmc
 from tests.users import counter_of, officer_of
 
-DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
-INTER_AGENCY, HALF_DAY, WITH_SUPPLEMENT = "2.000488", "1.000894", "1.004227"
+DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
+INTER_AGENCY, HALF_DAY, WITH_SUPPLEMENT = "2.000647", "1.000894", "1.004227"
 REASON = {"reason": "Công dân đề nghị"}
 SUPPLEMENT = {"reason": "Thiếu bản sao giấy tờ", "missing_documents": ["Bản sao CCCD"]}
 
@@ -88,7 +88,7 @@ async def test_a_closed_period_keeps_its_figures_whatever_happens_later(system: 
     paused, paused_plan = await submit(system, WITH_SUPPLEMENT)
 
     clock.advance(timedelta(minutes=30))
-    await accepted(system, inter, "hand-offs", officer_of(TU_PHAP), {"to_unit_code": CONG_AN})
+    await accepted(system, inter, "hand-offs", officer_of(CONG_THUONG), {"to_unit_code": CONG_AN})
     await accepted(system, withdrawn, "withdrawal", counter_of(DESK), REASON)
     await accepted(system, refused, "refusal", officer_of(holder(refused_plan)), REASON)
     await accepted(system, stopped, "stop", officer_of(holder(stopped_plan)), REASON)
@@ -148,11 +148,11 @@ async def test_a_closed_period_keeps_its_figures_whatever_happens_later(system: 
     # Later: the inter-agency dossier goes on and finishes late, the late one finishes, the
     # paused ones are withdrawn or resumed.
     clock.advance(timedelta(hours=1))
-    await accepted(system, inter, "hand-offs", officer_of(CONG_AN), {"to_unit_code": TU_PHAP})
+    await accepted(system, inter, "hand-offs", officer_of(CONG_AN), {"to_unit_code": CONG_THUONG})
     await eventually(lambda: _has(system, inter, "hand-off-recorded"), what="hand-off")
     clock.set(_parse(inter_plan["deadline"]["due_at"]) + timedelta(minutes=10))
     await eventually(lambda: _has(system, inter, "apology-issued"), what="apology")
-    await accepted(system, inter, "result", officer_of(TU_PHAP))
+    await accepted(system, inter, "result", officer_of(CONG_THUONG))
     await accepted(system, late, "result", officer_of(holder(late_plan)))
     await accepted(system, paused, "withdrawal", counter_of(DESK), REASON)
     await accepted(system, paused_late, "supplements", counter_of(DESK))
