@@ -409,6 +409,9 @@ class DossierClockPaused(Event):
 
     paused_at: datetime
     cause: str
+    supplement_due_at: datetime | None = Field(
+        default=None, description="a supplement pause: by when the citizen must supply it"
+    )
 
 
 class DossierClockResumed(Event):
@@ -475,6 +478,20 @@ class StepOverdueDetected(Event):
     detected_at: datetime
 
 
+class SupplementDeadlineMissed(Event):
+    """The time the citizen had to supplement the dossier (Mẫu 02) passed with nothing
+    received, detected at that moment. `refusal_proposed`: the configured policy proposes that
+    the holding unit refuse the dossier (Mẫu 03); otherwise the unit is only alerted."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.supplement-deadline-missed.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str = Field(description="the unit that requested the supplement")
+    supplement_due_at: datetime
+    detected_at: datetime
+    refusal_proposed: bool
+
+
 class DossierCompleted(Event):
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.completed.v1"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
@@ -509,6 +526,8 @@ class AlertKind(StrEnum):
     OVERDUE = "overdue"
     STEP_OVERDUE = "step_overdue"
     LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
+    SUPPLEMENT_MISSED = "supplement_missed"  # the citizen did not supplement in time
+    REFUSAL_PROPOSED = "refusal_proposed"  # ... and the policy proposes refusing the dossier
 
 
 class AlertRaised(Event):
@@ -550,6 +569,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DueSoonDetected,
         OverdueDetected,
         StepOverdueDetected,
+        SupplementDeadlineMissed,
         DossierCompleted,
         ApologyObligationRecorded,
         ApologyIssued,

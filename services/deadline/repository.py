@@ -72,7 +72,13 @@ class ClockRepository(abc.ABC):
         """The steps not completed yet, in order."""
 
     @abc.abstractmethod
-    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None: ...
+    async def pause(
+        self,
+        dossier_code: str,
+        at: datetime,
+        cause: str,
+        supplement_due_at: datetime | None = None,
+    ) -> None: ...
 
     @abc.abstractmethod
     async def resume(
@@ -161,7 +167,8 @@ class PostgresClockRepository(ClockRepository):
         clock = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
             " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
-            " overdue_detected_at, completed_at, timeliness FROM clocks WHERE dossier_code = $1",
+            " overdue_detected_at, completed_at, timeliness, supplement_due_at,"
+            " supplement_missed_at FROM clocks WHERE dossier_code = $1",
             dossier_code,
         )
         if clock is None:
@@ -181,13 +188,20 @@ class PostgresClockRepository(ClockRepository):
         )
         return [StepDue(**dict(row)) for row in rows]
 
-    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
+    async def pause(
+        self,
+        dossier_code: str,
+        at: datetime,
+        cause: str,
+        supplement_due_at: datetime | None = None,
+    ) -> None:
         await self._db.execute(
-            "UPDATE clocks SET status = 'paused', paused_at = $2, pause_cause = $3"
-            " WHERE dossier_code = $1",
+            "UPDATE clocks SET status = 'paused', paused_at = $2, pause_cause = $3,"
+            " supplement_due_at = $4, supplement_missed_at = NULL WHERE dossier_code = $1",
             dossier_code,
             at,
             cause,
+            supplement_due_at,
         )
 
     async def resume(
@@ -201,7 +215,7 @@ class PostgresClockRepository(ClockRepository):
     ) -> None:
         await self._db.execute(
             "UPDATE clocks SET status = 'running', paused_at = NULL, pause_cause = NULL,"
-            " due_at = $2, due_soon_at = $3,"
+            " supplement_due_at = NULL, due_at = $2, due_soon_at = $3,"
             " paused_working_seconds = paused_working_seconds + $4 WHERE dossier_code = $1",
             dossier_code,
             due_at,
@@ -300,6 +314,20 @@ class PostgresClockRepository(ClockRepository):
             "  ORDER BY s2.due_at LIMIT $2 FOR UPDATE OF s2 SKIP LOCKED)"
             " RETURNING s.dossier_code, s.unit_code, s.due_at, c.submission_traceparent,"
             " s.sequence AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def claim_supplement_missed(self, now: datetime, limit: int) -> list[Detection]:
+        """A clock paused for a supplement whose due time has passed, not yet seen missed;
+        `due_at` of the detection is the supplement's due time."""
+        return await self._claim(
+            "UPDATE clocks SET supplement_missed_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'paused'"
+            " AND supplement_missed_at IS NULL AND supplement_due_at < $1"
+            " ORDER BY supplement_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, responsible_unit_code AS unit_code,"
+            " supplement_due_at AS due_at, submission_traceparent, NULL::integer AS step_sequence",
             now,
             limit,
         )

@@ -23,6 +23,7 @@ from shared.events import (
     ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
+    DossierProcessed,
     DossierReceived,
     DossierReceivedV1,
     DossierRefused,
@@ -33,6 +34,8 @@ from shared.events import (
     ProcessingStopped,
     ResultReturned,
     StepOverdueDetected,
+    SupplementDeadlineMissed,
+    SupplementRequested,
     Topic,
 )
 from shared.runtime import ServiceRuntime
@@ -98,14 +101,18 @@ def create_app(
             DueSoonDetected: notifier.on_due_soon,
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
+            SupplementDeadlineMissed: notifier.on_supplement_missed,
             DossierReceived: notifier.on_dossier_received,
             DossierReceivedV1: notifier.on_dossier_received,  # received before v2
             ApplicantDetailsRecorded: notifier.on_applicant_recorded,
             ExtensionRequested: notifier.on_extension_requested,
             ResultReturned: notifier.on_dossier_ended,
             DossierWithdrawn: notifier.on_dossier_ended,
-            DossierRefused: notifier.on_dossier_ended,
-            ProcessingStopped: notifier.on_dossier_ended,
+            # The applicant's letters: Mẫu 02, 03, 05 and the result ready for collection.
+            SupplementRequested: notifier.on_supplement_requested,
+            DossierProcessed: notifier.on_dossier_processed,
+            DossierRefused: notifier.on_dossier_refused,
+            ProcessingStopped: notifier.on_processing_stopped,
         },
         unit_of_work=unit_of_work,
     )

@@ -34,6 +34,7 @@ DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
 INTER_AGENCY = "2.000647"
 NONG_NGHIEP = "000.14.01.H29"
 HEAD_CONG_THUONG, HEAD_CONG_AN = "giamdoc.sct@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+HEAD_NONG_NGHIEP = "giamdoc.vpdkdd@tphcm.gov.vn"
 LOGS = io.StringIO()  # every log line of the four services while the module runs, as JSON
 
 
@@ -120,7 +121,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     )
 
     # Exactly one apology, received by the SMTP server with its PDF, and available as PDF.
-    [letter] = system.mailbox.to(APPLICANT["email"], code)
+    [letter] = system.mailbox.to(APPLICANT["email"], f"xin lỗi về việc giải quyết hồ sơ {code}")
     assert code in str(letter["Subject"])
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
@@ -276,6 +277,82 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
         {**request, "override_reason": "Hồ sơ bổ sung có giấy tờ mới phát sinh cần kiểm tra"},
     )
     assert overridden.status_code == 200, overridden.text
+
+
+async def test_a_missed_supplement_deadline_alerts_the_unit_which_refuses_and_mails_mau_03(
+    system: System,
+) -> None:
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake", counter_of(DESK)) as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
+    code = response.json()["dossier_code"]
+    await eventually(lambda: _planned(system, code), what="clock started")
+
+    # The request: the citizen gets Mẫu 02 by e-mail, a PDF saying what is missing and by when.
+    clock.advance(timedelta(hours=1))
+    request = {
+        "reason": "Thiếu bản sao hợp đồng chuyển nhượng có chứng thực",
+        "missing_documents": ["Hợp đồng chuyển nhượng (bản sao chứng thực)"],
+    }
+    asked = await act(system, code, "supplement-requests", officer_of(NONG_NGHIEP), request)
+    assert asked.status_code == 200, asked.text
+    subject = f"Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ {code}"
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], subject), what="Mẫu 02 mailed")
+    [mau_02] = system.mailbox.to(APPLICANT["email"], subject)
+    [attachment] = list(mau_02.iter_attachments())
+    assert attachment.get_filename() == f"yeu-cau-bo-sung-{code}.pdf"
+    assert attachment.get_content().startswith(b"%PDF")
+    plain = mau_02.get_body(("plain",))
+    assert plain is not None
+    assert "Hợp đồng chuyển nhượng (bản sao chứng thực)" in plain.get_content()
+    assert "Hạn bổ sung:" in plain.get_content()
+
+    # The deadline service keeps the due time; the dossier's view shows it.
+    paused = await eventually(
+        lambda: _when(view(system, code), lambda v: v["deadline"]["supplement_due_at"]),
+        what="supplement due time in the view",
+    )
+    supplement_due = _parse(paused["deadline"]["supplement_due_at"])
+    assert supplement_due > clock()
+    assert paused["deadline"]["supplement_missed_at"] is None
+    async with system.client("deadline", OPERATOR_USER) as client:
+        kept = (await client.get(f"/v1/clocks/{code}")).json()
+    assert _parse(kept["supplement_due_at"]) == supplement_due
+
+    # Nothing received by then: missed the moment it passes, the unit's head and operators
+    # alerted (the default policy: alert only).
+    clock.set(supplement_due + timedelta(minutes=1))
+    await eventually(lambda: _has(system, code, "supplement-deadline-missed"), what="missed")
+    missed = await view(system, code)
+    assert missed["deadline"]["supplement_missed_at"] is not None
+    [event] = [
+        e
+        for e in (await _timeline(system, code))["events"]
+        if e["event_type"].endswith("supplement-deadline-missed.v1")
+    ]
+    assert event["details"]["refusal_proposed"] is False
+    assert _parse(event["details"]["supplement_due_at"]) == supplement_due
+    alert = f"hồ sơ {code} quá hạn bổ sung"
+    await eventually(lambda: _mail_to(system, HEAD_NONG_NGHIEP, alert), what="alert to the head")
+    await eventually(lambda: _mail_to(system, OPERATOR, alert), what="alert to operators")
+
+    # The unit refuses: the citizen gets Mẫu 03 with the reason.
+    refused = await act(
+        system,
+        code,
+        "refusal",
+        officer_of(NONG_NGHIEP),
+        {"reason": "Quá thời hạn bổ sung hồ sơ mà không bổ sung"},
+    )
+    assert refused.status_code == 200, refused.text
+    subject = f"Phiếu từ chối tiếp nhận, giải quyết hồ sơ {code}"
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], subject), what="Mẫu 03 mailed")
+    [mau_03] = system.mailbox.to(APPLICANT["email"], subject)
+    [attachment] = list(mau_03.iter_attachments())
+    assert attachment.get_content().startswith(b"%PDF")
+    plain = mau_03.get_body(("plain",))
+    assert plain is not None and "Quá thời hạn bổ sung hồ sơ" in plain.get_content()
 
 
 # --- helpers -------------------------------------------------------------------------------
