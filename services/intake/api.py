@@ -60,8 +60,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 class DossierReader:
-    """Who may read a dossier: operators; officials of a unit that received it or takes part
-    in its process; the citizen with the receipt's PIN. Reads of personal data are logged."""
+    """Who may read a dossier: operators; officials of a unit that received it, takes part
+    in its process or is consulted on it; the citizen with the receipt's PIN. Reads of
+    personal data are logged."""
 
     def __init__(self, intake: Intake, authenticator: Authenticator) -> None:
         self.intake = intake
@@ -102,7 +103,9 @@ class DossierReader:
                     )
             elif view is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
-            elif not may_read(principal, _involved_units(view)):
+            elif not may_read(
+                principal, _involved_units(view) | await uow.dossiers.consulted_units(code)
+            ):
                 raise Forbidden(
                     f"dossier {code} was neither received nor is processed by your unit"
                     f" ({principal.unit_code or 'none'}); operators read every dossier"

@@ -109,8 +109,14 @@ async def test_a_late_reply_is_escalated_and_shows_on_the_board(system: System) 
     again = await post(system, officer_of(NONG_NGHIEP), reply_path(land), {"opinion": "y"})
     assert again.status_code == 409, again.text
 
-    # Công an lets its due time pass: detected, its head reminded, the operators alerted.
-    clock.set(police_due + timedelta(minutes=1))
+    # Công an, consulted, reads the dossier it answers on.
+    async with system.client("intake", officer_of(CONG_AN)) as client:
+        assert (await client.get(f"/v1/dossiers/{code}")).status_code == 200
+
+    # Both due times pass; Công an has not replied: detected, its head reminded, the
+    # operators alerted. Nông nghiệp, which replied, is not reminded.
+    land_due = datetime.fromisoformat(land["reply_due_at"])
+    clock.set(max(police_due, land_due) + timedelta(minutes=1))
     await eventually(lambda: _reminded(system, HEAD_CONG_AN, code), what="reminder to the head")
     await eventually(lambda: _reminded(system, OPERATOR, code), what="operators alerted")
     assert len(system.mailbox.to(HEAD_CONG_AN, f"lấy ý kiến về hồ sơ {code}")) == 1
