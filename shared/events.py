@@ -366,6 +366,47 @@ class ProcessingStopped(Event):
     stopped_at: datetime
 
 
+class ConsultedUnit(_Payload):
+    consultation_id: int = Field(ge=1, description="the consultation's number in the dossier")
+    unit_code: str
+    reply_due_at: datetime = Field(description="in the consulted unit's working calendar")
+
+
+class ConsultationRequested(Event):
+    """The unit holding the dossier asks other units for their opinion (lấy ý kiến): one
+    consultation per consulted unit, each with its reply due time. `document` is the request
+    letter as rendered text. The dossier's clock keeps running (unless configured otherwise)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.consultation-requested.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    requesting_unit_code: str
+    official: str
+    question: str
+    documents: tuple[str, ...] = Field(min_length=1, description="the documents concerned")
+    consulted: tuple[ConsultedUnit, ...] = Field(min_length=1)
+    reply_working_days: float
+    requested_at: datetime
+    document: str
+
+
+class ConsultationReplied(Event):
+    """A consulted unit gave its opinion; `late` if after the reply due time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.consultation-replied.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    consultation_id: int
+    unit_code: str = Field(description="the consulted unit, which replied")
+    requesting_unit_code: str
+    official: str
+    opinion: str
+    reply_due_at: datetime
+    replied_at: datetime
+    late: bool
+    document: str
+
+
 # --- Routing ----------------------------------------------------------------------------------
 
 
@@ -492,6 +533,18 @@ class SupplementDeadlineMissed(Event):
     refusal_proposed: bool
 
 
+class ConsultationReplyOverdueDetected(Event):
+    """A consulted unit has not replied by its reply due time, detected at that moment."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.consultation-reply-overdue.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    consultation_id: int
+    unit_code: str = Field(description="the consulted unit, whose reply is late")
+    reply_due_at: datetime
+    detected_at: datetime
+
+
 class DossierCompleted(Event):
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.completed.v1"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
@@ -528,6 +581,7 @@ class AlertKind(StrEnum):
     LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
     SUPPLEMENT_MISSED = "supplement_missed"  # the citizen did not supplement in time
     REFUSAL_PROPOSED = "refusal_proposed"  # ... and the policy proposes refusing the dossier
+    CONSULTATION_REPLY_OVERDUE = "consultation_reply_overdue"  # a consulted unit did not reply
 
 
 class AlertRaised(Event):
@@ -558,6 +612,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierWithdrawn,
         DossierRefused,
         ProcessingStopped,
+        ConsultationRequested,
+        ConsultationReplied,
         DossierRouted,
         HandOffRecorded,
         HandOffRejected,
@@ -570,6 +626,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OverdueDetected,
         StepOverdueDetected,
         SupplementDeadlineMissed,
+        ConsultationReplyOverdueDetected,
         DossierCompleted,
         ApologyObligationRecorded,
         ApologyIssued,

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from shared.calendar import WorkingCalendar
 from shared.events import (
+    ConsultationReplyOverdueDetected,
     DossierClockStarted,
     DossierReceived,
     PlannedStep,
@@ -121,4 +122,25 @@ def supplement_missed(
         supplement_due_at=supplement_due_at,
         detected_at=now,
         refusal_proposed=policy is SupplementMissedPolicy.PROPOSE_REFUSAL,
+    )
+
+
+def consultation_reply_overdue(
+    *,
+    dossier_code: str,
+    consultation_id: int,
+    unit_code: str,
+    reply_due_at: datetime,
+    now: datetime,
+) -> ConsultationReplyOverdueDetected | None:
+    """A consulted unit's reply is late once its due time has passed (strictly, as a dossier
+    becomes overdue); a reply received by then is on time."""
+    if now <= reply_due_at:
+        return None
+    return ConsultationReplyOverdueDetected(
+        dossier_code=dossier_code,
+        consultation_id=consultation_id,
+        unit_code=unit_code,
+        reply_due_at=reply_due_at,
+        detected_at=now,
     )

@@ -11,6 +11,8 @@ from services.deadline.repository import DeadlineUnitOfWorkPort
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
+    ConsultationReplied,
+    ConsultationRequested,
     DossierClockPaused,
     DossierClockResumed,
     DossierCompleted,
@@ -33,6 +35,8 @@ from shared.events import (
 from shared.lifecycle import timeliness
 from shared.telemetry import current_traceparent
 
+CONSULTATION = "consultation"  # the pause cause while units are consulted, if configured
+
 
 class UnknownStep(Exception):
     """A hand-off names a step the plan does not have: a defect upstream, dead-lettered."""
@@ -44,6 +48,9 @@ class Deadlines:
     calendars: UnitCalendars
     due_soon_lead: timedelta
     clock: Callable[[], datetime]
+    # The dossier's clock runs while units are consulted (our default); True pauses it until
+    # every consulted unit has replied.
+    consultation_pauses_clock: bool = False
 
     async def on_dossier_received(
         self, event: DossierReceived, uow: DeadlineUnitOfWorkPort
@@ -168,6 +175,25 @@ class Deadlines:
         self, event: FinancialObligationFulfilled, uow: DeadlineUnitOfWorkPort
     ) -> None:
         await self._resume(event.dossier_code, event.fulfilled_at, uow)
+
+    async def on_consultation_requested(
+        self, event: ConsultationRequested, uow: DeadlineUnitOfWorkPort
+    ) -> None:
+        """Each consulted unit's reply due time is kept here, so the scheduler enforces it."""
+        await uow.clocks.lock(event.dossier_code)
+        await uow.clocks.add_consultations(event)
+        if self.consultation_pauses_clock:
+            await self._pause(event.dossier_code, event.requested_at, CONSULTATION, uow)
+
+    async def on_consultation_replied(
+        self, event: ConsultationReplied, uow: DeadlineUnitOfWorkPort
+    ) -> None:
+        clock = await uow.clocks.lock(event.dossier_code)
+        awaited = await uow.clocks.consultation_replied(
+            event.dossier_code, event.consultation_id, event.replied_at
+        )
+        if awaited == 0 and clock.pause_cause == CONSULTATION:
+            await self._resume(event.dossier_code, event.replied_at, uow)
 
     async def on_closed(
         self,

@@ -18,6 +18,8 @@ from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
+    ConsultationReplied,
+    ConsultationRequested,
     DossierReceived,
     DossierReceivedV1,
     DossierRefused,
@@ -62,6 +64,7 @@ def create_app(
         calendars=unit_calendars(settings, catalog),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
+        consultation_pauses_clock=settings.consultation_pauses_clock,
     )
     unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
     runtime.consume(  # the clock from intake's topic, its steps from routing's plan
@@ -77,6 +80,8 @@ def create_app(
             DossierWithdrawn: deadlines.on_closed,
             DossierRefused: deadlines.on_closed,
             ProcessingStopped: deadlines.on_closed,
+            ConsultationRequested: deadlines.on_consultation_requested,
+            ConsultationReplied: deadlines.on_consultation_replied,
             DossierRouted: deadlines.on_dossier_routed,
             HandOffRecorded: deadlines.on_hand_off_recorded,
         },

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import asyncpg
 
-from shared.events import DossierClockStarted, StepDue
+from shared.events import ConsultationRequested, DossierClockStarted, StepDue
 from shared.messaging.parking import PrerequisiteMissing
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
@@ -31,6 +31,7 @@ class Clock:
     current_step: int
     competent_unit_code: str | None
     submission_traceparent: str | None
+    pause_cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,16 @@ class ClockRepository(abc.ABC):
         self, dossier_code: str, status: str, at: datetime, timeliness: str | None
     ) -> None: ...
 
+    @abc.abstractmethod
+    async def add_consultations(self, event: ConsultationRequested) -> None:
+        """Each consulted unit's reply due time."""
+
+    @abc.abstractmethod
+    async def consultation_replied(
+        self, dossier_code: str, consultation_id: int, at: datetime
+    ) -> int:
+        """Record the reply; how many consultations of the dossier still await theirs."""
+
 
 class PostgresClockRepository(ClockRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
@@ -155,7 +166,7 @@ class PostgresClockRepository(ClockRepository):
         row = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, started_at, appointed_at,"
             " due_at, due_soon_at, paused_at, paused_working_seconds, overdue_detected_at,"
-            " current_step, competent_unit_code, submission_traceparent FROM clocks"
+            " current_step, competent_unit_code, submission_traceparent, pause_cause FROM clocks"
             " WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
@@ -328,6 +339,50 @@ class PostgresClockRepository(ClockRepository):
             " ORDER BY supplement_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
             " RETURNING dossier_code, responsible_unit_code AS unit_code,"
             " supplement_due_at AS due_at, submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def add_consultations(self, event: ConsultationRequested) -> None:
+        await self._db.executemany(
+            "INSERT INTO consultation_clocks (dossier_code, consultation_id, unit_code,"
+            " reply_due_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [
+                (event.dossier_code, c.consultation_id, c.unit_code, c.reply_due_at)
+                for c in event.consulted
+            ],
+        )
+
+    async def consultation_replied(
+        self, dossier_code: str, consultation_id: int, at: datetime
+    ) -> int:
+        await self._db.execute(
+            "UPDATE consultation_clocks SET replied_at = $3"
+            " WHERE dossier_code = $1 AND consultation_id = $2",
+            dossier_code,
+            consultation_id,
+            at,
+        )
+        awaited: int = await self._db.fetchval(
+            "SELECT count(*) FROM consultation_clocks"
+            " WHERE dossier_code = $1 AND replied_at IS NULL",
+            dossier_code,
+        )
+        return awaited
+
+    async def claim_consultation_overdue(self, now: datetime, limit: int) -> list[Detection]:
+        """A consulted unit's reply awaited past its due time, of a dossier still on the
+        clock (running or paused); `step_sequence` of the detection is the consultation id."""
+        return await self._claim(
+            "UPDATE consultation_clocks k SET overdue_detected_at = $1 FROM clocks c"
+            " WHERE c.dossier_code = k.dossier_code AND (k.dossier_code, k.consultation_id) IN ("
+            "  SELECT k2.dossier_code, k2.consultation_id FROM consultation_clocks k2"
+            "  JOIN clocks c2 ON c2.dossier_code = k2.dossier_code"
+            "  WHERE c2.status IN ('running', 'paused') AND k2.replied_at IS NULL"
+            "  AND k2.overdue_detected_at IS NULL AND k2.reply_due_at < $1"
+            "  ORDER BY k2.reply_due_at LIMIT $2 FOR UPDATE OF k2 SKIP LOCKED)"
+            " RETURNING k.dossier_code, k.unit_code, k.reply_due_at AS due_at,"
+            " c.submission_traceparent, k.consultation_id AS step_sequence",
             now,
             limit,
         )

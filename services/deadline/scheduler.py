@@ -12,7 +12,11 @@ from datetime import datetime
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 
-from services.deadline.domain import SupplementMissedPolicy, supplement_missed
+from services.deadline.domain import (
+    SupplementMissedPolicy,
+    consultation_reply_overdue,
+    supplement_missed,
+)
 from services.deadline.repository import DeadlineUnitOfWork, Detection
 from shared.events import DueSoonDetected, Event, OverdueDetected, StepOverdueDetected
 from shared.messaging.loops import stop_if_cancelled
@@ -59,6 +63,7 @@ class LatenessScheduler:
             (lambda uow: uow.clocks.claim_overdue(now, BATCH), _overdue),
             (lambda uow: uow.clocks.claim_step_overdue(now, BATCH), _step_overdue),
             (lambda uow: uow.clocks.claim_supplement_missed(now, BATCH), self._supplement_missed),
+            (lambda uow: uow.clocks.claim_consultation_overdue(now, BATCH), _reply_overdue),
         ):
             while batch := await self._detect(claim, build, now):
                 found += batch
@@ -128,3 +133,16 @@ def _step_overdue(detection: Detection, now: datetime) -> Event:
         step_due_at=detection.due_at,
         detected_at=now,
     )
+
+
+def _reply_overdue(detection: Detection, now: datetime) -> Event:
+    assert detection.step_sequence is not None  # the consultation's id
+    overdue = consultation_reply_overdue(
+        dossier_code=detection.dossier_code,
+        consultation_id=detection.step_sequence,
+        unit_code=detection.unit_code,
+        reply_due_at=detection.due_at,
+        now=now,
+    )
+    assert overdue is not None  # the claim took only due times before `now`
+    return overdue

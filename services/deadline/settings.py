@@ -19,3 +19,8 @@ class DeadlineSettings(ServiceSettings, OidcSettings):
         description="when a supplement deadline passes with nothing received: alert the holding"
         " unit's head and operators (alert), or also propose refusal (propose_refusal)",
     )
+    consultation_pauses_clock: bool = Field(
+        default=False,
+        description="whether the dossier's clock pauses while consulted units are asked for"
+        " their opinion (lấy ý kiến) until every one has replied; by default it runs",
+    )

@@ -26,6 +26,9 @@ from services.intake.handlers import Intake, receive_dossier
 from services.intake.reports import Reports
 from services.intake.schemas import (
     CommandResult,
+    ConsultationReplyBody,
+    ConsultationRequestBody,
+    ConsultationRequestResult,
     DossierSubmission,
     DossierView,
     ExtensionRequestBody,
@@ -57,8 +60,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 class DossierReader:
-    """Who may read a dossier: operators; officials of a unit that received it or takes part
-    in its process; the citizen with the receipt's PIN. Reads of personal data are logged."""
+    """Who may read a dossier: operators; officials of a unit that received it, takes part
+    in its process or is consulted on it; the citizen with the receipt's PIN. Reads of
+    personal data are logged."""
 
     def __init__(self, intake: Intake, authenticator: Authenticator) -> None:
         self.intake = intake
@@ -99,7 +103,9 @@ class DossierReader:
                     )
             elif view is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier with code {code}")
-            elif not may_read(principal, _involved_units(view)):
+            elif not may_read(
+                principal, _involved_units(view) | await uow.dossiers.consulted_units(code)
+            ):
                 raise Forbidden(
                     f"dossier {code} was neither received nor is processed by your unit"
                     f" ({principal.unit_code or 'none'}); operators read every dossier"
@@ -213,6 +219,7 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
     # Defaults, not Annotated aliases: FastAPI resolves annotations in the module's globals.
     holder = authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)
     desk = authenticator.require(Role.COUNTER_OFFICER)
+    consulted = authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)
 
     @router.post(
         "/hand-offs",
@@ -227,6 +234,41 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         code: CodePath, body: HandOffBody, actor: Principal = holder
     ) -> CommandResult:
         return await commands.hand_off(code, body, actor)
+
+    @router.post(
+        "/consultations",
+        status_code=status.HTTP_201_CREATED,
+        responses={
+            422: {
+                "model": Problem,
+                "description": "A consulted unit is unknown, named twice, or the caller's own",
+            }
+        },
+        summary="Ask other units for their opinion (lấy ý kiến; the holding unit)",
+        description="One consultation per consulted unit, each with its reply due time in"
+        " that unit's working days (default: the setting consultation_reply_working_days)."
+        " The request letter is rendered and kept with the event `ConsultationRequested`;"
+        " the deadline service reminds a unit that has not replied in time and alerts"
+        " the operators.",
+    )
+    async def request_consultation(
+        code: CodePath, body: ConsultationRequestBody, actor: Principal = holder
+    ) -> ConsultationRequestResult:
+        return await commands.request_consultation(code, body, actor)
+
+    @router.post(
+        "/consultations/{consultation_id}/reply",
+        summary="A consulted unit replies with its opinion, once (an official of that unit)",
+        description="403 for anyone but an officer or head of the consulted unit; 409 once"
+        " replied or when the dossier has ended. A reply after its due time is marked late.",
+    )
+    async def reply_consultation(
+        code: CodePath,
+        consultation_id: Annotated[int, Path(ge=1, le=100_000)],
+        body: ConsultationReplyBody,
+        actor: Principal = consulted,
+    ) -> CommandResult:
+        return await commands.reply_consultation(code, consultation_id, body, actor)
 
     @router.post(
         "/supplement-requests",

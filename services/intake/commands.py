@@ -9,11 +9,15 @@ from datetime import datetime, timedelta
 
 from opentelemetry import trace
 
-from services.intake import domain
+from services.intake import consultations, domain
 from services.intake.domain import Decision, DossierState, Duty
 from services.intake.repository import IntakeUnitOfWorkPort
 from services.intake.schemas import (
     CommandResult,
+    ConsultationOut,
+    ConsultationReplyBody,
+    ConsultationRequestBody,
+    ConsultationRequestResult,
     ExtensionRequestBody,
     FinancialObligationBody,
     HandOffBody,
@@ -22,7 +26,8 @@ from services.intake.schemas import (
 )
 from shared.auth import Principal
 from shared.calendar import UnitCalendars
-from shared.events import Actor
+from shared.catalog import Catalog
+from shared.events import Actor, DossierStatus, Event
 from shared.telemetry import annotate_current_span, links_to
 
 
@@ -40,6 +45,8 @@ class Commands:
     unit_of_work: Callable[[], IntakeUnitOfWorkPort]
     clock: Callable[[], datetime]
     supplement_working_days: float
+    catalog: Catalog | None = None  # the units a consultation may ask
+    consultation_working_days: float = 5.0
 
     async def perform(
         self,
@@ -67,6 +74,96 @@ class Commands:
         return CommandResult(
             dossier_code=code,
             status=decision.status,
+            event_type=event.TYPE,
+            event_id=event_id,
+            occurred_at=now,
+        )
+
+    async def request_consultation(
+        self, code: str, body: ConsultationRequestBody, actor: Principal
+    ) -> ConsultationRequestResult:
+        """Lấy ý kiến: one consultation per consulted unit, each due in its own working days."""
+        days = body.reply_working_days or self.consultation_working_days
+        catalog = self.catalog
+        async with self.unit_of_work() as uow:
+            state = await uow.ledger.lock(code)
+            if state is None:
+                raise UnknownDossier(f"no dossier with code {code}")
+            domain.authorize(state, actor, Duty.HOLDER)
+            _link_to_submission(state)
+            now = self.clock()
+
+            def reply_due(unit_code: str) -> datetime:
+                calendar = self.calendars.of(unit_code)  # the consulted unit's own hours
+                return calendar.add_working_time(
+                    calendar.counting_start(now), timedelta(hours=8 * days)
+                )
+
+            event = consultations.request_consultation(
+                state,
+                body,
+                actor,
+                now,
+                first_id=await uow.ledger.next_consultation_id(code),
+                working_days=days,
+                unit=catalog.unit if catalog else lambda _: None,
+                reply_due=reply_due,
+                tz=self.calendars.default.tz,
+            )
+            await uow.ledger.add_consultations(event)
+            requester = event.requesting_unit_code
+            result = await self._record(uow, code, state.status, event, actor, now, requester)
+        return ConsultationRequestResult(
+            **result.model_dump(),
+            consultations=[ConsultationOut.model_validate(c.model_dump()) for c in event.consulted],
+        )
+
+    async def reply_consultation(
+        self, code: str, consultation_id: int, body: ConsultationReplyBody, actor: Principal
+    ) -> CommandResult:
+        """The consulted unit's written opinion; late if after the reply due time."""
+        catalog = self.catalog
+        async with self.unit_of_work() as uow:
+            state = await uow.ledger.lock(code)
+            if state is None:
+                raise UnknownDossier(f"no dossier with code {code}")
+            consultation = await uow.ledger.consultation(code, consultation_id)
+            if consultation is None:
+                raise UnknownDossier(f"dossier {code} has no consultation {consultation_id}")
+            _link_to_submission(state)
+            now = self.clock()
+            event = consultations.reply_consultation(
+                state,
+                consultation,
+                body,
+                actor,
+                now,
+                unit=catalog.unit if catalog else lambda _: None,
+                tz=self.calendars.default.tz,
+            )
+            await uow.ledger.record_reply(event)
+            result = await self._record(uow, code, state.status, event, actor, now, event.unit_code)
+        return result
+
+    async def _record(
+        self,
+        uow: IntakeUnitOfWorkPort,
+        code: str,
+        status: DossierStatus,
+        event: Event,
+        actor: Principal,
+        now: datetime,
+        unit_code: str,
+    ) -> CommandResult:
+        """An event that leaves the status as it is: on the timeline and the topic, committed."""
+        event = event.model_copy(update={"actor": actor_of(actor)})
+        await uow.ledger.append(event, now, unit_code)
+        annotate_current_span(event)
+        event_id = uow.emit(event, occurred_at=now)
+        await uow.commit()
+        return CommandResult(
+            dossier_code=code,
+            status=status,
             event_type=event.TYPE,
             event_id=event_id,
             occurred_at=now,

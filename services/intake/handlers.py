@@ -30,6 +30,7 @@ from shared.events import (
     AlertRaised,
     ApologyIssued,
     ApologyObligationRecorded,
+    ConsultationReplyOverdueDetected,
     DossierClockPaused,
     DossierClockResumed,
     DossierClockStarted,
@@ -240,6 +241,15 @@ async def on_supplement_missed(event: SupplementDeadlineMissed, uow: IntakeUnitO
     await uow.ledger.append(event, event.detected_at, event.unit_code)
 
 
+async def on_consultation_overdue(
+    event: ConsultationReplyOverdueDetected, uow: IntakeUnitOfWorkPort
+) -> None:
+    await uow.ledger.consultation_overdue(
+        event.dossier_code, event.consultation_id, event.detected_at
+    )
+    await uow.ledger.append(event, event.detected_at, event.unit_code)
+
+
 async def on_completed(event: DossierCompleted, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.update(
         event.dossier_code, completed_at=event.completed_at, timeliness=event.timeliness.value
@@ -279,6 +289,7 @@ PROJECTIONS: dict[type[Event], Handler] = {
     OverdueDetected: on_overdue,
     StepOverdueDetected: on_step_overdue,
     SupplementDeadlineMissed: on_supplement_missed,
+    ConsultationReplyOverdueDetected: on_consultation_overdue,
     DossierCompleted: on_completed,
     ApologyObligationRecorded: on_apology_obligation_recorded,
     ApologyIssued: on_apology_issued,

@@ -20,6 +20,7 @@ from typing import Any
 from shared.events import (
     ApologyIssued,
     Channel,
+    ConsultationReplied,
     DossierClockPaused,
     DossierClockResumed,
     DossierClockStarted,
@@ -47,6 +48,7 @@ COMPLETED, PROCESSED = kind_of(DossierCompleted), kind_of(DossierProcessed)
 WITHDRAWN, REFUSED = kind_of(DossierWithdrawn), kind_of(DossierRefused)
 STOPPED, RETURNED = kind_of(ProcessingStopped), kind_of(ResultReturned)
 APOLOGY = kind_of(ApologyIssued)
+REPLIED = kind_of(ConsultationReplied)
 # The events after which a dossier is no longer being processed.
 FINISHING_TYPES: tuple[type[Event], ...] = (
     DossierCompleted,
@@ -81,7 +83,9 @@ FIGURES = (
     "consultations_replied_late",
 )
 NOTES = (
-    "consultations_replied_late is always 0: the system records no inter-agency consultations yet.",
+    "consultations_replied_late counts the replies to inter-agency consultations (lấy ý kiến)"
+    " given in the period after their due time, under the unit responsible for the dossier;"
+    " the lateness board shows them per consulted unit.",
     "late_without_apology is apologies_missing, kept for existing readers.",
 )
 
@@ -163,6 +167,8 @@ def dossier_figures(
             figures["refused"] += 1
         elif fact.kind == STOPPED:
             figures["stopped"] += 1
+        elif fact.kind == REPLIED and fact.details.get("late"):
+            figures["consultations_replied_late"] += 1
         elif fact.kind == APOLOGY:
             figures["apologies_issued"] += 1
             issued = _time(fact.details, "issued_at") or fact.at

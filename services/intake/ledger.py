@@ -8,9 +8,16 @@ from typing import Any
 
 import asyncpg
 
+from services.intake.consultations import Consultation
 from services.intake.domain import DossierState
 from services.intake.indicators import FINISHING_TYPES, DossierRecord, Fact, kind_of
-from shared.events import DossierStatus, Event, PlannedStep
+from shared.events import (
+    ConsultationReplied,
+    ConsultationRequested,
+    DossierStatus,
+    Event,
+    PlannedStep,
+)
 
 
 class Ledger:
@@ -112,6 +119,72 @@ class Ledger:
             verdict,
         )
 
+    # --- consultations (lấy ý kiến) -----------------------------------------------------------
+
+    async def next_consultation_id(self, code: str) -> int:
+        """Under the dossier's lock: consultation ids count up within the dossier."""
+        last = await self._db.fetchval(
+            "SELECT max(consultation_id) FROM consultations WHERE dossier_code = $1", code
+        )
+        return int(last or 0) + 1
+
+    async def add_consultations(self, event: ConsultationRequested) -> None:
+        await self._db.executemany(
+            "INSERT INTO consultations (dossier_code, consultation_id, requesting_unit_code,"
+            " unit_code, question, requested_at, reply_due_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [
+                (
+                    event.dossier_code,
+                    c.consultation_id,
+                    event.requesting_unit_code,
+                    c.unit_code,
+                    event.question,
+                    event.requested_at,
+                    c.reply_due_at,
+                )
+                for c in event.consulted
+            ],
+        )
+
+    async def consultation(self, code: str, consultation_id: int) -> Consultation | None:
+        row = await self._db.fetchrow(
+            "SELECT dossier_code, consultation_id, requesting_unit_code, unit_code, question,"
+            " reply_due_at, replied_at FROM consultations"
+            " WHERE dossier_code = $1 AND consultation_id = $2",
+            code,
+            consultation_id,
+        )
+        return None if row is None else Consultation(**dict(row))
+
+    async def record_reply(self, event: ConsultationReplied) -> None:
+        await self._db.execute(
+            "UPDATE consultations SET replied_at = $3, late = $4"
+            " WHERE dossier_code = $1 AND consultation_id = $2",
+            event.dossier_code,
+            event.consultation_id,
+            event.replied_at,
+            event.late,
+        )
+
+    async def consultation_overdue(self, code: str, consultation_id: int, at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE consultations SET overdue_at = $3"
+            " WHERE dossier_code = $1 AND consultation_id = $2 AND overdue_at IS NULL",
+            code,
+            consultation_id,
+            at,
+        )
+
+    async def consultations(self, code: str) -> list[asyncpg.Record]:
+        return list(
+            await self._db.fetch(
+                "SELECT consultation_id, requesting_unit_code, unit_code, question, requested_at,"
+                " reply_due_at, replied_at, late, overdue_at FROM consultations"
+                " WHERE dossier_code = $1 ORDER BY consultation_id",
+                code,
+            )
+        )
+
     async def timeline(self, code: str) -> list[asyncpg.Record]:
         return list(
             await self._db.fetch(
@@ -147,13 +220,27 @@ class Ledger:
                 "   count(*) FILTER (WHERE due_at < $2 AND paused_since IS NULL) AS held_past_due,"
                 "   count(*) AS held"
                 "  FROM dossiers WHERE completed_at IS NULL AND closed_at IS NULL"
-                "   AND current_unit_code IS NOT NULL GROUP BY current_unit_code)"
-                " SELECT coalesce(s.unit_code, h.unit_code) AS unit_code,"
+                "   AND current_unit_code IS NOT NULL GROUP BY current_unit_code),"
+                # Consulted units: replies given late in the period, and replies awaited past
+                # their due time at its end (of dossiers still open).
+                " consulted AS ("
+                "  SELECT c.unit_code,"
+                "   count(*) FILTER (WHERE c.late AND c.replied_at >= $1 AND c.replied_at < $2)"
+                "    AS replies_late,"
+                "   count(*) FILTER (WHERE c.replied_at IS NULL AND c.reply_due_at < $2"
+                "    AND d.closed_at IS NULL AND d.completed_at IS NULL)"
+                "    AS replies_awaited_past_due"
+                "  FROM consultations c JOIN dossiers d ON d.code = c.dossier_code"
+                "  WHERE c.requested_at < $2 GROUP BY c.unit_code)"
+                " SELECT coalesce(s.unit_code, h.unit_code, c.unit_code) AS unit_code,"
                 "  coalesce(early, 0) AS early, coalesce(on_time, 0) AS on_time,"
                 "  coalesce(late, 0) AS late, coalesce(held, 0) AS held,"
-                "  coalesce(held_past_due, 0) AS held_past_due"
+                "  coalesce(held_past_due, 0) AS held_past_due,"
+                "  coalesce(replies_late, 0) AS replies_late,"
+                "  coalesce(replies_awaited_past_due, 0) AS replies_awaited_past_due"
                 " FROM steps s FULL JOIN held h ON s.unit_code = h.unit_code"
-                " ORDER BY late DESC, held_past_due DESC, unit_code",
+                " FULL JOIN consulted c ON c.unit_code = coalesce(s.unit_code, h.unit_code)"
+                " ORDER BY late DESC, held_past_due DESC, replies_late DESC, unit_code",
                 start,
                 end,
             )

@@ -71,6 +71,8 @@ def create_app(
         unit_of_work=unit_of_work,
         clock=clock,
         supplement_working_days=settings.supplement_deadline_working_days,
+        catalog=catalog,
+        consultation_working_days=settings.consultation_reply_working_days,
     )
     reports = Reports(
         catalog=catalog, calendar=calendars.default, unit_of_work=unit_of_work, clock=clock

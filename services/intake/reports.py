@@ -43,6 +43,7 @@ class Reports:
             if view is None:
                 return None
             events = await uow.ledger.timeline(code)
+            consulted = await uow.ledger.consultations(code)
         now = self.clock()
         routing = view.routing
         holdings = [
@@ -86,6 +87,18 @@ class Reports:
             "held_by": routing.current_unit_code if routing else None,
             "events": [received, *(dict(e) for e in events)],
             "holdings": holdings,
+            "consultations": [self._consultation(dict(row), now) for row in consulted],
+        }
+
+    def _consultation(self, row: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """How long the consulted unit took (or has taken so far) to reply, in working hours
+        of the default calendar, as holdings are counted."""
+        until = row["replied_at"] or now
+        return {
+            **row,
+            "unit_name": self._unit_name(row["unit_code"]),
+            "working_hours": self._hours(row["requested_at"], until),
+            "awaited_past_due": row["replied_at"] is None and row["reply_due_at"] < now,
         }
 
     def _holding(

@@ -65,6 +65,10 @@ class DossierRepository(abc.ABC):
         """The dossier as it stands: receipt, status and the other services' facts."""
 
     @abc.abstractmethod
+    async def consulted_units(self, code: str) -> set[str]:
+        """The units asked for their opinion on the dossier: they may read it."""
+
+    @abc.abstractmethod
     async def find_idempotent(self, subject: str, key: str) -> tuple[str, str] | None:
         """The dossier code and body digest first stored under this caller's key."""
 
@@ -116,6 +120,12 @@ class PostgresDossierRepository(DossierRepository):
     async def receipt(self, code: str) -> Receipt | None:
         stored = await self._db.fetchval("SELECT receipt FROM dossiers WHERE code = $1", code)
         return Receipt.model_validate(stored) if stored is not None else None
+
+    async def consulted_units(self, code: str) -> set[str]:
+        rows = await self._db.fetch(
+            "SELECT DISTINCT unit_code FROM consultations WHERE dossier_code = $1", code
+        )
+        return {row["unit_code"] for row in rows}
 
     async def view(self, code: str) -> DossierView | None:
         row = await self._db.fetchrow("SELECT * FROM dossiers WHERE code = $1", code)

@@ -187,9 +187,42 @@ class ReasonBody(_Strict):
     reason: Text
 
 
+class ConsultationRequestBody(_Strict):
+    """Lấy ý kiến: what the holding unit asks, on which documents, of which units."""
+
+    question: Text
+    documents: list[DocumentKind] = Field(
+        min_length=1, max_length=50, description="the documents of the dossier concerned"
+    )
+    consulted_unit_codes: list[Code] = Field(min_length=1, max_length=20)
+    reply_working_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="the time each unit has to reply, in its working days (default: intake's"
+        " setting consultation_reply_working_days)",
+    )
+
+
+class ConsultationReplyBody(_Strict):
+    opinion: Text
+
+
 class CommandResult(BaseModel):
     dossier_code: str
     status: DossierStatus
     event_type: str
     event_id: str = Field(description="the event's id: the causationid of what follows from it")
     occurred_at: datetime
+
+
+class ConsultationOut(BaseModel):
+    consultation_id: int
+    unit_code: str
+    reply_due_at: datetime
+
+
+class ConsultationRequestResult(CommandResult):
+    """One consultation per consulted unit: each replies on its own id."""
+
+    consultations: list[ConsultationOut]

@@ -21,3 +21,10 @@ class IntakeSettings(ServiceSettings, OidcSettings):
     supplement_deadline_working_days: float = Field(
         default=10, gt=0, description="time the citizen has to supplement (unverified default)"
     )
+    consultation_reply_working_days: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="time a consulted unit has to reply, in its working days (configurable"
+        " default, not a figure from the law)",
+    )

@@ -48,6 +48,7 @@ ALERT_SUBJECTS = {
     "letter_undeliverable": "Cảnh báo: văn bản xin lỗi về hồ sơ {code} không gửi được",
     "supplement_missed": "Cảnh báo: hồ sơ {code} quá hạn bổ sung mà người dân chưa bổ sung",
     "refusal_proposed": "Đề nghị từ chối: hồ sơ {code} quá hạn bổ sung mà người dân chưa bổ sung",
+    "consultation_reply_overdue": "Nhắc việc: quá hạn trả lời lấy ý kiến về hồ sơ {code}",
 }
 ALERT_ACTIONS = {
     "letter_undeliverable": (
@@ -58,6 +59,10 @@ ALERT_ACTIONS = {
     ),
     "refusal_proposed": (
         "Đề nghị đơn vị đang giữ hồ sơ xem xét từ chối giải quyết hồ sơ (Mẫu 03)."
+    ),
+    "consultation_reply_overdue": (
+        "Đơn vị được lấy ý kiến chưa trả lời đúng hạn. Đề nghị Thủ trưởng đơn vị chỉ đạo trả"
+        " lời ngay bằng văn bản trên hệ thống một cửa; bộ phận theo dõi đã được báo cáo."
     ),
 }
 DEFAULT_ACTION = (

@@ -33,6 +33,7 @@ from shared.events import (
     AlertRaised,
     ApologyIssued,
     ApplicantDetailsRecorded,
+    ConsultationReplyOverdueDetected,
     DossierClockResumed,
     DossierClockStarted,
     DossierProcessed,
@@ -139,6 +140,19 @@ class Notifier:
         """The holding unit may refuse the dossier (POST /v1/dossiers/{code}/refusal)."""
         kind = AlertKind.REFUSAL_PROPOSED if event.refusal_proposed else AlertKind.SUPPLEMENT_MISSED
         await self._alert(uow, event.dossier_code, kind, event.unit_code)
+
+    async def on_consultation_reply_overdue(
+        self, event: ConsultationReplyOverdueDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """A reminder to the consulted unit's head, and the operators alerted: one alert per
+        consultation (its id in the alert's step)."""
+        await self._alert(
+            uow,
+            event.dossier_code,
+            AlertKind.CONSULTATION_REPLY_OVERDUE,
+            event.unit_code,
+            event.consultation_id,
+        )
 
     async def _notify(
         self,

@@ -21,6 +21,7 @@ from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
     ApplicantDetailsRecorded,
+    ConsultationReplyOverdueDetected,
     DossierClockResumed,
     DossierClockStarted,
     DossierProcessed,
@@ -102,6 +103,7 @@ def create_app(
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
             SupplementDeadlineMissed: notifier.on_supplement_missed,
+            ConsultationReplyOverdueDetected: notifier.on_consultation_reply_overdue,
             DossierReceived: notifier.on_dossier_received,
             DossierReceivedV1: notifier.on_dossier_received,  # received before v2
             ApplicantDetailsRecorded: notifier.on_applicant_recorded,

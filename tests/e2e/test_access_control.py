@@ -266,6 +266,37 @@ async def test_the_holding_units_commands(caller: Caller) -> None:
     await _actor_recorded(caller, code, officer_of(HOLDER))
 
 
+async def test_consultation_request_and_reply(caller: Caller) -> None:
+    """The holding unit asks unit C for its opinion; only C replies (lấy ý kiến)."""
+    code, _ = await received(caller, ONE_STEP)
+    operation = "intake POST /v1/dossiers/{code}/consultations"
+    ask: dict[str, Any] = {
+        "question": "Có ý kiến gì không?",
+        "documents": ["Tờ khai"],
+        "consulted_unit_codes": [OTHER],
+    }
+    await caller.expect(
+        operation,
+        {**HOLDER_ONLY, "officer B": 201},
+        caller.sender("intake", "POST", f"/v1/dossiers/{code}/consultations", operation, json=ask),
+        code,
+    )
+    operation = "intake POST /v1/dossiers/{code}/consultations/{consultation_id}/reply"
+    consulted_only = statuses(403, anonymous=401, citizen=401, officer_c=200)
+    await caller.expect(
+        operation,
+        consulted_only,
+        caller.sender(
+            "intake",
+            "POST",
+            f"/v1/dossiers/{code}/consultations/1/reply",
+            operation,
+            json={"opinion": "Thống nhất."},
+        ),
+        code,
+    )
+
+
 async def test_result_and_return(caller: Caller) -> None:
     code, _ = await received(caller, ONE_STEP)
     operation = "intake POST /v1/dossiers/{code}/result"

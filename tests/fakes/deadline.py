@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.deadline.repository import Clock, ClockNotStarted, ClockRepository
-from shared.events import DossierClockStarted, StepDue
+from shared.events import ConsultationRequested, DossierClockStarted, StepDue
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
 
@@ -48,6 +48,8 @@ class InMemoryClockRepository(ClockRepository):
     def __init__(self) -> None:
         self.clocks: dict[str, StoredClock] = {}
         self.steps: dict[str, dict[int, StoredStep]] = {}
+        # (dossier, consultation id) -> [unit, reply due time, replied at]
+        self.consultations: dict[tuple[str, int], list[object]] = {}
 
     async def add(
         self, clock: DossierClockStarted, competent_unit_code: str, traceparent: str | None
@@ -92,6 +94,7 @@ class InMemoryClockRepository(ClockRepository):
             current_step=stored.current_step,
             competent_unit_code=stored.competent_unit_code,
             submission_traceparent=stored.submission_traceparent,
+            pause_cause=stored.pause_cause,
         )
 
     async def open_steps(self, dossier_code: str) -> list[StepDue]:
@@ -153,6 +156,21 @@ class InMemoryClockRepository(ClockRepository):
     ) -> None:
         clock = self.clocks[dossier_code]
         clock.status, clock.completed_at, clock.timeliness = status, at, timeliness
+
+    async def add_consultations(self, event: ConsultationRequested) -> None:
+        for c in event.consulted:
+            key = (event.dossier_code, c.consultation_id)
+            self.consultations.setdefault(key, [c.unit_code, c.reply_due_at, None])
+
+    async def consultation_replied(
+        self, dossier_code: str, consultation_id: int, at: datetime
+    ) -> int:
+        self.consultations[(dossier_code, consultation_id)][2] = at
+        return sum(
+            1
+            for (code, _), row in self.consultations.items()
+            if code == dossier_code and row[2] is None
+        )
 
 
 class InMemoryDeadlineUnitOfWork(InMemoryUnitOfWork):

@@ -40,6 +40,9 @@ class InMemoryDossierRepository(DossierRepository):
     async def receipt(self, code: str) -> Receipt | None:
         return self.receipts.get(code)
 
+    async def consulted_units(self, code: str) -> set[str]:
+        return set()  # consultations are kept by the PostgreSQL ledger only
+
     async def view(self, code: str) -> DossierView | None:
         receipt = self.receipts.get(code)
         if receipt is None:
