@@ -22,6 +22,7 @@ from shared.events import (
     DossierReceivedV1,
     DossierRefused,
     DossierRouted,
+    DossierSentBack,
     DossierWithdrawn,
     FinancialObligationFulfilled,
     FinancialObligationRequested,
@@ -62,6 +63,7 @@ def create_app(
         calendars=unit_calendars(settings, catalog),
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
+        send_back_allotment=settings.send_back_allotment,
     )
     unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
     runtime.consume(  # the clock from intake's topic, its steps from routing's plan
@@ -79,6 +81,7 @@ def create_app(
             ProcessingStopped: deadlines.on_closed,
             DossierRouted: deadlines.on_dossier_routed,
             HandOffRecorded: deadlines.on_hand_off_recorded,
+            DossierSentBack: deadlines.on_dossier_sent_back,
         },
         unit_of_work=unit_of_work,
     )

@@ -19,3 +19,9 @@ class DeadlineSettings(ServiceSettings, OidcSettings):
         description="when a supplement deadline passes with nothing received: alert the holding"
         " unit's head and operators (alert), or also propose refusal (propose_refusal)",
     )
+    send_back_allotment: float = Field(
+        default=1.0,
+        gt=0,
+        description="a step sent back to gets this many times its original share of the time"
+        " allowed, from the send-back on (a configurable default: its original share)",
+    )

@@ -34,6 +34,7 @@ from services.intake.schemas import (
     Problem,
     ReasonBody,
     Receipt,
+    SendBackBody,
     SupplementRequestBody,
 )
 from shared.access_log import PersonalDataAccess
@@ -227,6 +228,20 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         code: CodePath, body: HandOffBody, actor: Principal = holder
     ) -> CommandResult:
         return await commands.hand_off(code, body, actor)
+
+    @router.post(
+        "/send-backs",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Ask to send the dossier back to an earlier step of its process, with a reason"
+        " (the holding unit)",
+        description="Routing records the send-back (`DossierSentBack`: the earlier step's unit"
+        " holds the dossier again, with a fresh allotted time) or rejects it"
+        " (`SendBackRejected`, naming why): GET the dossier (`routing.last_send_back`).",
+    )
+    async def send_back(
+        code: CodePath, body: SendBackBody, actor: Principal = holder
+    ) -> CommandResult:
+        return await commands.send_back(code, body, actor)
 
     @router.post(
         "/supplement-requests",
