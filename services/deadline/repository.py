@@ -213,7 +213,8 @@ class PostgresClockRepository(ClockRepository):
         if clock is None:
             return None
         steps = await self._db.fetch(
-            "SELECT sequence, unit_code, due_at, completed_at, timeliness, overdue_detected_at"
+            "SELECT sequence, unit_code, due_at, completed_at, timeliness, overdue_detected_at,"
+            " started_at"
             " FROM step_clocks WHERE dossier_code = $1 ORDER BY sequence",
             dossier_code,
         )
