@@ -141,6 +141,43 @@ class Step(_Frozen):
     unit: UnitCode
     task: Text
     share: float = Field(gt=0, le=1, description="fraction of the procedure's processing time")
+    parallel: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]{1,64}$",
+        description="consecutive steps naming the same group run side by side (fork): they"
+        " start together, each with its own share, and the next step starts when all have"
+        " finished (join)",
+    )
+
+
+def plan_stages(groups: Sequence[str | None]) -> tuple[tuple[int, ...], ...]:
+    """Steps in order, each naming its parallel group or none → the stages of the process: a
+    group's steps must be consecutive and at least two. Raises ValueError naming the fault."""
+    stages: list[list[int]] = []
+    seen: set[str] = set()
+    for index, group in enumerate(groups):
+        if group is not None and index > 0 and groups[index - 1] == group:
+            stages[-1].append(index)
+            continue
+        if group is not None:
+            if group in seen:
+                raise ValueError(f"the steps of parallel group {group!r} are not consecutive")
+            seen.add(group)
+        stages.append([index])
+    for stage in stages:
+        group = groups[stage[0]]
+        if group is not None and len(stage) < 2:
+            raise ValueError(f"parallel group {group!r} has one step; a group needs at least 2")
+    return tuple(tuple(stage) for stage in stages)
+
+
+def stage_numbers(groups: Sequence[str | None]) -> tuple[int, ...]:
+    """The 1-based stage of each step (see plan_stages)."""
+    numbers = [0] * len(groups)
+    for number, stage in enumerate(plan_stages(groups), start=1):
+        for index in stage:
+            numbers[index] = number
+    return tuple(numbers)
 
 
 class Procedure(_Frozen):
@@ -170,11 +207,23 @@ class Procedure(_Frozen):
         """The distinct units that take part in the process."""
         return frozenset(step.unit for step in self.steps)
 
+    @property
+    def stages(self) -> tuple[tuple[int, ...], ...]:
+        """The steps' 0-based indexes, stage by stage: a lone step, or a parallel group."""
+        return plan_stages([step.parallel for step in self.steps])
+
     @model_validator(mode="after")
     def _shares_cover_the_whole_time(self) -> Procedure:
-        total = sum(step.share for step in self.steps)
+        # Parallel steps overlap: a group takes as long as its longest share.
+        try:
+            stages = self.stages
+        except ValueError as error:
+            raise ValueError(f"procedure {self.code}: {error}") from None
+        total = sum(max(self.steps[i].share for i in stage) for stage in stages)
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"procedure {self.code}: step shares add up to {total:g}, not 1")
+            grouped = any(len(stage) > 1 for stage in stages)
+            note = " (a parallel group counting as its longest step)" if grouped else ""
+            raise ValueError(f"procedure {self.code}: step shares add up to {total:g}, not 1{note}")
         return self
 
     @model_validator(mode="after")

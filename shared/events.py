@@ -171,6 +171,11 @@ class PlannedStep(_Payload):
     unit_name: str
     task: str
     share: float = Field(gt=0, le=1, description="its share of the processing time")
+    parallel_group: str | None = Field(
+        default=None,
+        description="steps naming the same group run side by side: they start together and"
+        " the next step starts when all have finished",
+    )
 
 
 class DossierRouted(Event):
@@ -217,6 +222,17 @@ class StepClocksStarted(Event):
     started_at: datetime
 
 
+class StepClocksRestarted(Event):
+    """A send-back reopened these steps: each has a fresh due time from the send-back on (by
+    default its original share of the time); the first holds the dossier again."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.step-clocks-restarted.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    steps: tuple[StepDue, ...] = Field(min_length=1)
+    restarted_at: datetime
+
+
 class ApologyObligationRecorded(Event):
     """The notifier recorded the apology it will owe if the dossier is not done in time."""
 
@@ -258,6 +274,21 @@ class HandOffRequested(Event):
     @property
     def result_ready(self) -> bool:
         return self.to_unit_code is None
+
+
+class SendBackRequested(Event):
+    """The unit holding a step asked to send the dossier back to an earlier step of its
+    process, with a reason. Routing records it (DossierSentBack) or rejects it
+    (SendBackRejected)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.send-back-requested.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    from_unit_code: str
+    to_step_sequence: int = Field(ge=1)
+    official: str
+    reason: str = Field(min_length=1)
+    requested_at: datetime
 
 
 class SupplementRequested(Event):
@@ -425,6 +456,55 @@ class HandOffRecorded(Event):
     handed_off_at: datetime
     current_unit_code: str = Field(description="who holds the dossier now")
     final: bool = Field(default=False, description="the last step: the result went to the desk")
+    current_unit_codes: tuple[str, ...] = Field(
+        default=(),
+        description="every unit holding the dossier now (several while parallel steps are"
+        " open); empty in events from before parallel steps: current_unit_code alone",
+    )
+    started_steps: tuple[int, ...] = Field(
+        default=(),
+        description="the steps that start with this hand-off (none while other parallel"
+        " steps are still open, or after the last step)",
+    )
+
+    @property
+    def holders(self) -> tuple[str, ...]:
+        return self.current_unit_codes or (self.current_unit_code,)
+
+
+class DossierSentBack(Event):
+    """The unit holding a step sent the dossier back to an earlier step, with a reason: that
+    step's unit holds it again (a row of the control slip, Mẫu 06); the steps from there on
+    are done again."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.sent-back.v1"
+    TOPIC: ClassVar[Topic] = Topic.ROUTING
+
+    from_step_sequence: int
+    from_unit_code: str
+    to_step_sequence: int
+    to_unit_code: str
+    official: str
+    reason: str
+    reopened_steps: tuple[int, ...] = Field(
+        description="the steps to be done again, from the one sent back to"
+    )
+    requested_at: datetime
+    sent_back_at: datetime
+
+
+class SendBackRejected(Event):
+    """A requested send-back contradicts the plan or who holds the dossier; nothing moved."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.send-back-rejected.v1"
+    TOPIC: ClassVar[Topic] = Topic.ROUTING
+
+    from_unit_code: str
+    to_step_sequence: int
+    official: str
+    reason: str
+    requested_at: datetime
+    rejected_at: datetime
 
 
 class HandOffRejected(Event):
@@ -602,6 +682,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierReceivedV1,
         ApplicantDetailsRecorded,
         HandOffRequested,
+        SendBackRequested,
         SupplementRequested,
         SupplementReceived,
         FinancialObligationRequested,
@@ -617,8 +698,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierRouted,
         HandOffRecorded,
         HandOffRejected,
+        DossierSentBack,
+        SendBackRejected,
         DossierClockStarted,
         StepClocksStarted,
+        StepClocksRestarted,
         StepCompleted,
         DossierClockPaused,
         DossierClockResumed,

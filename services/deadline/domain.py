@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.calendar import WorkingCalendar
+from shared.catalog import stage_numbers
 from shared.events import (
     ConsultationReplyOverdueDetected,
     DossierClockStarted,
@@ -53,17 +54,63 @@ def step_due_times(
     paused: timedelta,
     calendar: WorkingCalendar,
 ) -> tuple[StepDue, ...]:
-    """Each step is due when its cumulative share of the time allowed (receipt to appointment)
-    has run out, later by the working time the clock has been paused so far; the last step is
-    due when the dossier is."""
+    """Each step is due when its share of the time allowed (receipt to appointment) has run
+    out, counted from the end of the stages before it (a parallel group lasts as long as its
+    longest step; its steps start together, each with its own due time), later by the working
+    time the clock has been paused so far; a step ending the process is due when the dossier
+    is."""
     allowed = calendar.working_time_between(started_at, appointed_at)
-    planned = calendar.step_due_times(started_at, allowed, [step.share for step in steps])
-    dues = [min(calendar.add_working_time(due, paused), due_at) for due in planned]
-    dues[-1] = due_at
+    begin = calendar.counting_start(started_at)
+    fractions = stage_fractions(
+        [step.share for step in steps], stage_numbers([s.parallel_group for s in steps])
+    )
+    dues = []
+    for fraction in fractions:
+        if fraction >= 1 - 1e-6:
+            dues.append(due_at)
+            continue
+        planned = calendar.add_working_time(begin, allowed * fraction)
+        dues.append(min(calendar.add_working_time(planned, paused), due_at))
     return tuple(
         StepDue(sequence=step.sequence, unit_code=step.unit_code, due_at=due)
         for step, due in zip(steps, dues, strict=True)
     )
+
+
+def stage_fractions(shares: Sequence[float], stages: Sequence[int]) -> list[float]:
+    """The fraction of the time at which each step is due: the longest shares of the stages
+    before it, plus its own share (at most 1)."""
+    longest: dict[int, float] = {}
+    for share, stage in zip(shares, stages, strict=True):
+        longest[stage] = max(longest.get(stage, 0.0), share)
+    before: dict[int, float] = {}
+    total = 0.0
+    for stage in sorted(longest):
+        before[stage] = total
+        total += longest[stage]
+    return [min(before[stage] + share, 1.0) for share, stage in zip(shares, stages, strict=True)]
+
+
+def sent_back_dues(
+    reopened: Sequence[tuple[int, float, int]],
+    *,
+    sent_back_at: datetime,
+    allowed: timedelta,
+    allotment: float,
+    calendar: WorkingCalendar,
+) -> list[tuple[int, datetime]]:
+    """Fresh due times of the steps a send-back reopened, given as (sequence, share, stage):
+    from the send-back on, each is due when `allotment` × its original share of the time
+    allowed has run out after the reopened stages before it (a configurable default, 1: its
+    original share). Not capped by the dossier's due time: the dossier stays due when the
+    law says, and is late if the redone work takes it past that."""
+    begin = calendar.counting_start(sent_back_at)
+    fractions = stage_fractions([share for _, share, _ in reopened], [st for *_, st in reopened])
+    # The fractions are capped at 1 for a whole plan; a reopened tail never exceeds 1 either.
+    return [
+        (sequence, calendar.add_working_time(begin, allowed * allotment * fraction))
+        for (sequence, _, _), fraction in zip(reopened, fractions, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.deadline.domain import resume, start_clock, step_due_times
-from services.deadline.repository import DeadlineUnitOfWorkPort
+from services.deadline.domain import resume, sent_back_dues, start_clock, step_due_times
+from services.deadline.repository import DeadlineUnitOfWorkPort, PlannedClock
 from shared.calendar import UnitCalendars
-from shared.catalog import Catalog
+from shared.catalog import Catalog, stage_numbers
 from shared.events import (
     ConsultationReplied,
     ConsultationRequested,
@@ -19,12 +19,14 @@ from shared.events import (
     DossierReceived,
     DossierRefused,
     DossierRouted,
+    DossierSentBack,
     DossierWithdrawn,
     FinancialObligationFulfilled,
     FinancialObligationRequested,
     HandOffRecorded,
     OverdueDetected,
     ProcessingStopped,
+    StepClocksRestarted,
     StepClocksStarted,
     StepCompleted,
     StepDue,
@@ -51,6 +53,7 @@ class Deadlines:
     # The dossier's clock runs while units are consulted (our default); True pauses it until
     # every consulted unit has replied.
     consultation_pauses_clock: bool = False
+    send_back_allotment: float = 1.0
 
     async def on_dossier_received(
         self, event: DossierReceived, uow: DeadlineUnitOfWorkPort
@@ -75,8 +78,13 @@ class Deadlines:
             paused=timedelta(seconds=clock.paused_working_seconds),
             calendar=self.calendars.of(clock.competent_unit_code or event.competent_unit_code),
         )
+        stages = stage_numbers([step.parallel_group for step in event.steps])
+        plan = tuple(
+            PlannedClock(sequence=s.sequence, unit_code=s.unit_code, share=s.share, stage=stage)
+            for s, stage in zip(event.steps, stages, strict=True)
+        )
         await uow.clocks.add_steps(
-            event.dossier_code, steps, event.current_unit_code, at=event.routed_at
+            event.dossier_code, steps, event.current_unit_code, at=event.routed_at, plan=plan
         )
         uow.emit(
             StepClocksStarted(
@@ -101,6 +109,7 @@ class Deadlines:
             event.handed_off_at,
             verdict.value,
             event.current_unit_code,
+            started=_started(event),
         )
         uow.emit(
             StepCompleted(
@@ -115,6 +124,44 @@ class Deadlines:
         )
         if event.final:
             await self._complete(event, clock.due_at, clock.overdue_detected_at, uow)
+
+    async def on_dossier_sent_back(
+        self, event: DossierSentBack, uow: DeadlineUnitOfWorkPort
+    ) -> None:
+        """The steps sent back to are open again, each with a fresh due time."""
+        clock = await uow.clocks.lock(event.dossier_code)
+        plan = {step.sequence: step for step in await uow.clocks.planned(event.dossier_code)}
+        even = 1 / len(plan)  # planned before shares were kept: an even split
+        reopened = [
+            (s, plan[s].share or even, plan[s].stage) for s in event.reopened_steps if s in plan
+        ]
+        if not reopened:
+            raise UnknownStep(f"steps {event.reopened_steps} of {event.dossier_code}")
+        calendar = self.calendars.of(clock.competent_unit_code or event.to_unit_code)
+        dues = sent_back_dues(
+            reopened,
+            sent_back_at=event.sent_back_at,
+            allowed=calendar.working_time_between(clock.started_at, clock.appointed_at),
+            allotment=self.send_back_allotment,
+            calendar=calendar,
+        )
+        await uow.clocks.reopen(
+            event.dossier_code,
+            dues,
+            started=event.to_step_sequence,
+            holder=event.to_unit_code,
+            at=event.sent_back_at,
+        )
+        uow.emit(
+            StepClocksRestarted(
+                dossier_code=event.dossier_code,
+                steps=tuple(
+                    StepDue(sequence=s, unit_code=plan[s].unit_code, due_at=due) for s, due in dues
+                ),
+                restarted_at=event.sent_back_at,
+            ),
+            occurred_at=event.sent_back_at,
+        )
 
     async def _complete(
         self,
@@ -260,3 +307,11 @@ class Deadlines:
             ),
             occurred_at=at,
         )
+
+
+def _started(event: HandOffRecorded) -> tuple[int, ...]:
+    """The steps this hand-off starts. An event from before parallel steps names no holders
+    (nor started steps): then the next step starts, unless it was the last."""
+    if event.current_unit_codes or event.final:
+        return event.started_steps
+    return (event.step_sequence + 1,)

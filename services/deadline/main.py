@@ -24,6 +24,7 @@ from shared.events import (
     DossierReceivedV1,
     DossierRefused,
     DossierRouted,
+    DossierSentBack,
     DossierWithdrawn,
     FinancialObligationFulfilled,
     FinancialObligationRequested,
@@ -65,6 +66,7 @@ def create_app(
         due_soon_lead=timedelta(hours=settings.due_soon_lead_working_hours),
         clock=clock,
         consultation_pauses_clock=settings.consultation_pauses_clock,
+        send_back_allotment=settings.send_back_allotment,
     )
     unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
     runtime.consume(  # the clock from intake's topic, its steps from routing's plan
@@ -84,6 +86,7 @@ def create_app(
             ConsultationReplied: deadlines.on_consultation_replied,
             DossierRouted: deadlines.on_dossier_routed,
             HandOffRecorded: deadlines.on_hand_off_recorded,
+            DossierSentBack: deadlines.on_dossier_sent_back,
         },
         unit_of_work=unit_of_work,
     )

@@ -35,6 +35,16 @@ class Clock:
 
 
 @dataclass(frozen=True)
+class PlannedClock:
+    """A step's place in the plan, for a send-back's fresh due times."""
+
+    sequence: int
+    unit_code: str
+    share: float | None  # none: planned before shares were kept
+    stage: int
+
+
+@dataclass(frozen=True)
 class Detection:
     """A clock the scheduler found due soon, overdue, or with its current step overdue."""
 
@@ -60,9 +70,29 @@ class ClockRepository(abc.ABC):
 
     @abc.abstractmethod
     async def add_steps(
-        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+        self,
+        dossier_code: str,
+        steps: tuple[StepDue, ...],
+        holder: str,
+        at: datetime,
+        plan: tuple[PlannedClock, ...],
     ) -> None:
-        """The plan's step clocks; the first step's unit now holds the dossier."""
+        """The plan's step clocks; the first stage starts (`holder` holds the dossier)."""
+
+    @abc.abstractmethod
+    async def planned(self, dossier_code: str) -> list[PlannedClock]:
+        """Every step's place in the plan, in order."""
+
+    @abc.abstractmethod
+    async def reopen(
+        self,
+        dossier_code: str,
+        dues: list[tuple[int, datetime]],
+        started: int,
+        holder: str,
+        at: datetime,
+    ) -> None:
+        """A send-back: the steps are open again with fresh due times; `started` has started."""
 
     @abc.abstractmethod
     async def lock(self, dossier_code: str) -> Clock:
@@ -105,8 +135,9 @@ class ClockRepository(abc.ABC):
         at: datetime,
         timeliness: str,
         next_unit_code: str,
+        started: tuple[int, ...] = (),
     ) -> None:
-        """Close the step; the next one is current and `next_unit_code` holds the dossier."""
+        """Close the step; the `started` ones start and `next_unit_code` holds the dossier."""
 
     @abc.abstractmethod
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None: ...
@@ -148,12 +179,20 @@ class PostgresClockRepository(ClockRepository):
         )
 
     async def add_steps(
-        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+        self,
+        dossier_code: str,
+        steps: tuple[StepDue, ...],
+        holder: str,
+        at: datetime,
+        plan: tuple[PlannedClock, ...],
     ) -> None:
         await self._db.executemany(
-            "INSERT INTO step_clocks (dossier_code, sequence, unit_code, due_at)"
-            " VALUES ($1, $2, $3, $4)",
-            [(dossier_code, s.sequence, s.unit_code, s.due_at) for s in steps],
+            "INSERT INTO step_clocks (dossier_code, sequence, unit_code, due_at, share, stage,"
+            " started_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [
+                (dossier_code, s.sequence, s.unit_code, s.due_at, p.share, p.stage, _first(p, at))
+                for s, p in zip(steps, plan, strict=True)
+            ],
         )
         await self._db.execute(
             "UPDATE clocks SET current_step = 1, responsible_unit_code = $2"
@@ -185,7 +224,8 @@ class PostgresClockRepository(ClockRepository):
         if clock is None:
             return None
         steps = await self._db.fetch(
-            "SELECT sequence, unit_code, due_at, completed_at, timeliness, overdue_detected_at"
+            "SELECT sequence, unit_code, due_at, completed_at, timeliness, overdue_detected_at,"
+            " started_at"
             " FROM step_clocks WHERE dossier_code = $1 ORDER BY sequence",
             dossier_code,
         )
@@ -254,6 +294,7 @@ class PostgresClockRepository(ClockRepository):
         at: datetime,
         timeliness: str,
         next_unit_code: str,
+        started: tuple[int, ...] = (),
     ) -> None:
         await self._db.execute(
             "UPDATE step_clocks SET completed_at = $3, timeliness = $4"
@@ -264,11 +305,48 @@ class PostgresClockRepository(ClockRepository):
             timeliness,
         )
         await self._db.execute(
-            "UPDATE clocks SET current_step = $2 + 1, responsible_unit_code = $3"
+            "UPDATE step_clocks SET started_at = $3"
+            " WHERE dossier_code = $1 AND sequence = ANY($2::integer[])",
+            dossier_code,
+            list(started),
+            at,
+        )
+        await self._db.execute(
+            "UPDATE clocks SET current_step = COALESCE($2, current_step),"
+            " responsible_unit_code = $3 WHERE dossier_code = $1",
+            dossier_code,
+            started[0] if started else None,
+            next_unit_code,
+        )
+
+    async def planned(self, dossier_code: str) -> list[PlannedClock]:
+        rows = await self._db.fetch(
+            "SELECT sequence, unit_code, share, stage FROM step_clocks"
+            " WHERE dossier_code = $1 ORDER BY sequence",
+            dossier_code,
+        )
+        return [PlannedClock(**dict(row)) for row in rows]
+
+    async def reopen(
+        self,
+        dossier_code: str,
+        dues: list[tuple[int, datetime]],
+        started: int,
+        holder: str,
+        at: datetime,
+    ) -> None:
+        await self._db.executemany(
+            "UPDATE step_clocks SET due_at = $3, completed_at = NULL, timeliness = NULL,"
+            " overdue_detected_at = NULL, started_at = CASE WHEN sequence = $4 THEN $5::timestamptz"
+            " END WHERE dossier_code = $1 AND sequence = $2",
+            [(dossier_code, sequence, due, started, at) for sequence, due in dues],
+        )
+        await self._db.execute(
+            "UPDATE clocks SET current_step = $2, responsible_unit_code = $3"
             " WHERE dossier_code = $1",
             dossier_code,
-            sequence,
-            next_unit_code,
+            started,
+            holder,
         )
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
@@ -313,13 +391,14 @@ class PostgresClockRepository(ClockRepository):
         )
 
     async def claim_step_overdue(self, now: datetime, limit: int) -> list[Detection]:
-        """The current step of a running clock, held beyond its step's due time."""
+        """An open step (started, not completed; several while parallel steps run) of a running
+        clock, held beyond its own due time."""
         return await self._claim(
             "UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
             " WHERE c.dossier_code = s.dossier_code AND (s.dossier_code, s.sequence) IN ("
             "  SELECT s2.dossier_code, s2.sequence FROM step_clocks s2"
             "  JOIN clocks c2 ON c2.dossier_code = s2.dossier_code"
-            "  WHERE c2.status = 'running' AND s2.sequence = c2.current_step"
+            "  WHERE c2.status = 'running' AND s2.started_at IS NOT NULL"
             "  AND s2.completed_at IS NULL AND s2.overdue_detected_at IS NULL AND s2.due_at < $1"
             "  AND s2.due_at < c2.due_at"  # the last step's lateness is the dossier's overdue
             "  ORDER BY s2.due_at LIMIT $2 FOR UPDATE OF s2 SKIP LOCKED)"
@@ -403,3 +482,8 @@ class DeadlineUnitOfWorkPort(Emitter, Protocol):
 
     @property
     def clocks(self) -> ClockRepository: ...
+
+
+def _first(step: PlannedClock, at: datetime) -> datetime | None:
+    """The first stage starts with the plan."""
+    return at if step.stage == 1 else None

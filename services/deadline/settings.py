@@ -24,3 +24,9 @@ class DeadlineSettings(ServiceSettings, OidcSettings):
         description="whether the dossier's clock pauses while consulted units are asked for"
         " their opinion (lấy ý kiến) until every one has replied; by default it runs",
     )
+    send_back_allotment: float = Field(
+        default=1.0,
+        gt=0,
+        description="a step sent back to gets this many times its original share of the time"
+        " allowed, from the send-back on (a configurable default: its original share)",
+    )

@@ -37,6 +37,7 @@ from services.intake.schemas import (
     Problem,
     ReasonBody,
     Receipt,
+    SendBackBody,
     SupplementRequestBody,
 )
 from shared.access_log import PersonalDataAccess
@@ -269,6 +270,20 @@ def build_lifecycle_router(commands: Commands, authenticator: Authenticator) -> 
         actor: Principal = consulted,
     ) -> CommandResult:
         return await commands.reply_consultation(code, consultation_id, body, actor)
+
+    @router.post(
+        "/send-backs",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Ask to send the dossier back to an earlier step of its process, with a reason"
+        " (the holding unit)",
+        description="Routing records the send-back (`DossierSentBack`: the earlier step's unit"
+        " holds the dossier again, with a fresh allotted time) or rejects it"
+        " (`SendBackRejected`, naming why): GET the dossier (`routing.last_send_back`).",
+    )
+    async def send_back(
+        code: CodePath, body: SendBackBody, actor: Principal = holder
+    ) -> CommandResult:
+        return await commands.send_back(code, body, actor)
 
     @router.post(
         "/supplement-requests",

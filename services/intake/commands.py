@@ -22,6 +22,7 @@ from services.intake.schemas import (
     FinancialObligationBody,
     HandOffBody,
     ReasonBody,
+    SendBackBody,
     SupplementRequestBody,
 )
 from shared.auth import Principal
@@ -172,6 +173,11 @@ class Commands:
     async def hand_off(self, code: str, body: HandOffBody, actor: Principal) -> CommandResult:
         return await self.perform(
             code, actor, Duty.HOLDER, lambda s, now: domain.request_hand_off(s, body, actor, now)
+        )
+
+    async def send_back(self, code: str, body: SendBackBody, actor: Principal) -> CommandResult:
+        return await self.perform(
+            code, actor, Duty.HOLDER, lambda s, now: domain.request_send_back(s, body, actor, now)
         )
 
     async def mark_result_ready(self, code: str, actor: Principal) -> CommandResult:

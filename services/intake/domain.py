@@ -18,6 +18,7 @@ from services.intake.schemas import (
     NamedCode,
     ReasonBody,
     Receipt,
+    SendBackBody,
     SupplementRequestBody,
 )
 from shared import lifecycle
@@ -41,6 +42,7 @@ from shared.events import (
     HandOffRequested,
     ProcessingStopped,
     ResultReturned,
+    SendBackRequested,
     SupplementReceived,
     SupplementRequested,
 )
@@ -185,6 +187,13 @@ class DossierState:
     current_unit_code: str | None  # from routing's events
     supplement_requests: int
     submission_traceparent: str | None
+    holding_unit_codes: tuple[str, ...] = ()  # several while parallel steps are open
+
+    @property
+    def holders(self) -> tuple[str, ...]:
+        if self.holding_unit_codes:
+            return self.holding_unit_codes
+        return (self.current_unit_code,) if self.current_unit_code else ()
 
 
 @dataclass(frozen=True)
@@ -215,11 +224,12 @@ def authorize(state: DossierState, actor: Principal, duty: Duty) -> None:
         return
     if not actor.has(Role.UNIT_OFFICER, Role.UNIT_HEAD):
         raise Forbidden(f"this needs the role {Role.UNIT_OFFICER} of the unit holding the dossier")
-    if state.current_unit_code is None:
+    if not state.holders:
         raise Conflict("no unit holds the dossier yet: routing has not assigned it")
-    if actor.unit_code != state.current_unit_code:
+    if actor.unit_code not in state.holders:
         raise Forbidden(
-            f"the dossier is held by unit {state.current_unit_code}; your unit is {actor.unit_code}"
+            f"the dossier is held by unit {' and '.join(state.holders)};"
+            f" your unit is {actor.unit_code}"
         )
 
 
@@ -245,6 +255,23 @@ def request_hand_off(
             from_unit_code=_unit(actor),
             to_unit_code=body.to_unit_code,
             official=actor.name,
+            requested_at=now,
+        ),
+    )
+
+
+def request_send_back(
+    state: DossierState, body: SendBackBody, actor: Principal, now: datetime
+) -> Decision:
+    """Routing, which owns the plan, judges whether the step is an earlier one."""
+    return Decision(
+        lifecycle.apply(state.status, Action.HAND_OFF),
+        SendBackRequested(
+            dossier_code=state.code,
+            from_unit_code=_unit(actor),
+            to_step_sequence=body.to_step_sequence,
+            official=actor.name,
+            reason=body.reason,
             requested_at=now,
         ),
     )

@@ -25,7 +25,7 @@ from services.intake.repository import IdempotencyKey, IntakeUnitOfWorkPort, Rec
 from services.intake.schemas import DossierSubmission, Receipt
 from shared.auth import Principal
 from shared.calendar import UnitCalendars
-from shared.catalog import Catalog
+from shared.catalog import Catalog, stage_numbers
 from shared.events import (
     AlertRaised,
     ApologyIssued,
@@ -36,12 +36,15 @@ from shared.events import (
     DossierClockStarted,
     DossierCompleted,
     DossierRouted,
+    DossierSentBack,
     DossierStatus,
     DueSoonDetected,
     Event,
     HandOffRecorded,
     HandOffRejected,
     OverdueDetected,
+    SendBackRejected,
+    StepClocksRestarted,
     StepClocksStarted,
     StepCompleted,
     StepOverdueDetected,
@@ -136,10 +139,18 @@ def _with_pin(intake: Intake, receipt: Receipt) -> Receipt:
 async def on_dossier_routed(event: DossierRouted, uow: IntakeUnitOfWorkPort) -> None:
     code = event.dossier_code
     await uow.ledger.plan_steps(code, event.steps)
+    first_stage = [
+        s.unit_code
+        for s, stage in zip(
+            event.steps, stage_numbers([s.parallel_group for s in event.steps]), strict=True
+        )
+        if stage == 1
+    ]
     await uow.ledger.update(
         code,
         competent_unit_code=event.competent_unit_code,
         current_unit_code=event.current_unit_code,
+        holding_unit_codes=list(dict.fromkeys(first_stage)),
         current_step=1,
         routed_at=event.routed_at,
     )
@@ -156,13 +167,22 @@ async def on_hand_off_recorded(event: HandOffRecorded, uow: IntakeUnitOfWorkPort
         started_at=event.step_started_at,
         at=event.handed_off_at,
     )
-    await uow.ledger.update(
-        code,
-        current_unit_code=event.current_unit_code,
-        current_step=event.step_sequence + 1,
-        holder_since=event.handed_off_at,
-        last_rejection=None,
-    )
+    if event.current_unit_codes and not event.started_steps:  # a parallel step finished
+        await uow.ledger.update(
+            code,
+            current_unit_code=event.current_unit_code,
+            holding_unit_codes=list(event.holders),
+            last_rejection=None,
+        )
+    else:
+        await uow.ledger.update(
+            code,
+            current_unit_code=event.current_unit_code,
+            holding_unit_codes=list(event.holders),
+            current_step=event.started_steps[0] if event.started_steps else event.step_sequence + 1,
+            holder_since=event.handed_off_at,
+            last_rejection=None,
+        )
     await uow.ledger.append(event, event.handed_off_at, event.from_unit_code)
     if event.final:
         state = await uow.ledger.lock(code)
@@ -179,6 +199,28 @@ async def on_hand_off_rejected(event: HandOffRejected, uow: IntakeUnitOfWorkPort
     await uow.ledger.append(event, event.rejected_at, event.from_unit_code)
 
 
+async def on_sent_back(event: DossierSentBack, uow: IntakeUnitOfWorkPort) -> None:
+    """A row of the control slip: who sent it back to which step, and why; the steps from
+    there on are to be done again."""
+    code = event.dossier_code
+    await uow.ledger.reopen_steps(code, event.reopened_steps)
+    await uow.ledger.update(
+        code,
+        current_unit_code=event.to_unit_code,
+        holding_unit_codes=[event.to_unit_code],
+        current_step=event.to_step_sequence,
+        holder_since=event.sent_back_at,
+        last_send_back=event.model_dump(mode="json", exclude={"dossier_code"}),
+    )
+    await uow.ledger.append(event, event.sent_back_at, event.from_unit_code)
+
+
+async def on_send_back_rejected(event: SendBackRejected, uow: IntakeUnitOfWorkPort) -> None:
+    details = event.model_dump(mode="json", exclude={"dossier_code"})
+    await uow.ledger.update(event.dossier_code, last_send_back={"rejected": True, **details})
+    await uow.ledger.append(event, event.rejected_at, event.from_unit_code)
+
+
 async def on_clock_started(event: DossierClockStarted, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.update(
         event.dossier_code,
@@ -190,6 +232,12 @@ async def on_clock_started(event: DossierClockStarted, uow: IntakeUnitOfWorkPort
 
 
 async def on_step_clocks_started(event: StepClocksStarted, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.set_step_dues(
+        event.dossier_code, [(s.sequence, s.due_at) for s in event.steps]
+    )
+
+
+async def on_step_clocks_restarted(event: StepClocksRestarted, uow: IntakeUnitOfWorkPort) -> None:
     await uow.ledger.set_step_dues(
         event.dossier_code, [(s.sequence, s.due_at) for s in event.steps]
     )
@@ -280,6 +328,9 @@ PROJECTIONS: dict[type[Event], Handler] = {
     DossierRouted: on_dossier_routed,
     HandOffRecorded: on_hand_off_recorded,
     HandOffRejected: on_hand_off_rejected,
+    DossierSentBack: on_sent_back,
+    SendBackRejected: on_send_back_rejected,
+    StepClocksRestarted: on_step_clocks_restarted,
     DossierClockStarted: on_clock_started,
     StepClocksStarted: on_step_clocks_started,
     DossierClockPaused: on_clock_paused,

@@ -28,7 +28,8 @@ class Ledger:
         """The dossier's state, locked until the transaction ends (commands are serialised)."""
         row = await self._db.fetchrow(
             "SELECT code, status, receiving_unit_code, current_unit_code, supplement_requests,"
-            " submission_traceparent FROM dossiers WHERE code = $1 FOR UPDATE",
+            " submission_traceparent, holding_unit_codes FROM dossiers WHERE code = $1"
+            " FOR UPDATE",
             code,
         )
         if row is None:
@@ -40,6 +41,7 @@ class Ledger:
             current_unit_code=row["current_unit_code"],
             supplement_requests=row["supplement_requests"],
             submission_traceparent=row["submission_traceparent"],
+            holding_unit_codes=tuple(row["holding_unit_codes"] or ()),
         )
 
     async def update(self, code: str, **columns: Any) -> None:
@@ -105,6 +107,15 @@ class Ledger:
             official,
             started_at,
             at,
+        )
+
+    async def reopen_steps(self, code: str, sequences: tuple[int, ...]) -> None:
+        """A send-back: the steps are to be done again (the timeline keeps the first pass)."""
+        await self._db.execute(
+            "UPDATE dossier_steps SET started_at = NULL, finished_at = NULL, official = NULL,"
+            " timeliness = NULL WHERE dossier_code = $1 AND step_sequence = ANY($2::integer[])",
+            code,
+            list(sequences),
         )
 
     async def judge_step(self, code: str, sequence: int, *, due_at: datetime, verdict: str) -> None:

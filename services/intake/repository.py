@@ -196,6 +196,8 @@ def _routing(row: asyncpg.Record, steps: list[asyncpg.Record]) -> RoutingOut | N
             for step in steps
         ],
         last_rejected_hand_off=row["last_rejection"],
+        holding_unit_codes=row["holding_unit_codes"] or [],
+        last_send_back=row["last_send_back"],
     )
 
 

@@ -117,6 +117,12 @@ class RoutingOut(BaseModel):
     routed_at: datetime
     steps: list[PlannedStepOut]
     last_rejected_hand_off: dict[str, Any] | None = None
+    holding_unit_codes: list[str] = Field(
+        default_factory=list, description="every unit holding it now (several in parallel)"
+    )
+    last_send_back: dict[str, Any] | None = Field(
+        default=None, description="the last send-back to an earlier step, or its rejection"
+    )
 
 
 class DeadlineOut(BaseModel):
@@ -164,6 +170,11 @@ class DossierView(BaseModel):
 
 class HandOffBody(_Strict):
     to_unit_code: Code
+
+
+class SendBackBody(_Strict):
+    to_step_sequence: int = Field(ge=1, description="the earlier step that must work again")
+    reason: Text
 
 
 class SupplementRequestBody(_Strict):

@@ -14,7 +14,13 @@ from services.routing.repository import RoutingUnitOfWork
 from services.routing.settings import RoutingSettings
 from shared.catalog import load_catalog
 from shared.clock import system_clock
-from shared.events import DossierReceived, DossierReceivedV1, HandOffRequested, Topic
+from shared.events import (
+    DossierReceived,
+    DossierReceivedV1,
+    HandOffRequested,
+    SendBackRequested,
+    Topic,
+)
 from shared.runtime import ServiceRuntime
 from shared.telemetry import Telemetry
 
@@ -47,6 +53,7 @@ def create_app(
             DossierReceived: routing.on_dossier_received,
             DossierReceivedV1: routing.on_dossier_received,  # received before the upgrade to v2
             HandOffRequested: routing.on_hand_off_requested,
+            SendBackRequested: routing.on_send_back_requested,
         },
         unit_of_work=runtime.unit_of_work(unit_of_work),
     )

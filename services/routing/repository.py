@@ -8,8 +8,8 @@ from typing import Protocol
 
 import asyncpg
 
-from services.routing.domain import RouteState
-from shared.events import DossierRouted, HandOffRecorded
+from services.routing.domain import RouteState, stages_of
+from shared.events import DossierRouted, DossierSentBack, HandOffRecorded
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
 
 
@@ -23,7 +23,11 @@ class RouteRepository(abc.ABC):
 
     @abc.abstractmethod
     async def record_hand_off(self, hand_off: HandOffRecorded) -> None:
-        """Close the current step and start the next one (or return the result)."""
+        """Close the step; if it closed its stage, start the next one (or return the result)."""
+
+    @abc.abstractmethod
+    async def record_send_back(self, sent_back: DossierSentBack, stage: int) -> None:
+        """Reopen the steps sent back to; `stage` (the target step's) is current again."""
 
 
 class PostgresRouteRepository(RouteRepository):
@@ -44,9 +48,12 @@ class PostgresRouteRepository(RouteRepository):
             at,
         )
         await self._db.executemany(
-            "INSERT INTO route_steps (dossier_code, sequence, unit_code, task)"
-            " VALUES ($1, $2, $3, $4)",
-            [(routed.dossier_code, s.sequence, s.unit_code, s.task) for s in routed.steps],
+            "INSERT INTO route_steps (dossier_code, sequence, unit_code, task, stage)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [
+                (routed.dossier_code, s.sequence, s.unit_code, s.task, stage)
+                for s, stage in zip(routed.steps, stages_of(routed.steps), strict=True)
+            ],
         )
 
     async def lock(self, dossier_code: str) -> RouteState | None:
@@ -58,16 +65,22 @@ class PostgresRouteRepository(RouteRepository):
         if route is None:
             return None
         steps = await self._db.fetch(
-            "SELECT unit_code FROM route_steps WHERE dossier_code = $1 ORDER BY sequence",
+            "SELECT sequence, unit_code, stage, completed_at FROM route_steps"
+            " WHERE dossier_code = $1 ORDER BY sequence",
             dossier_code,
         )
+        stage = route["current_step"]
         return RouteState(
             dossier_code=dossier_code,
             receiving_unit_code=route["receiving_unit_code"],
             competent_unit_code=route["competent_unit_code"],
-            current_step=route["current_step"],
+            current_stage=stage,
             step_units=tuple(s["unit_code"] for s in steps),
-            step_started_at=route["step_started_at"],
+            step_stages=tuple(s["stage"] for s in steps),
+            open_steps=tuple(
+                s["sequence"] for s in steps if s["stage"] == stage and s["completed_at"] is None
+            ),
+            stage_started_at=route["step_started_at"],
         )
 
     async def record_hand_off(self, hand_off: HandOffRecorded) -> None:
@@ -79,13 +92,35 @@ class PostgresRouteRepository(RouteRepository):
             hand_off.handed_off_at,
             hand_off.official,
         )
+        if hand_off.started_steps or hand_off.final:  # the stage is over
+            await self._db.execute(
+                "UPDATE routes SET current_step = current_step + 1, current_unit_code = $2,"
+                " step_started_at = $3 WHERE dossier_code = $1",
+                hand_off.dossier_code,
+                hand_off.current_unit_code,
+                hand_off.handed_off_at,
+            )
+        else:  # other parallel steps still open
+            await self._db.execute(
+                "UPDATE routes SET current_unit_code = $2 WHERE dossier_code = $1",
+                hand_off.dossier_code,
+                hand_off.current_unit_code,
+            )
+
+    async def record_send_back(self, sent_back: DossierSentBack, stage: int) -> None:
+        await self._db.execute(
+            "UPDATE route_steps SET completed_at = NULL, official = NULL"
+            " WHERE dossier_code = $1 AND sequence = ANY($2::integer[])",
+            sent_back.dossier_code,
+            list(sent_back.reopened_steps),
+        )
         await self._db.execute(
             "UPDATE routes SET current_step = $2, current_unit_code = $3, step_started_at = $4"
             " WHERE dossier_code = $1",
-            hand_off.dossier_code,
-            hand_off.step_sequence + 1,
-            hand_off.current_unit_code,
-            hand_off.handed_off_at,
+            sent_back.dossier_code,
+            stage,
+            sent_back.to_unit_code,
+            sent_back.sent_back_at,
         )
 
 

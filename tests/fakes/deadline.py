@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.deadline.repository import Clock, ClockNotStarted, ClockRepository
+from services.deadline.repository import Clock, ClockNotStarted, ClockRepository, PlannedClock
 from shared.events import ConsultationRequested, DossierClockStarted, StepDue
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
@@ -42,6 +42,9 @@ class StoredStep:
     due_at: datetime
     completed_at: datetime | None = None
     timeliness: str | None = None
+    share: float | None = None
+    stage: int = 0
+    started_at: datetime | None = None
 
 
 class InMemoryClockRepository(ClockRepository):
@@ -68,10 +71,22 @@ class InMemoryClockRepository(ClockRepository):
         )
 
     async def add_steps(
-        self, dossier_code: str, steps: tuple[StepDue, ...], holder: str, at: datetime
+        self,
+        dossier_code: str,
+        steps: tuple[StepDue, ...],
+        holder: str,
+        at: datetime,
+        plan: tuple[PlannedClock, ...],
     ) -> None:
         self.steps[dossier_code] = {
-            s.sequence: StoredStep(unit_code=s.unit_code, due_at=s.due_at) for s in steps
+            s.sequence: StoredStep(
+                unit_code=s.unit_code,
+                due_at=s.due_at,
+                share=p.share,
+                stage=p.stage,
+                started_at=at if p.stage == 1 else None,
+            )
+            for s, p in zip(steps, plan, strict=True)
         }
         clock = self.clocks[dossier_code]
         clock.current_step, clock.responsible_unit_code = 1, holder
@@ -142,11 +157,37 @@ class InMemoryClockRepository(ClockRepository):
         at: datetime,
         timeliness: str,
         next_unit_code: str,
+        started: tuple[int, ...] = (),
     ) -> None:
         step = self.steps[dossier_code][sequence]
         step.completed_at, step.timeliness = at, timeliness
+        for other in started:
+            self.steps[dossier_code][other].started_at = at
         clock = self.clocks[dossier_code]
-        clock.current_step, clock.responsible_unit_code = sequence + 1, next_unit_code
+        clock.responsible_unit_code = next_unit_code
+        if started:
+            clock.current_step = started[0]
+
+    async def planned(self, dossier_code: str) -> list[PlannedClock]:
+        return [
+            PlannedClock(sequence=n, unit_code=s.unit_code, share=s.share, stage=s.stage)
+            for n, s in sorted(self.steps.get(dossier_code, {}).items())
+        ]
+
+    async def reopen(
+        self,
+        dossier_code: str,
+        dues: list[tuple[int, datetime]],
+        started: int,
+        holder: str,
+        at: datetime,
+    ) -> None:
+        for sequence, due in dues:
+            step = self.steps[dossier_code][sequence]
+            step.due_at, step.completed_at, step.timeliness = due, None, None
+            step.started_at = at if sequence == started else None
+        clock = self.clocks[dossier_code]
+        clock.current_step, clock.responsible_unit_code = started, holder
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
         self.clocks[dossier_code].overdue_detected_at = at

@@ -26,7 +26,7 @@ def test_the_committed_asyncapi_document_matches_the_code() -> None:
 def test_every_event_type_is_versioned_and_named_in_the_past_tense() -> None:
     for event_type, cls in EVENT_TYPES.items():
         assert event_type.rsplit(".", 1)[-1].startswith("v"), event_type
-        assert re.search(r"([a-z]ed|Withdrawn)(?=[A-Z]|$)", cls.__name__), cls.__name__
+        assert re.search(r"([a-z]ed|Withdrawn|Sent)(?=[A-Z]|$)", cls.__name__), cls.__name__
 
 
 def test_settings_fail_fast_naming_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
