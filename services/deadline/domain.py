@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.calendar import WorkingCalendar
-from shared.events import DossierClockStarted, DossierReceived, PlannedStep, StepDue
+from shared.events import (
+    DossierClockStarted,
+    DossierReceived,
+    PlannedStep,
+    StepDue,
+    Timeliness,
+)
 
 
 def start_clock(
@@ -56,6 +62,23 @@ def step_due_times(
         StepDue(sequence=step.sequence, unit_code=step.unit_code, due_at=due)
         for step, due in zip(steps, dues, strict=True)
     )
+
+
+def unit_to_answer(fault_unit_code: str | None, holder: str) -> str:
+    """The unit that answers for the dossier's lateness: the first whose step overran (late
+    on the control slip, or held past its step's due time), else the one holding it now, whose
+    time is running out. It apologises and its head signs (Nghị định 61/2018/NĐ-CP, art. 19(3),
+    as amended by 107/2021/NĐ-CP: the agency at fault)."""
+    return fault_unit_code or holder
+
+
+def unit_at_fault(
+    fault_unit_code: str | None, step_unit_code: str, verdict: Timeliness
+) -> str | None:
+    """Once a step overran, its unit stays at fault: a later unit does not take the blame."""
+    if fault_unit_code is not None:
+        return fault_unit_code
+    return step_unit_code if verdict is Timeliness.LATE else None
 
 
 @dataclass(frozen=True)

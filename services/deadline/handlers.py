@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.deadline.domain import resume, start_clock, step_due_times
+from services.deadline.domain import (
+    resume,
+    start_clock,
+    step_due_times,
+    unit_at_fault,
+    unit_to_answer,
+)
 from services.deadline.repository import DeadlineUnitOfWorkPort
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
@@ -88,12 +94,15 @@ class Deadlines:
         unit_code, step_due = step
         tz = self.calendars.default.tz
         verdict = timeliness(event.handed_off_at, step_due, tz)
+        fault = unit_at_fault(clock.fault_unit_code, unit_code, verdict)
+        responsible = unit_to_answer(fault, event.current_unit_code)
         await uow.clocks.complete_step(
             event.dossier_code,
             event.step_sequence,
             event.handed_off_at,
             verdict.value,
-            event.current_unit_code,
+            responsible_unit_code=responsible,
+            fault_unit_code=fault,
         )
         uow.emit(
             StepCompleted(
@@ -107,16 +116,19 @@ class Deadlines:
             occurred_at=event.handed_off_at,
         )
         if event.final:
-            await self._complete(event, clock.due_at, clock.overdue_detected_at, uow)
+            answers = unit_to_answer(fault, unit_code)
+            await self._complete(event, clock.due_at, clock.overdue_detected_at, answers, uow)
 
     async def _complete(
         self,
         event: HandOffRecorded,
         due_at: datetime,
         overdue_detected_at: datetime | None,
+        responsible: str,
         uow: DeadlineUnitOfWorkPort,
     ) -> None:
-        """The result went back to the desk: the dossier is done early, on time or late."""
+        """The result went back to the desk: the dossier is done early, on time or late; a
+        late one is the unit at fault's."""
         code, done_at = event.dossier_code, event.handed_off_at
         verdict = timeliness(done_at, due_at, self.calendars.default.tz)
         if verdict is Timeliness.LATE and overdue_detected_at is None:
@@ -125,7 +137,7 @@ class Deadlines:
             uow.emit(
                 OverdueDetected(
                     dossier_code=code,
-                    responsible_unit_code=event.from_unit_code,
+                    responsible_unit_code=responsible,
                     due_at=due_at,
                     detected_at=done_at,
                 ),
@@ -135,7 +147,7 @@ class Deadlines:
         uow.emit(
             DossierCompleted(
                 dossier_code=code,
-                responsible_unit_code=event.from_unit_code,
+                responsible_unit_code=responsible,
                 completed_at=done_at,
                 due_at=due_at,
                 timeliness=verdict,

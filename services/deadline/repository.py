@@ -31,6 +31,7 @@ class Clock:
     current_step: int
     competent_unit_code: str | None
     submission_traceparent: str | None
+    fault_unit_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,12 @@ class ClockRepository(abc.ABC):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
-        """Close the step; the next one is current and `next_unit_code` holds the dossier."""
+        """Close the step; the next one is current; `responsible_unit_code` answers for the
+        dossier's lateness (the unit at fault, else the next holder)."""
 
     @abc.abstractmethod
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None: ...
@@ -149,8 +153,8 @@ class PostgresClockRepository(ClockRepository):
         row = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, started_at, appointed_at,"
             " due_at, due_soon_at, paused_at, paused_working_seconds, overdue_detected_at,"
-            " current_step, competent_unit_code, submission_traceparent FROM clocks"
-            " WHERE dossier_code = $1 FOR UPDATE",
+            " current_step, competent_unit_code, submission_traceparent, fault_unit_code"
+            " FROM clocks WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
         if row is None:
@@ -161,7 +165,8 @@ class PostgresClockRepository(ClockRepository):
         clock = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
             " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
-            " overdue_detected_at, completed_at, timeliness FROM clocks WHERE dossier_code = $1",
+            " overdue_detected_at, completed_at, timeliness, fault_unit_code FROM clocks"
+            " WHERE dossier_code = $1",
             dossier_code,
         )
         if clock is None:
@@ -228,7 +233,9 @@ class PostgresClockRepository(ClockRepository):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
         await self._db.execute(
             "UPDATE step_clocks SET completed_at = $3, timeliness = $4"
@@ -239,11 +246,12 @@ class PostgresClockRepository(ClockRepository):
             timeliness,
         )
         await self._db.execute(
-            "UPDATE clocks SET current_step = $2 + 1, responsible_unit_code = $3"
-            " WHERE dossier_code = $1",
+            "UPDATE clocks SET current_step = $2 + 1, responsible_unit_code = $3,"
+            " fault_unit_code = $4 WHERE dossier_code = $1",
             dossier_code,
             sequence,
-            next_unit_code,
+            responsible_unit_code,
+            fault_unit_code,
         )
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
@@ -288,9 +296,10 @@ class PostgresClockRepository(ClockRepository):
         )
 
     async def claim_step_overdue(self, now: datetime, limit: int) -> list[Detection]:
-        """The current step of a running clock, held beyond its step's due time."""
+        """The current step of a running clock, held beyond its step's due time: its unit is
+        at fault, unless an earlier one already is."""
         return await self._claim(
-            "UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
+            "WITH claimed AS (UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
             " WHERE c.dossier_code = s.dossier_code AND (s.dossier_code, s.sequence) IN ("
             "  SELECT s2.dossier_code, s2.sequence FROM step_clocks s2"
             "  JOIN clocks c2 ON c2.dossier_code = s2.dossier_code"
@@ -299,7 +308,10 @@ class PostgresClockRepository(ClockRepository):
             "  AND s2.due_at < c2.due_at"  # the last step's lateness is the dossier's overdue
             "  ORDER BY s2.due_at LIMIT $2 FOR UPDATE OF s2 SKIP LOCKED)"
             " RETURNING s.dossier_code, s.unit_code, s.due_at, c.submission_traceparent,"
-            " s.sequence AS step_sequence",
+            " s.sequence AS step_sequence),"
+            " fault AS (UPDATE clocks c SET fault_unit_code = claimed.unit_code FROM claimed"
+            "  WHERE c.dossier_code = claimed.dossier_code AND c.fault_unit_code IS NULL)"
+            " SELECT * FROM claimed",
             now,
             limit,
         )

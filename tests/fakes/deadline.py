@@ -31,6 +31,7 @@ class StoredClock:
     current_step: int = 1
     completed_at: datetime | None = None
     timeliness: str | None = None
+    fault_unit_code: str | None = None
 
 
 @dataclass
@@ -91,6 +92,7 @@ class InMemoryClockRepository(ClockRepository):
             current_step=stored.current_step,
             competent_unit_code=stored.competent_unit_code,
             submission_traceparent=stored.submission_traceparent,
+            fault_unit_code=stored.fault_unit_code,
         )
 
     async def open_steps(self, dossier_code: str) -> list[StepDue]:
@@ -130,12 +132,15 @@ class InMemoryClockRepository(ClockRepository):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
         step = self.steps[dossier_code][sequence]
         step.completed_at, step.timeliness = at, timeliness
         clock = self.clocks[dossier_code]
-        clock.current_step, clock.responsible_unit_code = sequence + 1, next_unit_code
+        clock.current_step, clock.responsible_unit_code = sequence + 1, responsible_unit_code
+        clock.fault_unit_code = fault_unit_code
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
         self.clocks[dossier_code].overdue_detected_at = at

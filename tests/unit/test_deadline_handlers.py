@@ -169,8 +169,28 @@ async def test_a_hand_off_closes_its_step_early_on_time_or_late(
         timeliness=verdict,
     )
     clock = await uow.clocks.lock(CODE)
-    assert (clock.current_step, clock.responsible_unit_code) == (2, POLICE)
+    # Police holds it now; a late step keeps its unit answerable for the dossier's lateness.
+    answerable = JUSTICE if verdict is Timeliness.LATE else POLICE
+    assert (clock.current_step, clock.responsible_unit_code) == (2, answerable)
     assert [s.sequence for s in await uow.clocks.open_steps(CODE)] == [2, 3]
+
+
+async def test_the_unit_whose_step_overran_first_answers_for_the_late_dossier(
+    deadlines: Deadlines, uow: InMemoryDeadlineUnitOfWork
+) -> None:
+    """Police overran step 2, Justice then finishes late too: the overdue and the apology are
+    Police's, not the holder's."""
+    steps = await started_and_routed(deadlines, uow)
+    first, second, _ = steps.steps
+    await deadlines.on_hand_off_recorded(hand_off(1, first.due_at), uow)
+    await deadlines.on_hand_off_recorded(hand_off(2, second.due_at + timedelta(hours=3)), uow)
+    assert (await uow.clocks.lock(CODE)).responsible_unit_code == POLICE
+    await deadlines.on_hand_off_recorded(hand_off(3, APPOINTMENT + timedelta(hours=1)), uow)
+
+    events = emitted(uow)
+    [overdue] = [e for e in events if isinstance(e, OverdueDetected)]
+    [done] = [e for e in events if isinstance(e, DossierCompleted)]
+    assert overdue.responsible_unit_code == done.responsible_unit_code == POLICE
 
 
 async def test_the_final_hand_off_completes_the_clock(
