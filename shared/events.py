@@ -488,8 +488,19 @@ class DossierCompleted(Event):
 # --- Notifier ---------------------------------------------------------------------------------
 
 
+class ApologyTimeliness(StrEnum):
+    """On time: signed by the unit's head no later than the due date (QĐ 5157/2016/QĐ-UBND
+    of HCMC; Nghị định 61/2018/NĐ-CP art. 19(3) as amended by 107/2021/NĐ-CP asks for it
+    before the due date). Late: the due date passed unsigned and the city issued it."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+
+
 class ApologyIssued(Event):
-    """The apology and request to extend (Mẫu 04) was issued and sent."""
+    """The apology and request to extend (Mẫu 04) was issued and sent: approved and signed by
+    the head of the unit at fault, or, when the due date came first, by the city on the unit's
+    behalf (late). `new_due_at` is the new return date: a deadline of its own."""
 
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.apology-issued.v1"
     TOPIC: ClassVar[Topic] = Topic.NOTIFIER
@@ -502,6 +513,10 @@ class ApologyIssued(Event):
     new_due_at: datetime
     issued_at: datetime
     delivered_by: str
+    timeliness: ApologyTimeliness = ApologyTimeliness.ON_TIME
+    on_behalf_of_city: bool = Field(
+        default=False, description="the unit did not sign by the due date: the city did"
+    )
 
 
 class AlertKind(StrEnum):
@@ -509,6 +524,7 @@ class AlertKind(StrEnum):
     OVERDUE = "overdue"
     STEP_OVERDUE = "step_overdue"
     LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
+    APOLOGY_ESCALATED = "apology_escalated"  # due date reached, no signed apology: city issues
 
 
 class AlertRaised(Event):
