@@ -475,6 +475,42 @@ class StepOverdueDetected(Event):
     detected_at: datetime
 
 
+class ReturnDatePromised(Event):
+    """The apology (Mẫu 04) promised the citizen a new return date: the deadline service
+    tracks it as a deadline of its own, with its own due-soon time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.return-date-promised.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str = Field(description="the unit at fault, which promised it")
+    original_due_at: datetime
+    promised_at: datetime = Field(description="the new return date")
+    due_soon_at: datetime
+
+
+class PromisedDateDueSoonDetected(Event):
+    """The new return date the apology promised is near (the same lead as the due date's)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.promised-date-due-soon.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str
+    promised_at: datetime
+    detected_at: datetime
+
+
+class PromiseBrokenDetected(Event):
+    """The new return date passed too, the dossier still not done: a broken promise, reported
+    apart from the first lateness."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.promise-broken.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str
+    promised_at: datetime
+    detected_at: datetime
+
+
 class DossierCompleted(Event):
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.completed.v1"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
@@ -525,6 +561,8 @@ class AlertKind(StrEnum):
     STEP_OVERDUE = "step_overdue"
     LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
     APOLOGY_ESCALATED = "apology_escalated"  # due date reached, no signed apology: city issues
+    PROMISED_DATE_DUE_SOON = "promised_date_due_soon"  # the apology's new date is near
+    PROMISE_BROKEN = "promise_broken"  # the apology's new date passed too
 
 
 class AlertRaised(Event):
@@ -567,6 +605,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OverdueDetected,
         StepOverdueDetected,
         DossierCompleted,
+        ReturnDatePromised,
+        PromisedDateDueSoonDetected,
+        PromiseBrokenDetected,
         ApologyObligationRecorded,
         ApologyIssued,
         AlertRaised,

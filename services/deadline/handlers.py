@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.deadline.domain import (
+    due_soon_time,
     resume,
     start_clock,
     step_due_times,
@@ -17,6 +18,7 @@ from services.deadline.repository import DeadlineUnitOfWorkPort
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
+    ApologyIssued,
     DossierClockPaused,
     DossierClockResumed,
     DossierCompleted,
@@ -29,6 +31,7 @@ from shared.events import (
     HandOffRecorded,
     OverdueDetected,
     ProcessingStopped,
+    ReturnDatePromised,
     StepClocksStarted,
     StepCompleted,
     StepDue,
@@ -153,6 +156,34 @@ class Deadlines:
                 timeliness=verdict,
             ),
             occurred_at=done_at,
+        )
+
+    async def on_apology_issued(self, event: ApologyIssued, uow: DeadlineUnitOfWorkPort) -> None:
+        """The apology's new return date becomes a deadline of its own, warned the same lead
+        before; set once, and only for a dossier still on the clock."""
+        clock = await uow.clocks.lock(event.dossier_code)
+        if clock.status not in ("running", "paused"):
+            return  # done, withdrawn, refused or stopped: nothing left to promise
+        calendar = self.calendars.of(event.unit_code)
+        due_soon_at = due_soon_time(
+            calendar.counting_start(event.issued_at), event.new_due_at, calendar, self.due_soon_lead
+        )
+        if not await uow.clocks.promise(
+            event.dossier_code,
+            unit_code=event.unit_code,
+            promised_at=event.new_due_at,
+            due_soon_at=due_soon_at,
+        ):
+            return
+        uow.emit(
+            ReturnDatePromised(
+                dossier_code=event.dossier_code,
+                unit_code=event.unit_code,
+                original_due_at=event.original_due_at,
+                promised_at=event.new_due_at,
+                due_soon_at=due_soon_at,
+            ),
+            occurred_at=self.clock(),
         )
 
     async def on_supplement_requested(

@@ -109,6 +109,12 @@ class ClockRepository(abc.ABC):
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None: ...
 
     @abc.abstractmethod
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        """The apology's new return date; False if one was recorded already (set once)."""
+
+    @abc.abstractmethod
     async def finish(
         self, dossier_code: str, status: str, at: datetime, timeliness: str | None
     ) -> None: ...
@@ -165,7 +171,8 @@ class PostgresClockRepository(ClockRepository):
         clock = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
             " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
-            " overdue_detected_at, completed_at, timeliness, fault_unit_code FROM clocks"
+            " overdue_detected_at, completed_at, timeliness, fault_unit_code, promised_at,"
+            " promise_unit_code, promise_due_soon_at, promise_broken_at FROM clocks"
             " WHERE dossier_code = $1",
             dossier_code,
         )
@@ -252,6 +259,44 @@ class PostgresClockRepository(ClockRepository):
             sequence,
             responsible_unit_code,
             fault_unit_code,
+        )
+
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        status: str = await self._db.execute(
+            "UPDATE clocks SET promised_at = $2, promise_unit_code = $3, promise_due_soon_at = $4"
+            " WHERE dossier_code = $1 AND promised_at IS NULL",
+            dossier_code,
+            promised_at,
+            unit_code,
+            due_soon_at,
+        )
+        return status == "UPDATE 1"
+
+    async def claim_promise_due_soon(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET promise_due_soon_detected_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND promised_at IS NOT NULL AND promise_due_soon_detected_at IS NULL"
+            " AND promise_due_soon_at <= $1 AND promised_at >= $1"
+            " ORDER BY promise_due_soon_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def claim_promise_broken(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET promise_broken_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND promise_broken_at IS NULL AND promised_at < $1"
+            " ORDER BY promised_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
         )
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:

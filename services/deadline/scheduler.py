@@ -13,7 +13,14 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 
 from services.deadline.repository import DeadlineUnitOfWork, Detection
-from shared.events import DueSoonDetected, Event, OverdueDetected, StepOverdueDetected
+from shared.events import (
+    DueSoonDetected,
+    Event,
+    OverdueDetected,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
+    StepOverdueDetected,
+)
 from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
 from shared.telemetry import DossierAttribute, links_to
@@ -55,6 +62,8 @@ class LatenessScheduler:
             (lambda uow: uow.clocks.claim_due_soon(now, BATCH), _due_soon),
             (lambda uow: uow.clocks.claim_overdue(now, BATCH), _overdue),
             (lambda uow: uow.clocks.claim_step_overdue(now, BATCH), _step_overdue),
+            (lambda uow: uow.clocks.claim_promise_due_soon(now, BATCH), _promise_due_soon),
+            (lambda uow: uow.clocks.claim_promise_broken(now, BATCH), _promise_broken),
         ):
             while batch := await self._detect(claim, build, now):
                 found += batch
@@ -111,5 +120,23 @@ def _step_overdue(detection: Detection, now: datetime) -> Event:
         step_sequence=detection.step_sequence,
         unit_code=detection.unit_code,
         step_due_at=detection.due_at,
+        detected_at=now,
+    )
+
+
+def _promise_due_soon(detection: Detection, now: datetime) -> Event:
+    return PromisedDateDueSoonDetected(
+        dossier_code=detection.dossier_code,
+        unit_code=detection.unit_code,
+        promised_at=detection.due_at,
+        detected_at=now,
+    )
+
+
+def _promise_broken(detection: Detection, now: datetime) -> Event:
+    return PromiseBrokenDetected(
+        dossier_code=detection.dossier_code,
+        unit_code=detection.unit_code,
+        promised_at=detection.due_at,
         detected_at=now,
     )

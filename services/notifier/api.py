@@ -248,8 +248,8 @@ def build_apology_drafts_router(
                 _of_unit(reader, found.unit_code, code)
             return await view(uow, code)
 
-    @router.put(
-        "/apologies/{code}/draft",
+    @router.put(  # a path of its own: one method per path keeps a 405's Allow header exact
+        "/apologies/{code}/draft/content",
         response_model=DraftView,
         responses=DRAFT_RESPONSES,
         summary="Enter the reason and the new return date (an officer or the head of the unit)",

@@ -45,6 +45,8 @@ from shared.events import (
     ExtensionRequested,
     OverdueDetected,
     ProcessingStopped,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
 )
@@ -138,6 +140,19 @@ class Notifier:
         if draft is not None and draft.new_due_at is not None and draft.new_due_at > now:
             new_due_at = draft.new_due_at  # what the unit chose, if still ahead
         await self._issue(uow, code, unit, event.due_at, reason, new_due_at, on_behalf_of_city=True)
+
+    async def on_promised_date_due_soon(
+        self, event: PromisedDateDueSoonDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        await self._alert(
+            uow, event.dossier_code, AlertKind.PROMISED_DATE_DUE_SOON, event.unit_code
+        )
+
+    async def on_promise_broken(
+        self, event: PromiseBrokenDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """The new return date passed too: reported apart from the first lateness."""
+        await self._alert(uow, event.dossier_code, AlertKind.PROMISE_BROKEN, event.unit_code)
 
     async def on_step_overdue(
         self, event: StepOverdueDetected, uow: NotifierUnitOfWorkPort

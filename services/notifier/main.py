@@ -32,6 +32,8 @@ from shared.events import (
     ExtensionRequested,
     OverdueDetected,
     ProcessingStopped,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
     Topic,
@@ -101,6 +103,8 @@ def create_app(
             DueSoonDetected: notifier.on_due_soon,
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
+            PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
+            PromiseBrokenDetected: notifier.on_promise_broken,
             DossierReceived: notifier.on_dossier_received,
             DossierReceivedV1: notifier.on_dossier_received,  # received before v2
             ApplicantDetailsRecorded: notifier.on_applicant_recorded,

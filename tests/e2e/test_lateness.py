@@ -22,6 +22,7 @@ from pyhanko_certvalidator import ValidationContext
 from deploy.local import kafka_access
 from deploy.local.signing import SIGNING_DIR
 from shared.calendar import HCMC, WorkingCalendar
+from shared.catalog import load_catalog
 from shared.clock import SimulatedClock
 from shared.events import PUBLIC_TOPICS, RESTRICTED_READERS, dead_letter_topic
 from shared.logs import TraceContextFilter, json_formatter
@@ -226,12 +227,13 @@ async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises
     assert any("hand-offs" in name for name in linked), linked
 
 
-async def test_a_unit_that_signs_in_time_gets_an_on_time_apology_signed_with_its_certificate(
+async def test_a_unit_that_signs_in_time_gets_an_on_time_apology_and_its_new_date_is_tracked(
     system: System,
 ) -> None:
     """At due-soon the unit's officer enters the reason and a new date within the limit, its
     head approves: the letter is issued before the due date, signed (PAdES) with the unit's
-    certificate of the local CA, and sent to the citizen."""
+    certificate of the local CA, and sent to the citizen. The new date is then a deadline of
+    its own: alerted when near, and when missed too, a broken promise."""
     clock = clock_of(system)
     clock.set(_next_morning(clock))
     async with system.client("intake", counter_of(DESK)) as client:
@@ -250,17 +252,17 @@ async def test_a_unit_that_signs_in_time_gets_an_on_time_apology_signed_with_its
     content = {"reason": "Cần xác minh thực địa thửa đất", "new_due_at": ""}
     async with system.client("notifier", officer_of(DESK)) as client:  # another unit
         content["new_due_at"] = (due + timedelta(days=1)).isoformat()
-        other = await client.put(f"/v1/apologies/{code}/draft", json=content)
+        other = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
     assert other.status_code == 403 and unit in other.json()["message"]
     async with system.client("notifier", officer_of(unit)) as client:
         content["new_due_at"] = (latest + timedelta(hours=1)).isoformat()
-        too_late = await client.put(f"/v1/apologies/{code}/draft", json=content)
+        too_late = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
         assert too_late.status_code == 422, too_late.text
         early = await client.post(f"/v1/apologies/{code}/draft/approval")
         assert early.status_code == 403 and "unit-head" in early.json()["message"]  # officer
         new_date = due + timedelta(days=1)
         content["new_due_at"] = new_date.isoformat()
-        filled = await client.put(f"/v1/apologies/{code}/draft", json=content)
+        filled = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
         assert filled.status_code == 200, filled.text
         assert filled.json()["state"] == "filled"
     clock.advance(timedelta(hours=1))
@@ -276,15 +278,41 @@ async def test_a_unit_that_signs_in_time_gets_an_on_time_apology_signed_with_its
     [letter] = system.mailbox.to(APPLICANT["email"], code)
     [attachment] = list(letter.iter_attachments())
     assert await _signer_of(attachment.get_content()) == _certificate(unit)
-    # The due date then brings the overdue alert, but no escalation and no second letter.
+    # The new date is a deadline of its own, on the dossier's clock.
+    promised = await eventually(
+        lambda: _when(_clock(system, code), lambda c: c["promised_at"] is not None),
+        what="the new date tracked",
+    )
+    assert _parse(promised["promised_at"]) == new_date
+    assert promised["promise_unit_code"] == unit
+    # The due date brings the overdue alert, but no escalation and no second letter.
     clock.set(due + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "overdue"), what="overdue")
     await eventually(lambda: _mails_to(system, OPERATOR, code, 2), what="due-soon, overdue alerts")
-    async with system.client("intake", OPERATOR_USER) as client:
-        events = (await client.get(f"/v1/dossiers/{code}/timeline")).json()["events"]
-    assert [e["event_type"] for e in events].count(
-        next(e["event_type"] for e in events if "apology-issued" in e["event_type"])
-    ) == 1
+    # Near the new date: an alert; past it, still not done: a broken promise, alerted apart.
+    clock.set(_parse(promised["promise_due_soon_at"]) + timedelta(minutes=1))
+    await eventually(lambda: _alerted(system, code, "promised_date_due_soon"), what="new date near")
+    clock.set(new_date + timedelta(minutes=1))
+    history = await eventually(
+        lambda: _alerted(system, code, "promise_broken"), what="promise broken alert"
+    )
+    ours = Counter(kinds(history))
+    assert ours["apology-issued"] == ours["return-date-promised"] == 1, ours
+    assert ours["promised-date-due-soon"] == ours["promise-broken"] == 1, ours
+    assert ours["overdue"] == 1
+    assert_before(history, "apology-issued", "return-date-promised")
+    assert_before(history, "return-date-promised", "promise-broken")
+    alerts = [
+        json.loads(r.value)["kind"] for r in history if "alert-raised" in r.headers["ce_type"]
+    ]
+    expected = ["due_soon", "overdue", "promised_date_due_soon", "promise_broken"]
+    assert [kind for kind in alerts if kind != "step_overdue"] == expected, alerts
+    await eventually(
+        lambda: _mails_to(system, OPERATOR, code, len(alerts)), what="every alert by e-mail"
+    )
+    assert len(system.mailbox.to(_head_email(system.apps["notifier"], unit), code)) == len(alerts)
+    [issued] = [r for r in history if "apology-issued" in r.headers["ce_type"]]
+    assert json.loads(issued.value)["timeliness"] == "on_time"
 
 
 async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
@@ -417,6 +445,31 @@ async def _signer_of(pdf: bytes) -> bytes:
 def _certificate(signer: str) -> bytes:
     der: bytes = load_cert_from_pemder(str(SIGNING_DIR / "signers" / signer / "cert.pem")).dump()
     return der
+
+
+async def _alerted(system: System, code: str, kind: str) -> list[Any] | None:
+    """The dossier's history on the public topics, once it holds an alert of `kind`."""
+    records = await read_to_end(
+        system_kafka(system), [namespace_of(system) + t for t in PUBLIC_TOPICS]
+    )
+    history = causal_history([r for r in records if r.key == code])
+    for record in history:
+        if "alert-raised" in record.headers["ce_type"]:
+            if json.loads(record.value)["kind"] == kind:
+                return history
+    return None
+
+
+async def _clock(system: System, code: str) -> dict[str, Any]:
+    async with system.client("deadline", OPERATOR_USER) as client:
+        found: dict[str, Any] = (await client.get(f"/v1/clocks/{code}")).json()
+    return found
+
+
+def _head_email(notifier: Any, unit_code: str) -> str:
+    unit = load_catalog(notifier.state.runtime.settings.catalog_path).unit(unit_code)
+    assert unit is not None
+    return unit.head_email
 
 
 async def _has(system: System, code: str, kind: str) -> bool:

@@ -32,6 +32,9 @@ class StoredClock:
     completed_at: datetime | None = None
     timeliness: str | None = None
     fault_unit_code: str | None = None
+    promised_at: datetime | None = None
+    promise_unit_code: str | None = None
+    promise_due_soon_at: datetime | None = None
 
 
 @dataclass
@@ -141,6 +144,16 @@ class InMemoryClockRepository(ClockRepository):
         clock = self.clocks[dossier_code]
         clock.current_step, clock.responsible_unit_code = sequence + 1, responsible_unit_code
         clock.fault_unit_code = fault_unit_code
+
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        clock = self.clocks[dossier_code]
+        if clock.promised_at is not None:
+            return False
+        clock.promised_at, clock.promise_unit_code = promised_at, unit_code
+        clock.promise_due_soon_at = due_soon_at
+        return True
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
         self.clocks[dossier_code].overdue_detected_at = at

@@ -27,6 +27,8 @@ from shared.events import (
     Event,
     ExtensionRequested,
     OverdueDetected,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     StepOverdueDetected,
 )
 from shared.messaging.parking import PrerequisiteMissing
@@ -328,3 +330,26 @@ async def test_alerts_are_raised_once_per_dossier_kind_and_step(
         (CODE, AlertKind.STEP_OVERDUE.value, 1),
         (CODE, AlertKind.STEP_OVERDUE.value, 2),
     ]
+
+
+async def test_the_promised_date_alerts_when_near_and_when_broken_each_once(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    promised = DUE + timedelta(days=2)
+    near = PromisedDateDueSoonDetected(
+        dossier_code=CODE, unit_code=POLICE, promised_at=promised, detected_at=NOW
+    )
+    broken = PromiseBrokenDetected(
+        dossier_code=CODE, unit_code=POLICE, promised_at=promised, detected_at=promised
+    )
+    await notifier.on_promised_date_due_soon(near, uow)
+    await notifier.on_promised_date_due_soon(near, uow)
+    await notifier.on_promise_broken(broken, uow)
+    await notifier.on_promise_broken(broken, uow)
+
+    alerts = [e for e in emitted(uow) if isinstance(e, AlertRaised)]
+    assert [(a.kind, a.unit_code) for a in alerts] == [
+        (AlertKind.PROMISED_DATE_DUE_SOON, POLICE),
+        (AlertKind.PROMISE_BROKEN, POLICE),
+    ]
+    assert alerts[1].recipients == ("giamdoc.catp@tphcm.gov.vn", OPERATOR)
