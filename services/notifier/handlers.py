@@ -128,10 +128,10 @@ class Notifier:
         operators are alerted and the city issues it on the unit's behalf, late."""
         code, unit = event.dossier_code, event.responsible_unit_code
         await self._alert(uow, code, AlertKind.OVERDUE, unit)
+        draft = await uow.notices.draft(code)  # locked first, as the head's approval does
         if await uow.notices.has_apology(code):
             return
         await self._alert(uow, code, AlertKind.APOLOGY_ESCALATED, unit)
-        draft = await uow.notices.draft(code)
         now = self.clock()
         new_due_at = new_appointment(self.calendars.of(unit), event.due_at, now, self.extension)
         reason = DEFAULT_REASON
