@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 UnitCode = Annotated[str, Field(pattern=r"^[0-9A-Z.]{3,32}$")]
 Text = Annotated[str, Field(min_length=1)]
@@ -26,6 +26,13 @@ class TimeUnit(StrEnum):
     WORKING_DAYS = "working_days"
     CALENDAR_DAYS = "calendar_days"
     WORKING_HOURS = "working_hours"
+
+
+class SharesSource(StrEnum):
+    """Where a process's step shares come from."""
+
+    PUBLISHED = "published"  # the unit's published internal process (quy trình nội bộ)
+    ASSUMED = "assumed"  # our own split of the legal time, to be replaced by the published one
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,15 @@ class Procedure(_Frozen):
     agency: UnitCode = Field(description="the competent unit, which answers for the result")
     processing_time: ProcessingTime
     same_day_cutoff: time | None = None
+    legal_source: Text = Field(
+        description="the decision that announced the procedure or the law that sets its time"
+    )
+    verified: StrictBool = Field(
+        description="true only if the legal source was read and says what the catalog says"
+    )
+    shares_source: SharesSource | None = Field(
+        default=None, description="required when the process has more than one step"
+    )
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @property
@@ -159,6 +175,15 @@ class Procedure(_Frozen):
         total = sum(step.share for step in self.steps)
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"procedure {self.code}: step shares add up to {total:g}, not 1")
+        return self
+
+    @model_validator(mode="after")
+    def _shares_of_several_steps_name_their_source(self) -> Procedure:
+        if len(self.steps) > 1 and self.shares_source is None:
+            raise ValueError(
+                f"procedure {self.code}: a process of {len(self.steps)} steps needs"
+                " shares_source ('published' or 'assumed')"
+            )
         return self
 
     @model_validator(mode="after")

@@ -409,6 +409,9 @@ class DossierClockPaused(Event):
 
     paused_at: datetime
     cause: str
+    supplement_due_at: datetime | None = Field(
+        default=None, description="a supplement pause: by when the citizen must supply it"
+    )
 
 
 class DossierClockResumed(Event):
@@ -511,6 +514,20 @@ class PromiseBrokenDetected(Event):
     detected_at: datetime
 
 
+class SupplementDeadlineMissed(Event):
+    """The time the citizen had to supplement the dossier (Mẫu 02) passed with nothing
+    received, detected at that moment. `refusal_proposed`: the configured policy proposes that
+    the holding unit refuse the dossier (Mẫu 03); otherwise the unit is only alerted."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.supplement-deadline-missed.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str = Field(description="the unit that requested the supplement")
+    supplement_due_at: datetime
+    detected_at: datetime
+    refusal_proposed: bool
+
+
 class DossierCompleted(Event):
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.completed.v1"
     TOPIC: ClassVar[Topic] = Topic.DEADLINE
@@ -563,6 +580,8 @@ class AlertKind(StrEnum):
     APOLOGY_ESCALATED = "apology_escalated"  # due date reached, no signed apology: city issues
     PROMISED_DATE_DUE_SOON = "promised_date_due_soon"  # the apology's new date is near
     PROMISE_BROKEN = "promise_broken"  # the apology's new date passed too
+    SUPPLEMENT_MISSED = "supplement_missed"  # the citizen did not supplement in time
+    REFUSAL_PROPOSED = "refusal_proposed"  # ... and the policy proposes refusing the dossier
 
 
 class AlertRaised(Event):
@@ -604,6 +623,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DueSoonDetected,
         OverdueDetected,
         StepOverdueDetected,
+        SupplementDeadlineMissed,
         DossierCompleted,
         ReturnDatePromised,
         PromisedDateDueSoonDetected,

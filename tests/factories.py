@@ -39,8 +39,9 @@ def received_event(
     """A DossierReceived as intake would publish it, for tests that feed consumers directly."""
     fields: dict[str, Any] = {
         "dossier_code": code,
-        "procedure_code": "2.000488",
-        "procedure_name": "Cấp Phiếu lý lịch tư pháp",
+        # An inter-agency route through three steps: Sở Công Thương, Công an, Sở Công Thương.
+        "procedure_code": "2.000647",
+        "procedure_name": "Cấp Giấy chứng nhận cửa hàng đủ điều kiện bán lẻ xăng dầu",
         "receiving_unit_code": "000.00.00.H29",
         "channel": "counter",
         "documents": [{"kind": "Tờ khai", "form": "original", "count": 1}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shared.calendar import WorkingCalendar
 from shared.events import (
@@ -12,6 +13,7 @@ from shared.events import (
     DossierReceived,
     PlannedStep,
     StepDue,
+    SupplementDeadlineMissed,
     Timeliness,
 )
 
@@ -108,4 +110,33 @@ def resume(
         due_at=moved(due_at),
         due_soon_at=moved(due_soon_at),
         step_due_at=tuple(moved(due) for due in step_due_at),
+    )
+
+
+class SupplementMissedPolicy(StrEnum):
+    """What follows a supplement deadline that passed with nothing received (a configurable
+    default, `alert`): the holding unit's head and the operators are alerted; `propose_refusal`
+    also proposes that the unit refuse the dossier (Mẫu 03), which only the unit can do."""
+
+    ALERT = "alert"
+    PROPOSE_REFUSAL = "propose_refusal"
+
+
+def supplement_missed(
+    *,
+    dossier_code: str,
+    unit_code: str,
+    supplement_due_at: datetime,
+    now: datetime,
+    policy: SupplementMissedPolicy,
+) -> SupplementDeadlineMissed | None:
+    """Missed once the due time has passed (strictly, as a dossier becomes overdue)."""
+    if now <= supplement_due_at:
+        return None
+    return SupplementDeadlineMissed(
+        dossier_code=dossier_code,
+        unit_code=unit_code,
+        supplement_due_at=supplement_due_at,
+        detected_at=now,
+        refusal_proposed=policy is SupplementMissedPolicy.PROPOSE_REFUSAL,
     )

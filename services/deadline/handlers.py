@@ -189,7 +189,13 @@ class Deadlines:
     async def on_supplement_requested(
         self, event: SupplementRequested, uow: DeadlineUnitOfWorkPort
     ) -> None:
-        await self._pause(event.dossier_code, event.requested_at, "supplement", uow)
+        await self._pause(
+            event.dossier_code,
+            event.requested_at,
+            "supplement",
+            uow,
+            supplement_due_at=event.supplement_due_at,
+        )
 
     async def on_financial_obligation_requested(
         self, event: FinancialObligationRequested, uow: DeadlineUnitOfWorkPort
@@ -216,13 +222,24 @@ class Deadlines:
         await uow.clocks.finish(event.dossier_code, "closed", self.clock(), None)
 
     async def _pause(
-        self, code: str, at: datetime, cause: str, uow: DeadlineUnitOfWorkPort
+        self,
+        code: str,
+        at: datetime,
+        cause: str,
+        uow: DeadlineUnitOfWorkPort,
+        supplement_due_at: datetime | None = None,
     ) -> None:
         clock = await uow.clocks.lock(code)
         if clock.status != "running":
             return
-        await uow.clocks.pause(code, at, cause)
-        uow.emit(DossierClockPaused(dossier_code=code, paused_at=at, cause=cause), occurred_at=at)
+        # The supplement's due time is kept here, with the clock, so the scheduler enforces it.
+        await uow.clocks.pause(code, at, cause, supplement_due_at)
+        uow.emit(
+            DossierClockPaused(
+                dossier_code=code, paused_at=at, cause=cause, supplement_due_at=supplement_due_at
+            ),
+            occurred_at=at,
+        )
 
     async def _resume(self, code: str, at: datetime, uow: DeadlineUnitOfWorkPort) -> None:
         clock = await uow.clocks.lock(code)

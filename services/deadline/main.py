@@ -89,6 +89,7 @@ def create_app(
         clock,
         runtime.telemetry.tracer("onestop.deadline"),
         interval=settings.lateness_scan_interval_seconds,
+        supplement_policy=settings.supplement_missed_policy,
     )
     runtime.run_in_background(scheduler.run)
     runtime.enforce_retention(clock)  # no personal data here: outbox and inbox only

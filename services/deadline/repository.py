@@ -73,7 +73,13 @@ class ClockRepository(abc.ABC):
         """The steps not completed yet, in order."""
 
     @abc.abstractmethod
-    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None: ...
+    async def pause(
+        self,
+        dossier_code: str,
+        at: datetime,
+        cause: str,
+        supplement_due_at: datetime | None = None,
+    ) -> None: ...
 
     @abc.abstractmethod
     async def resume(
@@ -171,9 +177,9 @@ class PostgresClockRepository(ClockRepository):
         clock = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
             " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
-            " overdue_detected_at, completed_at, timeliness, fault_unit_code, promised_at,"
-            " promise_unit_code, promise_due_soon_at, promise_broken_at FROM clocks"
-            " WHERE dossier_code = $1",
+            " overdue_detected_at, completed_at, timeliness, supplement_due_at,"
+            " supplement_missed_at, fault_unit_code, promised_at, promise_unit_code,"
+            " promise_due_soon_at, promise_broken_at FROM clocks WHERE dossier_code = $1",
             dossier_code,
         )
         if clock is None:
@@ -193,13 +199,20 @@ class PostgresClockRepository(ClockRepository):
         )
         return [StepDue(**dict(row)) for row in rows]
 
-    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
+    async def pause(
+        self,
+        dossier_code: str,
+        at: datetime,
+        cause: str,
+        supplement_due_at: datetime | None = None,
+    ) -> None:
         await self._db.execute(
-            "UPDATE clocks SET status = 'paused', paused_at = $2, pause_cause = $3"
-            " WHERE dossier_code = $1",
+            "UPDATE clocks SET status = 'paused', paused_at = $2, pause_cause = $3,"
+            " supplement_due_at = $4, supplement_missed_at = NULL WHERE dossier_code = $1",
             dossier_code,
             at,
             cause,
+            supplement_due_at,
         )
 
     async def resume(
@@ -213,7 +226,7 @@ class PostgresClockRepository(ClockRepository):
     ) -> None:
         await self._db.execute(
             "UPDATE clocks SET status = 'running', paused_at = NULL, pause_cause = NULL,"
-            " due_at = $2, due_soon_at = $3,"
+            " supplement_due_at = NULL, due_at = $2, due_soon_at = $3,"
             " paused_working_seconds = paused_working_seconds + $4 WHERE dossier_code = $1",
             dossier_code,
             due_at,
@@ -357,6 +370,20 @@ class PostgresClockRepository(ClockRepository):
             " fault AS (UPDATE clocks c SET fault_unit_code = claimed.unit_code FROM claimed"
             "  WHERE c.dossier_code = claimed.dossier_code AND c.fault_unit_code IS NULL)"
             " SELECT * FROM claimed",
+            now,
+            limit,
+        )
+
+    async def claim_supplement_missed(self, now: datetime, limit: int) -> list[Detection]:
+        """A clock paused for a supplement whose due time has passed, not yet seen missed;
+        `due_at` of the detection is the supplement's due time."""
+        return await self._claim(
+            "UPDATE clocks SET supplement_missed_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'paused'"
+            " AND supplement_missed_at IS NULL AND supplement_due_at < $1"
+            " ORDER BY supplement_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, responsible_unit_code AS unit_code,"
+            " supplement_due_at AS due_at, submission_traceparent, NULL::integer AS step_sequence",
             now,
             limit,
         )

@@ -12,6 +12,7 @@ from datetime import datetime
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 
+from services.deadline.domain import SupplementMissedPolicy, supplement_missed
 from services.deadline.repository import DeadlineUnitOfWork, Detection
 from shared.events import (
     DueSoonDetected,
@@ -36,11 +37,13 @@ class LatenessScheduler:
         clock: Callable[[], datetime],
         tracer: Tracer,
         interval: float = 1.0,
+        supplement_policy: SupplementMissedPolicy = SupplementMissedPolicy.ALERT,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._tracer = tracer
         self._interval = interval
+        self._supplement_policy = supplement_policy
 
     async def run(self) -> None:
         while True:
@@ -64,6 +67,7 @@ class LatenessScheduler:
             (lambda uow: uow.clocks.claim_step_overdue(now, BATCH), _step_overdue),
             (lambda uow: uow.clocks.claim_promise_due_soon(now, BATCH), _promise_due_soon),
             (lambda uow: uow.clocks.claim_promise_broken(now, BATCH), _promise_broken),
+            (lambda uow: uow.clocks.claim_supplement_missed(now, BATCH), self._supplement_missed),
         ):
             while batch := await self._detect(claim, build, now):
                 found += batch
@@ -93,6 +97,17 @@ class LatenessScheduler:
                     uow.emit(event, occurred_at=now)
             await uow.commit()
         return len(detections)
+
+    def _supplement_missed(self, detection: Detection, now: datetime) -> Event:
+        missed = supplement_missed(
+            dossier_code=detection.dossier_code,
+            unit_code=detection.unit_code,
+            supplement_due_at=detection.due_at,
+            now=now,
+            policy=self._supplement_policy,
+        )
+        assert missed is not None  # the claim took only due times before `now`
+        return missed
 
 
 def _due_soon(detection: Detection, now: datetime) -> Event:

@@ -334,6 +334,8 @@ def build_reports_router(reports: Reports, reader: DossierReader) -> APIRouter:
     @router.get(
         "/reports/indicators",
         summary="QĐ 766 progress indicators per unit, for a period (default: 30 days)",
+        description="As things stood at the period's end: events recorded later never change"
+        " a closed period's figures. Each figure is defined in the README.",
     )
     async def indicators(
         start: Annotated[Instant | None, PERIOD_START] = None,

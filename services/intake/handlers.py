@@ -44,6 +44,7 @@ from shared.events import (
     StepClocksStarted,
     StepCompleted,
     StepOverdueDetected,
+    SupplementDeadlineMissed,
 )
 from shared.messaging.consumer import Handler
 from shared.telemetry import (
@@ -194,14 +195,22 @@ async def on_step_clocks_started(event: StepClocksStarted, uow: IntakeUnitOfWork
 
 
 async def on_clock_paused(event: DossierClockPaused, uow: IntakeUnitOfWorkPort) -> None:
-    await uow.ledger.update(event.dossier_code, paused_since=event.paused_at)
+    await uow.ledger.update(
+        event.dossier_code,
+        paused_since=event.paused_at,
+        supplement_due_at=event.supplement_due_at,
+    )
     await uow.ledger.append(event, event.paused_at, None)
 
 
 async def on_clock_resumed(event: DossierClockResumed, uow: IntakeUnitOfWorkPort) -> None:
     code = event.dossier_code
     await uow.ledger.update(
-        code, paused_since=None, due_at=event.due_at, due_soon_at=event.due_soon_at
+        code,
+        paused_since=None,
+        supplement_due_at=None,
+        due_at=event.due_at,
+        due_soon_at=event.due_soon_at,
     )
     await uow.ledger.set_step_dues(code, [(s.sequence, s.due_at) for s in event.open_steps])
     await uow.ledger.append(event, event.resumed_at, None)
@@ -223,6 +232,11 @@ async def on_overdue(event: OverdueDetected, uow: IntakeUnitOfWorkPort) -> None:
 
 
 async def on_step_overdue(event: StepOverdueDetected, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.append(event, event.detected_at, event.unit_code)
+
+
+async def on_supplement_missed(event: SupplementDeadlineMissed, uow: IntakeUnitOfWorkPort) -> None:
+    await uow.ledger.update(event.dossier_code, supplement_missed_at=event.detected_at)
     await uow.ledger.append(event, event.detected_at, event.unit_code)
 
 
@@ -264,6 +278,7 @@ PROJECTIONS: dict[type[Event], Handler] = {
     DueSoonDetected: on_due_soon,
     OverdueDetected: on_overdue,
     StepOverdueDetected: on_step_overdue,
+    SupplementDeadlineMissed: on_supplement_missed,
     DossierCompleted: on_completed,
     ApologyObligationRecorded: on_apology_obligation_recorded,
     ApologyIssued: on_apology_issued,

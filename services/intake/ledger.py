@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.intake.domain import DossierState
+from services.intake.indicators import FINISHING_TYPES, DossierRecord, Fact, kind_of
 from shared.events import DossierStatus, Event, PlannedStep
 
 
@@ -172,43 +173,40 @@ class Ledger:
             )
         )
 
-    async def indicators(self, start: datetime, end: datetime) -> list[asyncpg.Record]:
-        """QĐ 766 progress indicators per competent unit for the period [start, end)."""
-        return list(
-            await self._db.fetch(
-                "SELECT coalesce(competent_unit_code, '(not yet routed)') AS unit_code,"
-                "  count(*) FILTER (WHERE received_at < $1 AND (completed_at IS NULL"
-                "   OR completed_at >= $1) AND (closed_at IS NULL OR closed_at >= $1))"
-                "   AS carried_over,"
-                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2) AS received,"
-                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
-                "   AND channel = 'counter') AS received_counter,"
-                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
-                "   AND channel = 'online') AS received_online,"
-                "  count(*) FILTER (WHERE received_at >= $1 AND received_at < $2"
-                "   AND channel = 'post') AS received_post,"
-                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
-                "   AND timeliness = 'early') AS done_early,"
-                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
-                "   AND timeliness = 'on_time') AS done_on_time,"
-                "  count(*) FILTER (WHERE completed_at >= $1 AND completed_at < $2"
-                "   AND timeliness = 'late') AS done_late,"
-                "  count(*) FILTER (WHERE received_at < $2 AND (completed_at IS NULL"
-                "   OR completed_at >= $2) AND (closed_at IS NULL OR closed_at >= $2)"
-                "   AND paused_since IS NULL AND due_at >= $2) AS in_progress_within_due,"
-                "  count(*) FILTER (WHERE received_at < $2 AND (completed_at IS NULL"
-                "   OR completed_at >= $2) AND (closed_at IS NULL OR closed_at >= $2)"
-                "   AND paused_since IS NULL AND due_at < $2) AS in_progress_past_due,"
-                "  count(*) FILTER (WHERE paused_since IS NOT NULL AND paused_since < $2"
-                "   AND completed_at IS NULL AND closed_at IS NULL) AS paused,"
-                "  count(*) FILTER (WHERE status IN (7) AND closed_at >= $1 AND closed_at < $2)"
-                "   AS withdrawn,"
-                "  count(*) FILTER (WHERE apology_issued_at >= $1 AND apology_issued_at < $2)"
-                "   AS apologies_issued,"
-                "  count(*) FILTER (WHERE (overdue_at < $2 OR (timeliness = 'late'"
-                "   AND completed_at < $2)) AND apology_issued_at IS NULL) AS late_without_apology"
-                " FROM dossiers GROUP BY 1 ORDER BY 1",
-                start,
-                end,
-            )
+    async def indicator_records(self, start: datetime, end: datetime) -> list[DossierRecord]:
+        """Each dossier the period [start, end) may count, with its events before `end`: all
+        but those finished before the period with nothing recorded in it."""
+        finishing = [t.TYPE for t in FINISHING_TYPES]
+        dossiers = await self._db.fetch(
+            "SELECT code, received_at, channel, appointment_at FROM dossiers d"
+            " WHERE received_at < $2 AND (received_at >= $1"
+            "  OR NOT EXISTS (SELECT 1 FROM timeline t WHERE t.dossier_code = d.code"
+            "   AND t.occurred_at < $1 AND t.event_type = ANY($3::text[]))"
+            "  OR EXISTS (SELECT 1 FROM timeline t WHERE t.dossier_code = d.code"
+            "   AND t.occurred_at >= $1 AND t.occurred_at < $2))",
+            start,
+            end,
+            finishing,
         )
+        codes = [row["code"] for row in dossiers]
+        facts: dict[str, list[Fact]] = {code: [] for code in codes}
+        for row in await self._db.fetch(
+            "SELECT dossier_code, occurred_at, event_type, details FROM timeline"
+            " WHERE dossier_code = ANY($1::text[]) AND occurred_at < $2"
+            " ORDER BY dossier_code, occurred_at, id",
+            codes,
+            end,
+        ):
+            facts[row["dossier_code"]].append(
+                Fact(row["occurred_at"], kind_of(row["event_type"]), row["details"])
+            )
+        return [
+            DossierRecord(
+                code=row["code"],
+                received_at=row["received_at"],
+                channel=row["channel"],
+                appointment_at=row["appointment_at"],
+                facts=tuple(facts[row["code"]]),
+            )
+            for row in dossiers
+        ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.intake import indicators
 from services.intake.repository import IntakeUnitOfWork
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
@@ -132,14 +133,22 @@ class Reports:
         }
 
     async def indicators(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """QĐ 766 indicators as they stood at the period's end (services/intake/indicators.py):
+        events recorded later never change a closed period's figures."""
         async with self.unit_of_work() as uow:
-            rows = await uow.ledger.indicators(start, end)
-        units = [{**dict(row), "unit_name": self._unit_name(row["unit_code"])} for row in rows]
-        numeric = [
-            key for key in (units[0] if units else {}) if key not in ("unit_code", "unit_name")
+            records = await uow.ledger.indicator_records(start, end)
+        computed = indicators.compute(records, start, end)
+        units = [
+            {"unit_code": code, "unit_name": self._unit_name(code), **figures}
+            for code, figures in computed.units.items()
         ]
-        totals = {key: sum(unit[key] for unit in units) for key in numeric}
-        return {"from": start, "to": end, "units": units, "total": totals}
+        return {
+            "from": start,
+            "to": end,
+            "units": units,
+            "total": computed.total,
+            "notes": list(indicators.NOTES),
+        }
 
     def _hours(self, start: datetime, end: datetime) -> float:
         return round(self.calendar.working_time_between(start, end).total_seconds() / 3600, 2)

@@ -198,6 +198,8 @@ def _deadline(row: asyncpg.Record) -> DeadlineOut | None:
         due_soon_at=row["due_soon_at"],
         paused_since=row["paused_since"],
         overdue_at=row["overdue_at"],
+        supplement_due_at=row["supplement_due_at"],
+        supplement_missed_at=row["supplement_missed_at"],
         completed_at=row["completed_at"],
         timeliness=row["timeliness"],
     )

@@ -129,6 +129,12 @@ class DeadlineOut(BaseModel):
     overdue_at: datetime | None
     completed_at: datetime | None
     timeliness: str | None
+    supplement_due_at: datetime | None = Field(
+        default=None, description="while the clock waits for a supplement: by when it is due"
+    )
+    supplement_missed_at: datetime | None = Field(
+        default=None, description="when the supplement's due time was seen to pass unmet"
+    )
 
 
 class NotifierOut(BaseModel):

@@ -26,10 +26,26 @@ import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from services.notifier.letters import ApologyLetter, letter_text
+from services.notifier.notices import (
+    CitizenNotice,
+    notice_attachment_name,
+    notice_subject,
+    notice_text,
+)
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# What goes to the applicant: the apology, or another of the unit's letters (notices.py).
+Letter = ApologyLetter | CitizenNotice
+
+
+def text_of(letter: Letter) -> str:
+    return notice_text(letter) if isinstance(letter, CitizenNotice) else letter_text(letter)
+
+
+def _what(letter: Letter) -> str:
+    return f"{letter.kind} notice" if isinstance(letter, CitizenNotice) else "apology letter"
 
 
 def _now() -> datetime:
@@ -136,7 +152,7 @@ class Channel(Protocol):
 
     async def send(
         self,
-        letter: ApologyLetter,
+        letter: Letter,
         *,
         html: str,
         pdf: bytes,
@@ -159,7 +175,7 @@ def _log_sent(receipt: DeliveryReceipt) -> None:
     )
 
 
-def _log_failed(letter: ApologyLetter, kind: ChannelKind, error: DeliveryError) -> None:
+def _log_failed(letter: Letter, kind: ChannelKind, error: DeliveryError) -> None:
     logger.warning(
         "apology letter not delivered: %s",
         error,
@@ -170,13 +186,17 @@ def _log_failed(letter: ApologyLetter, kind: ChannelKind, error: DeliveryError) 
 # --- e-mail ----------------------------------------------------------------------------------
 
 
-def email_subject(letter: ApologyLetter) -> str:
+def email_subject(letter: Letter) -> str:
+    if isinstance(letter, CitizenNotice):
+        return notice_subject(letter)
     return f"Văn bản xin lỗi về việc giải quyết hồ sơ {letter.dossier_code}"
 
 
-def attachment_name(letter: ApologyLetter) -> str:
+def attachment_name(letter: Letter) -> str:
     """`xin-loi-{code}.pdf`, with anything but letters, digits, dot, dash and underscore
     replaced so that the name is safe in a MIME header and on any file system."""
+    if isinstance(letter, CitizenNotice):
+        return notice_attachment_name(letter)
     return "xin-loi-" + re.sub(r"[^A-Za-z0-9._-]", "-", letter.dossier_code) + ".pdf"
 
 
@@ -205,7 +225,7 @@ def build_alert_email(
 
 
 def build_email(
-    letter: ApologyLetter,
+    letter: Letter,
     *,
     html: str,
     pdf: bytes,
@@ -221,10 +241,10 @@ def build_email(
     message["To"] = recipient.address
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = message_id or new_message_id(sender)
-    plain = (
-        f"Kính gửi: Ông/Bà {letter.addressee.full_name}\n\n"
-        f"{letter_text(letter)}\n\n"
-        "Văn bản xin lỗi được gửi kèm theo thư này (tệp PDF).\n"
+    plain = f"Kính gửi: Ông/Bà {letter.addressee.full_name}\n\n{text_of(letter)}\n\n" + (
+        f"{letter.title} được gửi kèm theo thư này (tệp PDF).\n"
+        if isinstance(letter, CitizenNotice)
+        else "Văn bản xin lỗi được gửi kèm theo thư này (tệp PDF).\n"
     )
     message.set_content(plain, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
@@ -273,7 +293,7 @@ class SmtpChannel:
 
     async def send(
         self,
-        letter: ApologyLetter,
+        letter: Letter,
         *,
         html: str,
         pdf: bytes,
@@ -297,7 +317,8 @@ class SmtpChannel:
             await self._transmit(message)
         except DeliveryError as error:
             failure = DeliveryError(
-                f"SMTP delivery of the apology for dossier {letter.dossier_code} failed: {error}",
+                f"SMTP delivery of the {_what(letter)} for dossier {letter.dossier_code} failed:"
+                f" {error}",
                 dossier_code=letter.dossier_code,
                 channel=ChannelKind.EMAIL,
                 permanent=error.permanent,
@@ -381,7 +402,7 @@ class SmtpChannel:
 # --- SMS and Zalo through the messaging gateway ----------------------------------------------
 
 
-def idempotency_key(letter: ApologyLetter, kind: ChannelKind) -> str:
+def idempotency_key(letter: Letter, kind: ChannelKind) -> str:
     """The same letter to the same channel kind gives the same key, so that the gateway can
     drop a retried request; it is a hash and carries no personal data."""
     material = f"{letter.dossier_code}\n{letter.number}\n{kind}".encode()
@@ -413,17 +434,17 @@ class WebhookChannel:
     def __repr__(self) -> str:
         return f"WebhookChannel(url={self.url!r})"
 
-    def payload(self, letter: ApologyLetter, recipient: Recipient) -> dict[str, str]:
+    def payload(self, letter: Letter, recipient: Recipient) -> dict[str, str]:
         return {
             "channel": str(recipient.kind),
             "to": recipient.address,
-            "text": letter_text(letter),
+            "text": text_of(letter),
             "dossier_code": letter.dossier_code,
         }
 
     async def send(
         self,
-        letter: ApologyLetter,
+        letter: Letter,
         *,
         html: str,
         pdf: bytes,

@@ -34,6 +34,7 @@ from services.notifier.channels import (
     new_message_id,
 )
 from services.notifier.letters import ApologyLetter
+from services.notifier.notices import CitizenNotice
 from services.notifier.repository import NotifierUnitOfWork, PendingAlert, PendingLetter
 from shared.events import AlertKind, AlertRaised
 from shared.messaging.loops import stop_if_cancelled
@@ -45,10 +46,18 @@ ALERT_SUBJECTS = {
     "overdue": "Cảnh báo: hồ sơ {code} đã quá hạn giải quyết",
     "step_overdue": "Cảnh báo: hồ sơ {code} bị giữ quá thời gian của bước xử lý",
     "letter_undeliverable": "Cảnh báo: văn bản xin lỗi về hồ sơ {code} không gửi được",
+    "supplement_missed": "Cảnh báo: hồ sơ {code} quá hạn bổ sung mà người dân chưa bổ sung",
+    "refusal_proposed": "Đề nghị từ chối: hồ sơ {code} quá hạn bổ sung mà người dân chưa bổ sung",
 }
 ALERT_ACTIONS = {
     "letter_undeliverable": (
         "Đề nghị liên hệ người dân và trao văn bản xin lỗi tại Bộ phận Một cửa."
+    ),
+    "supplement_missed": (
+        "Đề nghị đơn vị liên hệ người dân; đơn vị có thể từ chối giải quyết hồ sơ (Mẫu 03)."
+    ),
+    "refusal_proposed": (
+        "Đề nghị đơn vị đang giữ hồ sơ xem xét từ chối giải quyết hồ sơ (Mẫu 03)."
     ),
 }
 DEFAULT_ACTION = (
@@ -242,7 +251,11 @@ class Deliverer:
             recipient = Recipient(kind, address)
         except ValueError:
             raise Undeliverable(f"invalid {kind} address", permanent=True) from None
-        letter = ApologyLetter.model_validate(pending.letter)
+        letter: ApologyLetter | CitizenNotice = (
+            ApologyLetter.model_validate(pending.letter)
+            if pending.kind == "apology"
+            else CitizenNotice.model_validate(pending.letter)
+        )
         await channel.send(
             letter,
             html=pending.html,

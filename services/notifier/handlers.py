@@ -14,6 +14,7 @@ from opentelemetry.metrics import Counter
 
 from services.notifier.domain import (
     DEFAULT_REASON,
+    HEAD_FALLBACK,
     DraftClosed,
     DraftIncomplete,
     apology_obligation,
@@ -24,8 +25,15 @@ from services.notifier.domain import (
     new_appointment,
     open_draft,
 )
-from services.notifier.letters import render_html, render_pdf
-from services.notifier.repository import Draft, IssuedApology, NotifierUnitOfWorkPort
+from services.notifier.letters import Addressee, IssuingUnit, render_html, render_pdf
+from services.notifier.notices import (
+    CitizenNotice,
+    NoticeKind,
+    notice_number,
+    render_notice_html,
+    render_notice_pdf,
+)
+from services.notifier.repository import Draft, IssuedApology, IssuedNotice, NotifierUnitOfWorkPort
 from services.notifier.signing import CITY
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
@@ -37,6 +45,7 @@ from shared.events import (
     ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
+    DossierProcessed,
     DossierReceived,
     DossierReceivedV1,
     DossierRefused,
@@ -49,6 +58,8 @@ from shared.events import (
     PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
+    SupplementDeadlineMissed,
+    SupplementRequested,
 )
 
 DossierEnd = ResultReturned | DossierWithdrawn | DossierRefused | ProcessingStopped
@@ -102,6 +113,104 @@ class Notifier:
     async def on_dossier_ended(self, event: DossierEnd, uow: NotifierUnitOfWorkPort) -> None:
         """Returned, withdrawn, refused or stopped: the retention of personal data starts."""
         await uow.notices.dossier_ended(event.dossier_code, ended_at(event))
+
+    async def on_supplement_requested(
+        self, event: SupplementRequested, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """Mẫu 02: what is missing, why, and by when."""
+        await self._notify(
+            uow,
+            event.dossier_code,
+            NoticeKind.SUPPLEMENT_REQUEST,
+            event.unit_code,
+            key=str(event.request_number),
+            reason=event.reason,
+            missing_documents=event.missing_documents,
+            due_at=event.supplement_due_at,
+        )
+
+    async def on_dossier_refused(self, event: DossierRefused, uow: NotifierUnitOfWorkPort) -> None:
+        """Mẫu 03, with the reasons; the dossier has ended."""
+        await self._notify(
+            uow, event.dossier_code, NoticeKind.REFUSAL, event.unit_code, reason=event.reason
+        )
+        await self.on_dossier_ended(event, uow)
+
+    async def on_processing_stopped(
+        self, event: ProcessingStopped, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """Mẫu 05, with the reasons; the dossier has ended."""
+        await self._notify(
+            uow,
+            event.dossier_code,
+            NoticeKind.PROCESSING_STOPPED,
+            event.unit_code,
+            reason=event.reason,
+        )
+        await self.on_dossier_ended(event, uow)
+
+    async def on_dossier_processed(
+        self, event: DossierProcessed, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """The result is ready: the applicant may collect it at the desk."""
+        await self._notify(uow, event.dossier_code, NoticeKind.RESULT_READY, event.unit_code)
+
+    async def on_supplement_missed(
+        self, event: SupplementDeadlineMissed, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """The holding unit may refuse the dossier (POST /v1/dossiers/{code}/refusal)."""
+        kind = AlertKind.REFUSAL_PROPOSED if event.refusal_proposed else AlertKind.SUPPLEMENT_MISSED
+        await self._alert(uow, event.dossier_code, kind, event.unit_code)
+
+    async def _notify(
+        self,
+        uow: NotifierUnitOfWorkPort,
+        code: str,
+        kind: NoticeKind,
+        unit_code: str,
+        *,
+        key: str = "",
+        reason: str | None = None,
+        missing_documents: tuple[str, ...] = (),
+        due_at: datetime | None = None,
+    ) -> None:
+        addressee = await uow.notices.addressee(code)
+        now = self.clock()
+        year = now.astimezone(self.calendars.of(unit_code).tz).year
+        number = notice_number(
+            await uow.notices.next_letter_number(unit_code, year), unit_code, year, kind
+        )
+        unit = self.catalog.unit(unit_code)
+        notice = CitizenNotice(
+            kind=kind,
+            issuing_unit=IssuingUnit(code=unit_code, name=unit.name if unit else unit_code),
+            number=number,
+            issued_at=now,
+            addressee=Addressee(full_name=addressee.full_name, address=addressee.address),
+            dossier_code=code,
+            procedure_name=addressee.procedure_name,
+            received_at=addressee.received_at,
+            reason=reason,
+            missing_documents=missing_documents,
+            due_at=due_at,
+            signer_title=unit.head_title if unit else HEAD_FALLBACK,
+        )
+        await uow.notices.add_notice(
+            IssuedNotice(
+                dossier_code=code,
+                kind=kind.value,
+                notice_key=key,
+                letter_number=number,
+                unit_code=unit_code,
+                signer_title=notice.signer_title,
+                reason=reason or "",
+                issued_at=now,
+                channel=self._channel_for(addressee.email, addressee.phone),
+                letter=notice.model_dump(mode="json"),
+                html=render_notice_html(notice),
+                pdf=render_notice_pdf(notice),
+            )
+        )
 
     async def on_clock_started(
         self, event: DossierClockStarted, uow: NotifierUnitOfWorkPort

@@ -225,11 +225,11 @@ def _body(letter: ApologyLetter) -> list[list[Run]]:
     ]
 
 
-def _place_and_date(letter: ApologyLetter) -> str:
+def _place_and_date(letter: Any) -> str:
     return f"{letter.place}, {vietnamese_date(letter.issued_at)}"
 
 
-def _copies(letter: ApologyLetter) -> list[str]:
+def _copies(letter: Any) -> list[str]:
     last = len(letter.copies_to) - 1
     return [
         f"- {item.rstrip(';.')}{'.' if i == last else ';'}"
@@ -254,18 +254,28 @@ def _environment() -> jinja2.Environment:
 
 def render_html(letter: ApologyLetter) -> str:
     """A complete, printable A4 HTML document (UTF-8), every inserted value escaped."""
+    return render_document_html(
+        letter, title=TITLE, title_lines=TITLE_LINES, paragraphs=_body(letter)
+    )
+
+
+def render_document_html(
+    letter: Any, *, title: str, title_lines: tuple[str, ...], paragraphs: list[list[Run]]
+) -> str:
+    """Any letter of the unit to the applicant laid out as the apology is (Nghị định 30/2020):
+    `letter` has the apology's header, addressee and signature fields."""
     return (
         _environment()
         .get_template("apology_letter.html")
         .render(
             letter=letter,
-            title=TITLE,
-            title_lines=TITLE_LINES,
+            title=title,
+            title_lines=title_lines,
             motto_nation=MOTTO_NATION,
             motto=MOTTO,
             honorific=HONORIFIC,
             place_and_date=_place_and_date(letter),
-            paragraphs=_body(letter),
+            paragraphs=paragraphs,
             copies=_copies(letter),
         )
     )
@@ -370,8 +380,17 @@ class _Letter(FPDF):
 def render_pdf(letter: ApologyLetter) -> bytes:
     """The letter as an A4 PDF with the Spectral font embedded, so Vietnamese diacritics print
     the same everywhere. Deterministic: the same letter gives the same bytes."""
+    return render_document_pdf(
+        letter, title=TITLE, title_lines=TITLE_LINES, paragraphs=_body(letter)
+    )
+
+
+def render_document_pdf(
+    letter: Any, *, title: str, title_lines: tuple[str, ...], paragraphs: list[list[Run]]
+) -> bytes:
+    """Any letter of the unit to the applicant, as `render_pdf` lays out the apology."""
     pdf = _Letter()
-    pdf.set_title(TITLE)
+    pdf.set_title(title)
     pdf.set_subject(f"Hồ sơ {letter.dossier_code}")
     pdf.set_author(letter.issuing_unit.name)
     pdf.set_creator("onestop notifier")
@@ -408,7 +427,7 @@ def render_pdf(letter: ApologyLetter) -> bytes:
 
     # Title.
     pdf.set_y(max(left_bottom, right_bottom) + 8)
-    pdf.lines(pdf.l_margin, pdf.content_width, "\n".join(TITLE_LINES), style="B", size=14, height=7)
+    pdf.lines(pdf.l_margin, pdf.content_width, "\n".join(title_lines), style="B", size=14, height=7)
 
     # Addressee.
     pdf.set_y(pdf.get_y() + 5)
@@ -424,7 +443,7 @@ def render_pdf(letter: ApologyLetter) -> bytes:
 
     # Body, justified, first lines indented.
     with pdf.text_columns(text_align=Align.J, line_height=1.4) as columns:
-        for runs in _body(letter):
+        for runs in paragraphs:
             with columns.paragraph(first_line_indent=10, bottom_margin=2) as paragraph:
                 for run in runs:
                     pdf.set_font(_FONT, "B" if run.bold else "", 13)

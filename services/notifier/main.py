@@ -24,6 +24,7 @@ from shared.events import (
     ApplicantDetailsRecorded,
     DossierClockResumed,
     DossierClockStarted,
+    DossierProcessed,
     DossierReceived,
     DossierReceivedV1,
     DossierRefused,
@@ -36,6 +37,8 @@ from shared.events import (
     PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
+    SupplementDeadlineMissed,
+    SupplementRequested,
     Topic,
 )
 from shared.runtime import ServiceRuntime
@@ -105,14 +108,18 @@ def create_app(
             StepOverdueDetected: notifier.on_step_overdue,
             PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
             PromiseBrokenDetected: notifier.on_promise_broken,
+            SupplementDeadlineMissed: notifier.on_supplement_missed,
             DossierReceived: notifier.on_dossier_received,
             DossierReceivedV1: notifier.on_dossier_received,  # received before v2
             ApplicantDetailsRecorded: notifier.on_applicant_recorded,
             ExtensionRequested: notifier.on_extension_requested,
             ResultReturned: notifier.on_dossier_ended,
             DossierWithdrawn: notifier.on_dossier_ended,
-            DossierRefused: notifier.on_dossier_ended,
-            ProcessingStopped: notifier.on_dossier_ended,
+            # The applicant's letters: Mẫu 02, 03, 05 and the result ready for collection.
+            SupplementRequested: notifier.on_supplement_requested,
+            DossierProcessed: notifier.on_dossier_processed,
+            DossierRefused: notifier.on_dossier_refused,
+            ProcessingStopped: notifier.on_processing_stopped,
         },
         unit_of_work=unit_of_work,
     )

@@ -84,6 +84,24 @@ class IssuedApology:
 
 
 @dataclass(frozen=True)
+class IssuedNotice:
+    """Another of the unit's letters to the applicant (notices.py), to be delivered."""
+
+    dossier_code: str
+    kind: str
+    notice_key: str
+    letter_number: str
+    unit_code: str
+    signer_title: str
+    reason: str
+    issued_at: datetime
+    channel: str
+    letter: dict[str, Any]
+    html: str
+    pdf: bytes
+
+
+@dataclass(frozen=True)
 class PendingLetter:
     """A letter claimed for one send attempt. `resumed`: an earlier attempt was recorded but
     its outcome is unknown (the process stopped mid-send)."""
@@ -100,6 +118,7 @@ class PendingLetter:
     attempts: int
     message_id: str
     resumed: bool
+    kind: str = "apology"
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,10 @@ class NoticeRepository(abc.ABC):
     @abc.abstractmethod
     async def add_apology(self, apology: IssuedApology) -> None:
         """The letter, to be delivered; the obligation is marked issued."""
+
+    @abc.abstractmethod
+    async def add_notice(self, notice: IssuedNotice) -> bool:
+        """The letter, to be delivered; False when it was already issued."""
 
     @abc.abstractmethod
     async def add_alert(
@@ -273,7 +296,10 @@ class PostgresNoticeRepository(NoticeRepository):
 
     async def has_apology(self, dossier_code: str) -> bool:
         return bool(
-            await self._db.fetchval("SELECT 1 FROM apologies WHERE dossier_code = $1", dossier_code)
+            await self._db.fetchval(
+                "SELECT 1 FROM apologies WHERE dossier_code = $1 AND kind = 'apology'",
+                dossier_code,
+            )
         )
 
     async def add_draft(self, draft: Draft) -> bool:
@@ -334,10 +360,22 @@ class PostgresNoticeRepository(NoticeRepository):
             apology.issued_at,
         )
 
+    async def add_notice(self, notice: IssuedNotice) -> bool:
+        return bool(
+            await self._db.fetchval(
+                "INSERT INTO apologies (dossier_code, kind, notice_key, letter_number, unit_code,"
+                " signer_title, reason, issued_at, channel, letter, html, pdf)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                *astuple(notice),
+            )
+        )
+
     async def letter(self, dossier_code: str) -> asyncpg.Record | None:
         return await self._db.fetchrow(
             "SELECT dossier_code, letter_number, unit_code, issued_at, new_due_at, channel,"
-            " delivered_at, html, pdf FROM apologies WHERE dossier_code = $1",
+            " delivered_at, html, pdf FROM apologies WHERE dossier_code = $1"
+            " AND kind = 'apology'",
             dossier_code,
         )
 
@@ -373,7 +411,8 @@ class PostgresNoticeRepository(NoticeRepository):
         """The letter due first, leased until `now + lease`, its attempt recorded and its
         Message-ID set once. SKIP LOCKED: another instance takes the next one."""
         row = await self._db.fetchrow(
-            "WITH picked AS (SELECT dossier_code, attempt_started_at IS NOT NULL AS resumed"
+            "WITH picked AS (SELECT dossier_code, kind, notice_key,"
+            "  attempt_started_at IS NOT NULL AS resumed"
             "  FROM apologies WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
             "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, issued_at LIMIT 1"
             "  FOR UPDATE SKIP LOCKED)"
@@ -381,8 +420,9 @@ class PostgresNoticeRepository(NoticeRepository):
             "  attempt_id = gen_random_uuid(), attempt_started_at = $1,"
             "  delivery_attempts = a.delivery_attempts + 1,"
             "  message_id = COALESCE(a.message_id, $3)"
-            " FROM picked WHERE a.dossier_code = picked.dossier_code"
-            " RETURNING a.dossier_code, a.unit_code, a.channel, a.letter, a.html, a.pdf,"
+            " FROM picked WHERE (a.dossier_code, a.kind, a.notice_key)"
+            "  = (picked.dossier_code, picked.kind, picked.notice_key)"
+            " RETURNING a.dossier_code, a.kind, a.unit_code, a.channel, a.letter, a.html, a.pdf,"
             "  (SELECT email FROM addressees d WHERE d.dossier_code = a.dossier_code),"
             "  (SELECT phone FROM addressees d WHERE d.dossier_code = a.dossier_code),"
             "  a.attempt_id, a.delivery_attempts AS attempts, a.message_id, picked.resumed",

@@ -22,7 +22,7 @@ from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from shared.clock import system_clock
 from tests.apologies import sign_apology
-from tests.factories import submission
+from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, running_system
 from tests.users import OPERATOR_USER, counter_of, head_of, officer_of
 
@@ -233,6 +233,7 @@ async def test_reading_a_dossier_and_its_timeline(caller: Caller) -> None:
     async with caller.system.client("intake") as client:
         wrong = await client.get(f"/v1/dossiers/{code}", headers={"X-Lookup-PIN": "2" * 10})
     assert wrong.status_code == 404
+    await _walking_codes_yields_nothing(caller, code, pin)
 
 
 async def test_the_holding_units_commands(caller: Caller) -> None:
@@ -433,3 +434,20 @@ async def _actor_recorded(caller: Caller, code: str, user: str) -> None:
     subject = jwt.decode(await password_token(user), options={"verify_signature": False})["sub"]
     hand_off = actors["hand-off-requested"]["actor"]
     assert hand_off == {"subject": subject, "unit_code": HOLDER}
+
+
+async def _walking_codes_yields_nothing(caller: Caller, code: str, pin: str) -> None:
+    """Anonymous, the codes before and after one's own (sequential), without a PIN and with
+    one's own PIN: no answer holds any of the applicants' personal data."""
+    prefix, number = code.rsplit("-", 1)
+    neighbours = [f"{prefix}-{n:04d}" for n in range(max(1, int(number) - 5), int(number) + 6)]
+    async with caller.system.client("intake") as anonymous:
+        for other in neighbours:
+            for headers in ({}, {"X-Lookup-PIN": pin}):
+                if other == code and headers:
+                    continue  # one's own dossier, with one's own PIN
+                for path in (f"/v1/dossiers/{other}", f"/v1/dossiers/{other}/timeline"):
+                    response = await anonymous.get(path, headers=headers)
+                    assert response.status_code in (401, 404), (path, response.status_code)
+                    leaked = [v for v in APPLICANT.values() if v in response.text]
+                    assert not leaked, (path, "personal data in the answer")

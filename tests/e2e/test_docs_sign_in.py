@@ -8,20 +8,12 @@ import httpx
 from playwright.async_api import Locator, Page, async_playwright
 
 from deploy.local.stack import ROOT, Stack
+from tests.browser import chromium
 from tests.factories import submission
 from tests.users import bearer, counter_of
 
 DESK = "000.00.00.H29"
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 async def test_an_official_signs_in_on_the_docs_page_and_reads_a_dossier(stack: Stack) -> None:
@@ -33,9 +25,7 @@ async def test_an_official_signs_in_on_the_docs_page_and_reads_a_dossier(stack: 
     code = posted.json()["dossier_code"]
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
+        browser = await chromium(playwright)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             await page.goto(f"{stack.url('intake')}/docs")

@@ -52,7 +52,7 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
     """Read as the downstream principal, in a consumer group of its own namespace."""
     desk = await bearer(counter_of(DESK))
     async with httpx.AsyncClient(base_url=stack.url("intake"), headers=desk) as client:
-        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000647"))
         assert response.status_code == 201, response.text
         code = response.json()["dossier_code"]
 
@@ -93,15 +93,15 @@ async def test_a_posted_dossier_reaches_downstream_systems_as_cloudevents(
 
     assert view["status"] == {"code": 4, "name": "processing"}
     assert [s["unit_code"] for s in view["routing"]["steps"]] == [
-        "000.00.05.H29",
+        "000.00.10.H29",
         "000.20.01.H29",
-        "000.00.05.H29",
+        "000.00.10.H29",
     ]
-    assert view["routing"]["current_unit_code"] == "000.00.05.H29"
+    assert view["routing"]["current_unit_code"] == "000.00.10.H29"
     due = datetime.fromisoformat(view["deadline"]["due_at"])
     assert due == datetime.fromisoformat(view["receipt"]["appointment_at"])
     assert datetime.fromisoformat(view["routing"]["steps"][-1]["due_at"]) == due
-    assert view["notifier"]["signer_title"] == "Giám đốc Sở Tư pháp"
+    assert view["notifier"]["signer_title"] == "Giám đốc Sở Công Thương"
 
 
 async def test_concurrent_posts_get_distinct_consecutive_codes(stack: Stack) -> None:

@@ -35,9 +35,12 @@ from tests.system import OPERATOR, System, eventually, running_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, head_of, name_of, officer_of
 
-DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
+DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
+# Sở Công Thương, Công an, Sở Công Thương: a three-step inter-agency route.
+INTER_AGENCY = "2.000647"
 NONG_NGHIEP = "000.14.01.H29"
-HEAD_TU_PHAP, HEAD_CONG_AN = "giamdoc.stp@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+HEAD_CONG_THUONG, HEAD_CONG_AN = "giamdoc.sct@tphcm.gov.vn", "giamdoc.catp@tphcm.gov.vn"
+HEAD_NONG_NGHIEP = "giamdoc.vpdkdd@tphcm.gov.vn"
 LOGS = io.StringIO()  # every log line of the four services while the module runs, as JSON
 
 
@@ -90,41 +93,43 @@ async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises
     date its head and the operators are alerted and the city issues the letter, late."""
     clock = clock_of(system)
     async with system.client("intake", counter_of(DESK)) as client:
-        response = await client.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+        response = await client.post("/v1/dossiers", json=submission(procedure_code=INTER_AGENCY))
     assert response.status_code == 201, response.text
     code = response.json()["dossier_code"]
     routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
     steps = routed["routing"]["steps"]
-    assert [s["unit_code"] for s in steps] == [TU_PHAP, CONG_AN, TU_PHAP]
+    assert [s["unit_code"] for s in steps] == [CONG_THUONG, CONG_AN, CONG_THUONG]
     due = _parse(routed["deadline"]["due_at"])
 
-    # Step 1, Sở Tư pháp: on time.
+    # Step 1, Sở Công Thương: on time.
     clock.set(_parse(steps[0]["due_at"]) - timedelta(hours=1))
-    handed = await act(system, code, "hand-offs", officer_of(TU_PHAP), {"to_unit_code": CONG_AN})
+    to_police = {"to_unit_code": CONG_AN}
+    handed = await act(system, code, "hand-offs", officer_of(CONG_THUONG), to_police)
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 2), what="deadline at step 2")
 
     # Step 2, Công an: held past its step time -> an alert to its head.
     clock.set(_parse(steps[1]["due_at"]) + timedelta(minutes=30))
     await eventually(lambda: _mail_to(system, HEAD_CONG_AN, code), what="step alert to Công an")
-    handed = await act(system, code, "hand-offs", officer_of(CONG_AN), {"to_unit_code": TU_PHAP})
+    back = {"to_unit_code": CONG_THUONG}
+    handed = await act(system, code, "hand-offs", officer_of(CONG_AN), back)
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
 
     # One working day before the due time: due soon, and a draft for Công an, the unit at
-    # fault, although Sở Tư pháp holds the dossier; Công an ignores it.
+    # fault, although Sở Công Thương holds the dossier; Công an ignores it.
     clock.set(_parse(routed["deadline"]["due_soon_at"]) + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "due-soon"), what="due-soon")
     draft = await eventually(lambda: _draft(system, code, officer_of(CONG_AN)), what="draft")
     assert (draft["unit_code"], draft["state"]) == (CONG_AN, "open")
-    async with system.client("notifier", head_of(TU_PHAP)) as client:
+    async with system.client("notifier", head_of(CONG_THUONG)) as client:
         not_theirs = await client.post(f"/v1/apologies/{code}/draft/approval")
     assert not_theirs.status_code == 403 and CONG_AN in not_theirs.json()["message"]
     clock.set(due + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
     await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
     clock.advance(timedelta(hours=2))
-    done = await act(system, code, "result", officer_of(TU_PHAP))
+    done = await act(system, code, "result", officer_of(CONG_THUONG))
     assert done.status_code == 202, done.text
     await eventually(lambda: _has(system, code, "completed"), what="completion")
     await eventually(
@@ -132,7 +137,7 @@ async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises
     )
 
     # Exactly one apology, received by the SMTP server with its PDF, and available as PDF.
-    [letter] = system.mailbox.to(APPLICANT["email"], code)
+    [letter] = system.mailbox.to(APPLICANT["email"], f"xin lỗi về việc giải quyết hồ sơ {code}")
     assert code in str(letter["Subject"])
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
@@ -145,10 +150,10 @@ async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises
     # Signed with the city's certificate of the local CA, on Công an's behalf.
     assert await _signer_of(pdf) == _certificate("city")
     # Alerts, all to the head of Công an, the unit at fault (held step, due soon, overdue and
-    # the escalation), and to the operators; none to Sở Tư pháp, which only holds it.
+    # the escalation), and to the operators; none to Sở Công Thương, which only holds it.
     await eventually(lambda: _mails_to(system, OPERATOR, code, 4), what="four alerts to operators")
     assert len(system.mailbox.to(HEAD_CONG_AN, code)) == 4
-    assert len(system.mailbox.to(HEAD_TU_PHAP, code)) == 0
+    assert len(system.mailbox.to(HEAD_CONG_THUONG, code)) == 0
     assert len(system.mailbox.to(OPERATOR, code)) == 4
 
     # The events, each once, on the topics downstream systems read, ...
@@ -210,8 +215,8 @@ async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises
     assert cong_an["late"] >= 1
     cong_an_officer = await name_of(officer_of(CONG_AN))
     assert any(o["official"] == cong_an_officer for o in board["officials"])
-    tu_phap = next(u for u in indicators["units"] if u["unit_code"] == TU_PHAP)
-    assert tu_phap["done_late"] >= 1
+    cong_thuong = next(u for u in indicators["units"] if u["unit_code"] == CONG_THUONG)
+    assert cong_thuong["done_late"] >= 1
     assert indicators["total"]["late_without_apology"] == 0
 
     # Later events are traces of their own, linked back to the submission's trace.
@@ -384,6 +389,82 @@ async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
         {**request, "override_reason": "Hồ sơ bổ sung có giấy tờ mới phát sinh cần kiểm tra"},
     )
     assert overridden.status_code == 200, overridden.text
+
+
+async def test_a_missed_supplement_deadline_alerts_the_unit_which_refuses_and_mails_mau_03(
+    system: System,
+) -> None:
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake", counter_of(DESK)) as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
+    code = response.json()["dossier_code"]
+    await eventually(lambda: _planned(system, code), what="clock started")
+
+    # The request: the citizen gets Mẫu 02 by e-mail, a PDF saying what is missing and by when.
+    clock.advance(timedelta(hours=1))
+    request = {
+        "reason": "Thiếu bản sao hợp đồng chuyển nhượng có chứng thực",
+        "missing_documents": ["Hợp đồng chuyển nhượng (bản sao chứng thực)"],
+    }
+    asked = await act(system, code, "supplement-requests", officer_of(NONG_NGHIEP), request)
+    assert asked.status_code == 200, asked.text
+    subject = f"Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ {code}"
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], subject), what="Mẫu 02 mailed")
+    [mau_02] = system.mailbox.to(APPLICANT["email"], subject)
+    [attachment] = list(mau_02.iter_attachments())
+    assert attachment.get_filename() == f"yeu-cau-bo-sung-{code}.pdf"
+    assert attachment.get_content().startswith(b"%PDF")
+    plain = mau_02.get_body(("plain",))
+    assert plain is not None
+    assert "Hợp đồng chuyển nhượng (bản sao chứng thực)" in plain.get_content()
+    assert "Hạn bổ sung:" in plain.get_content()
+
+    # The deadline service keeps the due time; the dossier's view shows it.
+    paused = await eventually(
+        lambda: _when(view(system, code), lambda v: v["deadline"]["supplement_due_at"]),
+        what="supplement due time in the view",
+    )
+    supplement_due = _parse(paused["deadline"]["supplement_due_at"])
+    assert supplement_due > clock()
+    assert paused["deadline"]["supplement_missed_at"] is None
+    async with system.client("deadline", OPERATOR_USER) as client:
+        kept = (await client.get(f"/v1/clocks/{code}")).json()
+    assert _parse(kept["supplement_due_at"]) == supplement_due
+
+    # Nothing received by then: missed the moment it passes, the unit's head and operators
+    # alerted (the default policy: alert only).
+    clock.set(supplement_due + timedelta(minutes=1))
+    await eventually(lambda: _has(system, code, "supplement-deadline-missed"), what="missed")
+    missed = await view(system, code)
+    assert missed["deadline"]["supplement_missed_at"] is not None
+    [event] = [
+        e
+        for e in (await _timeline(system, code))["events"]
+        if e["event_type"].endswith("supplement-deadline-missed.v1")
+    ]
+    assert event["details"]["refusal_proposed"] is False
+    assert _parse(event["details"]["supplement_due_at"]) == supplement_due
+    alert = f"hồ sơ {code} quá hạn bổ sung"
+    await eventually(lambda: _mail_to(system, HEAD_NONG_NGHIEP, alert), what="alert to the head")
+    await eventually(lambda: _mail_to(system, OPERATOR, alert), what="alert to operators")
+
+    # The unit refuses: the citizen gets Mẫu 03 with the reason.
+    refused = await act(
+        system,
+        code,
+        "refusal",
+        officer_of(NONG_NGHIEP),
+        {"reason": "Quá thời hạn bổ sung hồ sơ mà không bổ sung"},
+    )
+    assert refused.status_code == 200, refused.text
+    subject = f"Phiếu từ chối tiếp nhận, giải quyết hồ sơ {code}"
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], subject), what="Mẫu 03 mailed")
+    [mau_03] = system.mailbox.to(APPLICANT["email"], subject)
+    [attachment] = list(mau_03.iter_attachments())
+    assert attachment.get_content().startswith(b"%PDF")
+    plain = mau_03.get_body(("plain",))
+    assert plain is not None and "Quá thời hạn bổ sung hồ sơ" in plain.get_content()
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from tests.system import System, eventually, running_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, officer_of
 
-DESK, TU_PHAP, CONG_AN = "000.00.00.H29", "000.00.05.H29", "000.20.01.H29"
+DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
+# Sở Công Thương, Công an, Sở Công Thương: a three-step inter-agency route.
+INTER_AGENCY = "2.000647"
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +43,17 @@ async def test_after_a_supplement_the_view_and_the_gauges_show_the_moved_due_tim
         system.client("intake", OPERATOR_USER) as intake,
         system.client("deadline", OPERATOR_USER) as deadline,
         system.client("intake", counter_of(DESK)) as desk,
-        system.client("intake", officer_of(TU_PHAP)) as tu_phap,
+        system.client("intake", officer_of(CONG_THUONG)) as cong_thuong,
         system.client("intake", officer_of(CONG_AN)) as cong_an,
     ):
-        response = await desk.post("/v1/dossiers", json=submission(procedure_code="2.000488"))
+        response = await desk.post("/v1/dossiers", json=submission(procedure_code=INTER_AGENCY))
         code = response.json()["dossier_code"]
         planned = await eventually(lambda: _view_when(intake, code, _planned), what="planned")
         original_due = _at(planned["deadline"]["due_at"])
 
         # Step 1 is handed to Công an, which asks the citizen for a supplement.
         clock.advance(timedelta(hours=1))
-        handed = await tu_phap.post(
+        handed = await cong_thuong.post(
             f"/v1/dossiers/{code}/hand-offs", json={"to_unit_code": CONG_AN}
         )
         assert handed.status_code == 202, handed.text

@@ -9,6 +9,7 @@ import httpx
 from playwright.async_api import async_playwright
 
 from deploy.local.stack import ROOT, ZIPKIN_URL, Stack
+from tests.browser import chromium
 from tests.factories import submission
 from tests.users import bearer, counter_of
 from tests.waiting import eventually
@@ -70,18 +71,7 @@ async def screenshot_trace(trace_id: str, path: Path) -> Path:
     """Debian's Chromium, headless, on the trace page; the page must show all four services."""
     path.parent.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = await chromium(playwright)
         try:
             page = await browser.new_page(viewport={"width": 1600, "height": 1000})
             await page.goto(f"{ZIPKIN_URL}/zipkin/traces/{trace_id}")

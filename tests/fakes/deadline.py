@@ -26,6 +26,7 @@ class StoredClock:
     status: str = "running"
     paused_at: datetime | None = None
     pause_cause: str | None = None
+    supplement_due_at: datetime | None = None
     paused_working_seconds: int = 0
     overdue_detected_at: datetime | None = None
     current_step: int = 1
@@ -105,9 +106,16 @@ class InMemoryClockRepository(ClockRepository):
             if step.completed_at is None
         ]
 
-    async def pause(self, dossier_code: str, at: datetime, cause: str) -> None:
+    async def pause(
+        self,
+        dossier_code: str,
+        at: datetime,
+        cause: str,
+        supplement_due_at: datetime | None = None,
+    ) -> None:
         clock = self.clocks[dossier_code]
         clock.status, clock.paused_at, clock.pause_cause = "paused", at, cause
+        clock.supplement_due_at = supplement_due_at
 
     async def resume(
         self,

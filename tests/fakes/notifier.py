@@ -13,6 +13,7 @@ from services.notifier.repository import (
     AddresseeUnknown,
     Draft,
     IssuedApology,
+    IssuedNotice,
     NoticeRepository,
     ObligationUnknown,
     StoredAddressee,
@@ -49,6 +50,7 @@ class InMemoryNoticeRepository(NoticeRepository):
         self.ended: dict[str, datetime] = {}
         self.obligations: dict[str, StoredObligation] = {}
         self.apologies: dict[str, IssuedApology] = {}
+        self.notices: dict[tuple[str, str, str], IssuedNotice] = {}
         self.alerts: dict[tuple[str, str, int], StoredAlert] = {}
         self.letter_numbers: dict[tuple[str, int], int] = {}
         self.drafts: dict[str, Draft] = {}
@@ -135,6 +137,13 @@ class InMemoryNoticeRepository(NoticeRepository):
         self.apologies[apology.dossier_code] = apology
         if apology.dossier_code in self.obligations:
             self.obligations[apology.dossier_code].issued_at = apology.issued_at
+
+    async def add_notice(self, notice: IssuedNotice) -> bool:
+        key = (notice.dossier_code, notice.kind, notice.notice_key)
+        if key in self.notices:
+            return False
+        self.notices[key] = notice
+        return True
 
     async def add_alert(
         self,

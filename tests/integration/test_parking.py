@@ -57,7 +57,7 @@ async def test_a_parked_message_does_not_block_its_partition_and_is_alerted_when
             )
             hand_off = HandOffRequested(
                 dossier_code=orphan,
-                from_unit_code="000.00.05.H29",
+                from_unit_code="000.00.10.H29",
                 to_unit_code="000.20.01.H29",
                 official="Lê Văn Tư",
                 requested_at=_now(),

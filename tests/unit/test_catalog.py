@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.catalog import Catalog, OfficeHours, TimeUnit, load_catalog
+from shared.catalog import Catalog, OfficeHours, SharesSource, TimeUnit, load_catalog
 
 FIVE_FIELDS = {
     "Đất đai",
@@ -21,7 +21,8 @@ FIVE_FIELDS = {
 
 # The first nine procedures: other tests and the services' fixtures use their codes and steps.
 ORIGINAL_PROCEDURES = {
-    "2.000488": ("000.00.05.H29", "000.20.01.H29", "000.00.05.H29"),
+    # Since 1 March 2025 the city police issue judicial-record certificates (README, catalog).
+    "2.000488": ("000.20.01.H29", "000.20.01.H29", "000.20.01.H29"),
     "1.001193": ("000.41.01.H29",),
     "1.004873": ("000.41.02.H29",),
     "1.000894": ("000.41.01.H29",),
@@ -71,6 +72,52 @@ def test_office_hours_default_or_the_units_own(catalog: Catalog) -> None:
     assert ward.office_hours.working_day == OfficeHours().working_day
 
 
+def test_every_procedure_names_its_legal_source(catalog: Catalog) -> None:
+    for procedure in catalog.procedures:
+        assert procedure.legal_source.strip(), procedure.code
+        if len(procedure.steps) > 1:
+            assert procedure.shares_source is not None, procedure.code
+
+
+def test_judicial_records_are_issued_by_the_city_police(catalog: Catalog) -> None:
+    """Since 1 March 2025 the Công an Thành phố, not the Sở Tư pháp, issues the certificates."""
+    police = catalog.unit("000.20.01.H29")
+    assert police is not None and police.name == "Công an Thành phố Hồ Chí Minh"
+    records = [p for p in catalog.procedures if p.field == "Lý lịch tư pháp"]
+    assert {p.code for p in records} == {"2.000488", "2.000505", "2.000522"}
+    for procedure in records:
+        assert procedure.agency == police.code, procedure.code
+        assert procedure.step_units == {police.code}, procedure.code
+        assert procedure.shares_source is SharesSource.ASSUMED
+
+
+def test_the_readme_lists_every_unverified_procedure(catalog: Catalog) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The catalog's legal sources", 1)[1].split("\n## ", 1)[0]
+    unverified = section.split("Unverified (", 1)[1]
+    listed = set(re.findall(r"\b[12]\.[0-9]{6}\b", unverified))
+    assert listed == {p.code for p in catalog.procedures if not p.verified}
+
+
+def test_marital_status_is_confirmed_in_working_days(catalog: Catalog) -> None:
+    """Nghị định 123/2015/NĐ-CP, Điều 22: 03 ngày làm việc, not calendar days."""
+    procedure = catalog.procedure("1.005004")
+    assert procedure is not None and procedure.verified
+    assert procedure.processing_time.value == 3
+    assert procedure.processing_time.unit is TimeUnit.WORKING_DAYS
+
+
+def test_a_several_step_process_loads_with_its_shares_source(tmp_path: Path) -> None:
+    text = UNITS + procedure(
+        steps=TWO_STEPS,
+        sources='legal_source = "Luật Hộ tịch 2014"\nverified = true\n'
+        'shares_source = "published"\n',
+    )
+    loaded = load(tmp_path, text).procedure("2.000815")
+    assert loaded is not None and loaded.verified
+    assert loaded.shares_source is SharesSource.PUBLISHED
+
+
 def test_the_original_procedures_keep_their_codes_and_steps(catalog: Catalog) -> None:
     for code, units in ORIGINAL_PROCEDURES.items():
         procedure = catalog.procedure(code)
@@ -99,6 +146,7 @@ def procedure(
     time_: str = '{ value = 1, unit = "working_days" }',
     cutoff: str | None = None,
     steps: str = '[{ unit = "000.41.01.H29", task = "Chứng thực", share = 1.0 }]',
+    sources: str = 'legal_source = "Nghị định 23/2015/NĐ-CP, Điều 7"\nverified = false\n',
 ) -> str:
     cutoff_line = f'same_day_cutoff = "{cutoff}"\n' if cutoff else ""
     return f"""
@@ -108,8 +156,14 @@ name = "Chứng thực bản sao từ bản chính"
 field = "Chứng thực"
 agency = "{agency}"
 processing_time = {time_}
-{cutoff_line}steps = {steps}
+{cutoff_line}{sources}steps = {steps}
 """
+
+
+TWO_STEPS = (
+    '[{ unit = "000.41.01.H29", task = "Kiểm tra", share = 0.6 },'
+    ' { unit = "000.00.05.H29", task = "Ký", share = 0.4 }]'
+)
 
 
 def load(tmp_path: Path, text: str) -> Catalog:
@@ -141,10 +195,46 @@ def test_a_small_valid_catalog_loads(tmp_path: Path) -> None:
             UNITS
             + procedure(
                 steps='[{ unit = "000.41.01.H29", task = "Kiểm tra", share = 0.5 },'
-                ' { unit = "000.00.05.H29", task = "Ký", share = 0.4 }]'
+                ' { unit = "000.00.05.H29", task = "Ký", share = 0.4 }]',
+                sources='legal_source = "x"\nverified = false\nshares_source = "assumed"\n',
             ),
             "procedure 2.000815: step shares add up to 0.9, not 1",
             id="shares not adding to 1",
+        ),
+        pytest.param(
+            UNITS + procedure(sources="verified = true\n"),
+            "legal_source\n  Field required",
+            id="no legal source",
+        ),
+        pytest.param(
+            UNITS + procedure(sources='legal_source = ""\nverified = true\n'),
+            "legal_source\n  String should have at least 1 character",
+            id="empty legal source",
+        ),
+        pytest.param(
+            UNITS + procedure(sources='legal_source = "Luật Hộ tịch 2014"\n'),
+            "verified\n  Field required",
+            id="no verified flag",
+        ),
+        pytest.param(
+            UNITS + procedure(sources='legal_source = "Luật Hộ tịch 2014"\nverified = "yes"\n'),
+            "verified\n  Input should be a valid boolean",
+            id="verified not a boolean",
+        ),
+        pytest.param(
+            UNITS + procedure(steps=TWO_STEPS),
+            "procedure 2.000815: a process of 2 steps needs shares_source"
+            " ('published' or 'assumed')",
+            id="several steps without shares_source",
+        ),
+        pytest.param(
+            UNITS
+            + procedure(
+                steps=TWO_STEPS,
+                sources='legal_source = "x"\nverified = false\nshares_source = "guessed"\n',
+            ),
+            "shares_source\n  Input should be 'published' or 'assumed'",
+            id="unknown shares_source",
         ),
         pytest.param(
             UNITS + procedure() + procedure(),

@@ -47,7 +47,7 @@ EVENT_ID = "0b8e5f1c-7d3a-4f0e-9a1b-2c3d4e5f6a7b"
 def hand_off(code: str) -> HandOffRequested:
     return HandOffRequested(
         dossier_code=code,
-        from_unit_code="000.00.05.H29",
+        from_unit_code="000.00.10.H29",
         to_unit_code="000.20.01.H29",
         official="Lê Văn Tư",
         requested_at=NOW,
@@ -120,9 +120,9 @@ async def test_an_event_is_applied_once_even_when_redelivered(
     routed = uow.published[0].event
     assert isinstance(routed, DossierRouted)
     assert [s.unit_code for s in routed.steps] == [
-        "000.00.05.H29",
+        "000.00.10.H29",
         "000.20.01.H29",
-        "000.00.05.H29",
+        "000.00.10.H29",
     ]
     assert sum(s.share for s in routed.steps) == pytest.approx(1.0)
     assert uow.published[0].causation_id == EVENT_ID  # what it reacts to

@@ -37,7 +37,7 @@ from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261123-0001"
 DESK = "000.00.00.H29"  # where it was received
-JUSTICE = "000.00.05.H29"  # the competent unit of procedure 2.000488
+TRADE = "000.00.10.H29"  # Sở Công Thương, the competent unit of procedure 2.000647
 POLICE = "000.20.01.H29"
 RECEIVED_AT = hcmc(2026, 11, 23, 9, 30)  # a Monday
 APPOINTMENT = hcmc(2026, 12, 8, 9, 30)  # ten working days later (24/11 is a day off)
@@ -65,23 +65,23 @@ def emitted(uow: InMemoryDeadlineUnitOfWork) -> list[Event]:
 
 
 def routed() -> DossierRouted:
-    """Routing's plan for procedure 2.000488: justice, police, justice (40 %, 40 %, 20 %)."""
+    """Routing's plan for procedure 2.000647: trade, police, trade (50 %, 30 %, 20 %)."""
     return DossierRouted(
         dossier_code=CODE,
-        procedure_code="2.000488",
-        competent_unit_code=JUSTICE,
-        current_unit_code=JUSTICE,
+        procedure_code="2.000647",
+        competent_unit_code=TRADE,
+        current_unit_code=TRADE,
         steps=(
-            PlannedStep(sequence=1, unit_code=JUSTICE, unit_name="", task="tra cứu", share=0.4),
-            PlannedStep(sequence=2, unit_code=POLICE, unit_name="", task="xác minh", share=0.4),
-            PlannedStep(sequence=3, unit_code=JUSTICE, unit_name="", task="ký", share=0.2),
+            PlannedStep(sequence=1, unit_code=TRADE, unit_name="", task="thẩm định", share=0.5),
+            PlannedStep(sequence=2, unit_code=POLICE, unit_name="", task="PCCC", share=0.3),
+            PlannedStep(sequence=3, unit_code=TRADE, unit_name="", task="cấp", share=0.2),
         ),
         routed_at=NOW,
     )
 
 
 def hand_off(sequence: int, at: datetime) -> HandOffRecorded:
-    units = {1: (JUSTICE, POLICE), 2: (POLICE, JUSTICE), 3: (JUSTICE, DESK)}
+    units = {1: (TRADE, POLICE), 2: (POLICE, TRADE), 3: (TRADE, DESK)}
     from_unit, to_unit = units[sequence]
     return HandOffRecorded(
         dossier_code=CODE,
@@ -116,14 +116,14 @@ async def test_the_clock_starts_from_the_receipt_in_the_competent_units_calendar
 
     [started] = emitted(uow)
     assert isinstance(started, DossierClockStarted)
-    calendar = UnitCalendars(catalog).of(JUSTICE)
+    calendar = UnitCalendars(catalog).of(TRADE)
     assert started.started_at == calendar.counting_start(after_hours)
     assert started.started_at == hcmc(2026, 11, 25, 7, 0)  # Tuesday 24/11 is a day off
-    assert started.responsible_unit_code == JUSTICE  # the competent unit, not the desk
+    assert started.responsible_unit_code == TRADE  # the competent unit, not the desk
     assert started.due_at == APPOINTMENT  # what the citizen's receipt says
     assert calendar.working_time_between(started.due_soon_at, APPOINTMENT) == DAY
     clock = await uow.clocks.lock(CODE)
-    assert (clock.status, clock.competent_unit_code) == ("running", JUSTICE)
+    assert (clock.status, clock.competent_unit_code) == ("running", TRADE)
 
 
 async def test_routings_plan_gives_each_step_its_due_time_the_last_the_dossiers(
@@ -132,13 +132,13 @@ async def test_routings_plan_gives_each_step_its_due_time_the_last_the_dossiers(
     steps = await started_and_routed(deadlines, uow)
 
     assert [(s.sequence, s.unit_code) for s in steps.steps] == [
-        (1, JUSTICE),
+        (1, TRADE),
         (2, POLICE),
-        (3, JUSTICE),
+        (3, TRADE),
     ]
     allowed = calendar.working_time_between(RECEIVED_AT, APPOINTMENT)
     first, second, last = (s.due_at for s in steps.steps)
-    assert calendar.working_time_between(RECEIVED_AT, first) == allowed * 0.4
+    assert calendar.working_time_between(RECEIVED_AT, first) == allowed * 0.5
     assert calendar.working_time_between(RECEIVED_AT, second) == allowed * 0.8
     assert last == APPOINTMENT
     assert await uow.clocks.open_steps(CODE) == list(steps.steps)
@@ -166,14 +166,14 @@ async def test_a_hand_off_closes_its_step_early_on_time_or_late(
     assert completed == StepCompleted(
         dossier_code=CODE,
         step_sequence=1,
-        unit_code=JUSTICE,
+        unit_code=TRADE,
         completed_at=due + moment,
         due_at=due,
         timeliness=verdict,
     )
     clock = await uow.clocks.lock(CODE)
     # Police holds it now; a late step keeps its unit answerable for the dossier's lateness.
-    answerable = JUSTICE if verdict is Timeliness.LATE else POLICE
+    answerable = TRADE if verdict is Timeliness.LATE else POLICE
     assert (clock.current_step, clock.responsible_unit_code) == (2, answerable)
     assert [s.sequence for s in await uow.clocks.open_steps(CODE)] == [2, 3]
 
@@ -210,7 +210,7 @@ async def test_the_final_hand_off_completes_the_clock(
     assert (done.timeliness, done.due_at, done.responsible_unit_code) == (
         Timeliness.ON_TIME,
         APPOINTMENT,
-        JUSTICE,
+        TRADE,
     )
     assert uow.clocks.clocks[CODE].status == "completed"
 

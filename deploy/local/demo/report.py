@@ -55,9 +55,12 @@ def indicators_table(indicators: dict[str, Any], title: str) -> Table:
         "in_progress_within_due": "open ≤ due",
         "in_progress_past_due": "open > due",
         "paused": "paused",
+        "paused_past_due": "paused > due",
         "withdrawn": "withdrawn",
+        "refused": "refused",
         "apologies_issued": "apologies",
-        "late_without_apology": "late w/o apology",
+        "apologies_late": "apology late",
+        "apologies_missing": "no apology",
     }
     table = Table(title=title, title_justify="left")
     table.add_column("competent unit")
