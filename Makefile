@@ -41,6 +41,7 @@ lock: $(UV_HOME)/bin/uv
 	@echo "wrote uv.lock; commit it with pyproject.toml"
 
 infra: install
+	@$(PY) -m deploy.local.signing >/dev/null
 	@deploy/local/postgres.sh start
 	@deploy/local/kafka.sh start
 	@deploy/local/zipkin.sh start

@@ -599,6 +599,42 @@ class StepOverdueDetected(Event):
     detected_at: datetime
 
 
+class ReturnDatePromised(Event):
+    """The apology (Mẫu 04) promised the citizen a new return date: the deadline service
+    tracks it as a deadline of its own, with its own due-soon time."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.return-date-promised.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str = Field(description="the unit at fault, which promised it")
+    original_due_at: datetime
+    promised_at: datetime = Field(description="the new return date")
+    due_soon_at: datetime
+
+
+class PromisedDateDueSoonDetected(Event):
+    """The new return date the apology promised is near (the same lead as the due date's)."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.promised-date-due-soon.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str
+    promised_at: datetime
+    detected_at: datetime
+
+
+class PromiseBrokenDetected(Event):
+    """The new return date passed too, the dossier still not done: a broken promise, reported
+    apart from the first lateness."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.promise-broken.v1"
+    TOPIC: ClassVar[Topic] = Topic.DEADLINE
+
+    unit_code: str
+    promised_at: datetime
+    detected_at: datetime
+
+
 class SupplementDeadlineMissed(Event):
     """The time the citizen had to supplement the dossier (Mẫu 02) passed with nothing
     received, detected at that moment. `refusal_proposed`: the configured policy proposes that
@@ -638,8 +674,19 @@ class DossierCompleted(Event):
 # --- Notifier ---------------------------------------------------------------------------------
 
 
+class ApologyTimeliness(StrEnum):
+    """On time: signed by the unit's head no later than the due date (QĐ 5157/2016/QĐ-UBND
+    of HCMC; Nghị định 61/2018/NĐ-CP art. 19(3) as amended by 107/2021/NĐ-CP asks for it
+    before the due date). Late: the due date passed unsigned and the city issued it."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+
+
 class ApologyIssued(Event):
-    """The apology and request to extend (Mẫu 04) was issued and sent."""
+    """The apology and request to extend (Mẫu 04) was issued and sent: approved and signed by
+    the head of the unit at fault, or, when the due date came first, by the city on the unit's
+    behalf (late). `new_due_at` is the new return date: a deadline of its own."""
 
     TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.apology-issued.v1"
     TOPIC: ClassVar[Topic] = Topic.NOTIFIER
@@ -652,6 +699,10 @@ class ApologyIssued(Event):
     new_due_at: datetime
     issued_at: datetime
     delivered_by: str
+    timeliness: ApologyTimeliness = ApologyTimeliness.ON_TIME
+    on_behalf_of_city: bool = Field(
+        default=False, description="the unit did not sign by the due date: the city did"
+    )
 
 
 class AlertKind(StrEnum):
@@ -659,6 +710,9 @@ class AlertKind(StrEnum):
     OVERDUE = "overdue"
     STEP_OVERDUE = "step_overdue"
     LETTER_UNDELIVERABLE = "letter_undeliverable"  # an apology letter was refused for good
+    APOLOGY_ESCALATED = "apology_escalated"  # due date reached, no signed apology: city issues
+    PROMISED_DATE_DUE_SOON = "promised_date_due_soon"  # the apology's new date is near
+    PROMISE_BROKEN = "promise_broken"  # the apology's new date passed too
     SUPPLEMENT_MISSED = "supplement_missed"  # the citizen did not supplement in time
     REFUSAL_PROPOSED = "refusal_proposed"  # ... and the policy proposes refusing the dossier
     CONSULTATION_REPLY_OVERDUE = "consultation_reply_overdue"  # a consulted unit did not reply
@@ -712,6 +766,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SupplementDeadlineMissed,
         ConsultationReplyOverdueDetected,
         DossierCompleted,
+        ReturnDatePromised,
+        PromisedDateDueSoonDetected,
+        PromiseBrokenDetected,
         ApologyObligationRecorded,
         ApologyIssued,
         AlertRaised,

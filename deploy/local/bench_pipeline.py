@@ -52,7 +52,7 @@ PIPELINE_NAMESPACE = NAMESPACE.removesuffix(".") + "-pipeline."  # not the traci
 GROUP_TOPICS = {
     "intake-projection": (Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER),
     "routing": (Topic.INTAKE,),
-    "deadline": (Topic.INTAKE, Topic.ROUTING),
+    "deadline": (Topic.INTAKE, Topic.ROUTING, Topic.NOTIFIER),
     "notifier": (Topic.DEADLINE, Topic.INTAKE),
 }
 GROUPS = tuple(GROUP_TOPICS)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from deploy.local import databases
+from deploy.local import databases, signing
 from deploy.local.identity import ISSUER
 from deploy.local.kafka_access import KAFKA_BOOTSTRAP, service_environment
 from deploy.local.local_secrets import get as secret
@@ -52,11 +52,13 @@ LOCAL_TELEMETRY = {
 
 def access_settings() -> dict[str, str]:
     """What every local service needs to verify tokens (the local Keycloak) and the secrets of
-    intake's lookup PINs and the notifier's letter links (from .run/secrets.env)."""
+    intake's lookup PINs and the notifier's letter links (from .run/secrets.env), and where
+    the notifier's signing certificates are (the local test CA's, made if missing)."""
     return {
         "OIDC_ISSUER": ISSUER,
         "LOOKUP_PIN_KEY": secret("LOOKUP_PIN_KEY"),
         "LINK_SIGNING_KEY": secret("LINK_SIGNING_KEY"),
+        "SIGNING_DIRECTORY": str(signing.ensure()),
     }
 
 

@@ -70,6 +70,7 @@ def _consumers() -> dict[str, list[tuple[str, tuple[str, ...], list[type[Event]]
         "OIDC_ISSUER": "http://keycloak/realms/onestop",
         "LOOKUP_PIN_KEY": "placeholder-" * 4,
         "LINK_SIGNING_KEY": "placeholder-" * 4,
+        "SIGNING_DIRECTORY": "/nonexistent/signing",
     }
     saved = {key: os.environ.get(key) for key in placeholders}
     os.environ.update(placeholders)

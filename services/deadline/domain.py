@@ -16,6 +16,7 @@ from shared.events import (
     PlannedStep,
     StepDue,
     SupplementDeadlineMissed,
+    Timeliness,
 )
 
 
@@ -111,6 +112,23 @@ def sent_back_dues(
         (sequence, calendar.add_working_time(begin, allowed * allotment * fraction))
         for (sequence, _, _), fraction in zip(reopened, fractions, strict=True)
     ]
+
+
+def unit_to_answer(fault_unit_code: str | None, holder: str) -> str:
+    """The unit that answers for the dossier's lateness: the first whose step overran (late
+    on the control slip, or held past its step's due time), else the one holding it now, whose
+    time is running out. It apologises and its head signs (Nghị định 61/2018/NĐ-CP, art. 19(3),
+    as amended by 107/2021/NĐ-CP: the agency at fault)."""
+    return fault_unit_code or holder
+
+
+def unit_at_fault(
+    fault_unit_code: str | None, step_unit_code: str, verdict: Timeliness
+) -> str | None:
+    """Once a step overran, its unit stays at fault: a later unit does not take the blame."""
+    if fault_unit_code is not None:
+        return fault_unit_code
+    return step_unit_code if verdict is Timeliness.LATE else None
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.deadline.domain import resume, sent_back_dues, start_clock, step_due_times
+from services.deadline.domain import (
+    due_soon_time,
+    resume,
+    sent_back_dues,
+    start_clock,
+    step_due_times,
+    unit_at_fault,
+    unit_to_answer,
+)
 from services.deadline.repository import DeadlineUnitOfWorkPort, PlannedClock
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog, stage_numbers
 from shared.events import (
+    ApologyIssued,
     ConsultationReplied,
     ConsultationRequested,
     DossierClockPaused,
@@ -26,6 +35,7 @@ from shared.events import (
     HandOffRecorded,
     OverdueDetected,
     ProcessingStopped,
+    ReturnDatePromised,
     StepClocksRestarted,
     StepClocksStarted,
     StepCompleted,
@@ -103,13 +113,16 @@ class Deadlines:
         unit_code, step_due = step
         tz = self.calendars.default.tz
         verdict = timeliness(event.handed_off_at, step_due, tz)
+        fault = unit_at_fault(clock.fault_unit_code, unit_code, verdict)
+        responsible = unit_to_answer(fault, event.current_unit_code)
         await uow.clocks.complete_step(
             event.dossier_code,
             event.step_sequence,
             event.handed_off_at,
             verdict.value,
-            event.current_unit_code,
             started=_started(event),
+            responsible_unit_code=responsible,
+            fault_unit_code=fault,
         )
         uow.emit(
             StepCompleted(
@@ -123,7 +136,8 @@ class Deadlines:
             occurred_at=event.handed_off_at,
         )
         if event.final:
-            await self._complete(event, clock.due_at, clock.overdue_detected_at, uow)
+            answers = unit_to_answer(fault, unit_code)
+            await self._complete(event, clock.due_at, clock.overdue_detected_at, answers, uow)
 
     async def on_dossier_sent_back(
         self, event: DossierSentBack, uow: DeadlineUnitOfWorkPort
@@ -168,9 +182,11 @@ class Deadlines:
         event: HandOffRecorded,
         due_at: datetime,
         overdue_detected_at: datetime | None,
+        responsible: str,
         uow: DeadlineUnitOfWorkPort,
     ) -> None:
-        """The result went back to the desk: the dossier is done early, on time or late."""
+        """The result went back to the desk: the dossier is done early, on time or late; a
+        late one is the unit at fault's."""
         code, done_at = event.dossier_code, event.handed_off_at
         verdict = timeliness(done_at, due_at, self.calendars.default.tz)
         if verdict is Timeliness.LATE and overdue_detected_at is None:
@@ -179,7 +195,7 @@ class Deadlines:
             uow.emit(
                 OverdueDetected(
                     dossier_code=code,
-                    responsible_unit_code=event.from_unit_code,
+                    responsible_unit_code=responsible,
                     due_at=due_at,
                     detected_at=done_at,
                 ),
@@ -189,12 +205,40 @@ class Deadlines:
         uow.emit(
             DossierCompleted(
                 dossier_code=code,
-                responsible_unit_code=event.from_unit_code,
+                responsible_unit_code=responsible,
                 completed_at=done_at,
                 due_at=due_at,
                 timeliness=verdict,
             ),
             occurred_at=done_at,
+        )
+
+    async def on_apology_issued(self, event: ApologyIssued, uow: DeadlineUnitOfWorkPort) -> None:
+        """The apology's new return date becomes a deadline of its own, warned the same lead
+        before; set once, and only for a dossier still on the clock."""
+        clock = await uow.clocks.lock(event.dossier_code)
+        if clock.status not in ("running", "paused"):
+            return  # done, withdrawn, refused or stopped: nothing left to promise
+        calendar = self.calendars.of(event.unit_code)
+        due_soon_at = due_soon_time(
+            calendar.counting_start(event.issued_at), event.new_due_at, calendar, self.due_soon_lead
+        )
+        if not await uow.clocks.promise(
+            event.dossier_code,
+            unit_code=event.unit_code,
+            promised_at=event.new_due_at,
+            due_soon_at=due_soon_at,
+        ):
+            return
+        uow.emit(
+            ReturnDatePromised(
+                dossier_code=event.dossier_code,
+                unit_code=event.unit_code,
+                original_due_at=event.original_due_at,
+                promised_at=event.new_due_at,
+                due_soon_at=due_soon_at,
+            ),
+            occurred_at=self.clock(),
         )
 
     async def on_supplement_requested(

@@ -18,6 +18,7 @@ from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
 from shared.clock import system_clock
 from shared.events import (
+    ApologyIssued,
     ConsultationReplied,
     ConsultationRequested,
     DossierReceived,
@@ -69,9 +70,9 @@ def create_app(
         send_back_allotment=settings.send_back_allotment,
     )
     unit_of_work = runtime.unit_of_work(DeadlineUnitOfWork)
-    runtime.consume(  # the clock from intake's topic, its steps from routing's plan
-        group_id=NAME,
-        topics=(Topic.INTAKE, Topic.ROUTING),
+    runtime.consume(  # the clock from intake's topic, its steps from routing's plan, the
+        group_id=NAME,  # new return date from the notifier's apology
+        topics=(Topic.INTAKE, Topic.ROUTING, Topic.NOTIFIER),
         handlers={
             DossierReceived: deadlines.on_dossier_received,
             DossierReceivedV1: deadlines.on_dossier_received,  # received before the upgrade to v2
@@ -87,6 +88,7 @@ def create_app(
             DossierRouted: deadlines.on_dossier_routed,
             HandOffRecorded: deadlines.on_hand_off_recorded,
             DossierSentBack: deadlines.on_dossier_sent_back,
+            ApologyIssued: deadlines.on_apology_issued,
         },
         unit_of_work=unit_of_work,
     )

@@ -32,6 +32,7 @@ class Clock:
     competent_unit_code: str | None
     submission_traceparent: str | None
     pause_cause: str | None = None
+    fault_unit_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,13 +135,22 @@ class ClockRepository(abc.ABC):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
         started: tuple[int, ...] = (),
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
-        """Close the step; the `started` ones start and `next_unit_code` holds the dossier."""
+        """Close the step; the `started` ones start; `responsible_unit_code` answers for the
+        dossier's lateness (the unit at fault, else the next holder)."""
 
     @abc.abstractmethod
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        """The apology's new return date; False if one was recorded already (set once)."""
 
     @abc.abstractmethod
     async def finish(
@@ -205,8 +215,8 @@ class PostgresClockRepository(ClockRepository):
         row = await self._db.fetchrow(
             "SELECT dossier_code, status, responsible_unit_code, started_at, appointed_at,"
             " due_at, due_soon_at, paused_at, paused_working_seconds, overdue_detected_at,"
-            " current_step, competent_unit_code, submission_traceparent, pause_cause FROM clocks"
-            " WHERE dossier_code = $1 FOR UPDATE",
+            " current_step, competent_unit_code, submission_traceparent, pause_cause,"
+            " fault_unit_code FROM clocks WHERE dossier_code = $1 FOR UPDATE",
             dossier_code,
         )
         if row is None:
@@ -218,7 +228,8 @@ class PostgresClockRepository(ClockRepository):
             "SELECT dossier_code, status, responsible_unit_code, current_step, started_at,"
             " due_at, due_soon_at, paused_at, pause_cause, due_soon_detected_at,"
             " overdue_detected_at, completed_at, timeliness, supplement_due_at,"
-            " supplement_missed_at FROM clocks WHERE dossier_code = $1",
+            " supplement_missed_at, fault_unit_code, promised_at, promise_unit_code,"
+            " promise_due_soon_at, promise_broken_at FROM clocks WHERE dossier_code = $1",
             dossier_code,
         )
         if clock is None:
@@ -293,8 +304,10 @@ class PostgresClockRepository(ClockRepository):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
         started: tuple[int, ...] = (),
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
         await self._db.execute(
             "UPDATE step_clocks SET completed_at = $3, timeliness = $4"
@@ -313,10 +326,11 @@ class PostgresClockRepository(ClockRepository):
         )
         await self._db.execute(
             "UPDATE clocks SET current_step = COALESCE($2, current_step),"
-            " responsible_unit_code = $3 WHERE dossier_code = $1",
+            " responsible_unit_code = $3, fault_unit_code = $4 WHERE dossier_code = $1",
             dossier_code,
             started[0] if started else None,
-            next_unit_code,
+            responsible_unit_code,
+            fault_unit_code,
         )
 
     async def planned(self, dossier_code: str) -> list[PlannedClock]:
@@ -347,6 +361,44 @@ class PostgresClockRepository(ClockRepository):
             dossier_code,
             started,
             holder,
+        )
+
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        status: str = await self._db.execute(
+            "UPDATE clocks SET promised_at = $2, promise_unit_code = $3, promise_due_soon_at = $4"
+            " WHERE dossier_code = $1 AND promised_at IS NULL",
+            dossier_code,
+            promised_at,
+            unit_code,
+            due_soon_at,
+        )
+        return status == "UPDATE 1"
+
+    async def claim_promise_due_soon(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET promise_due_soon_detected_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND promised_at IS NOT NULL AND promise_due_soon_detected_at IS NULL"
+            " AND promise_due_soon_at <= $1 AND promised_at >= $1"
+            " ORDER BY promise_due_soon_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def claim_promise_broken(self, now: datetime, limit: int) -> list[Detection]:
+        return await self._claim(
+            "UPDATE clocks SET promise_broken_at = $1 WHERE dossier_code IN ("
+            " SELECT dossier_code FROM clocks WHERE status = 'running'"
+            " AND promise_broken_at IS NULL AND promised_at < $1"
+            " ORDER BY promised_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
+            now,
+            limit,
         )
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
@@ -392,9 +444,9 @@ class PostgresClockRepository(ClockRepository):
 
     async def claim_step_overdue(self, now: datetime, limit: int) -> list[Detection]:
         """An open step (started, not completed; several while parallel steps run) of a running
-        clock, held beyond its own due time."""
+        clock, held beyond its own due time: its unit is at fault, unless an earlier one is."""
         return await self._claim(
-            "UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
+            "WITH claimed AS (UPDATE step_clocks s SET overdue_detected_at = $1 FROM clocks c"
             " WHERE c.dossier_code = s.dossier_code AND (s.dossier_code, s.sequence) IN ("
             "  SELECT s2.dossier_code, s2.sequence FROM step_clocks s2"
             "  JOIN clocks c2 ON c2.dossier_code = s2.dossier_code"
@@ -403,7 +455,10 @@ class PostgresClockRepository(ClockRepository):
             "  AND s2.due_at < c2.due_at"  # the last step's lateness is the dossier's overdue
             "  ORDER BY s2.due_at LIMIT $2 FOR UPDATE OF s2 SKIP LOCKED)"
             " RETURNING s.dossier_code, s.unit_code, s.due_at, c.submission_traceparent,"
-            " s.sequence AS step_sequence",
+            " s.sequence AS step_sequence),"
+            " fault AS (UPDATE clocks c SET fault_unit_code = claimed.unit_code FROM claimed"
+            "  WHERE c.dossier_code = claimed.dossier_code AND c.fault_unit_code IS NULL)"
+            " SELECT * FROM claimed",
             now,
             limit,
         )

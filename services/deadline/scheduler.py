@@ -18,7 +18,14 @@ from services.deadline.domain import (
     supplement_missed,
 )
 from services.deadline.repository import DeadlineUnitOfWork, Detection
-from shared.events import DueSoonDetected, Event, OverdueDetected, StepOverdueDetected
+from shared.events import (
+    DueSoonDetected,
+    Event,
+    OverdueDetected,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
+    StepOverdueDetected,
+)
 from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
 from shared.telemetry import DossierAttribute, links_to
@@ -62,6 +69,8 @@ class LatenessScheduler:
             (lambda uow: uow.clocks.claim_due_soon(now, BATCH), _due_soon),
             (lambda uow: uow.clocks.claim_overdue(now, BATCH), _overdue),
             (lambda uow: uow.clocks.claim_step_overdue(now, BATCH), _step_overdue),
+            (lambda uow: uow.clocks.claim_promise_due_soon(now, BATCH), _promise_due_soon),
+            (lambda uow: uow.clocks.claim_promise_broken(now, BATCH), _promise_broken),
             (lambda uow: uow.clocks.claim_supplement_missed(now, BATCH), self._supplement_missed),
             (lambda uow: uow.clocks.claim_consultation_overdue(now, BATCH), _reply_overdue),
         ):
@@ -146,3 +155,21 @@ def _reply_overdue(detection: Detection, now: datetime) -> Event:
     )
     assert overdue is not None  # the claim took only due times before `now`
     return overdue
+
+
+def _promise_due_soon(detection: Detection, now: datetime) -> Event:
+    return PromisedDateDueSoonDetected(
+        dossier_code=detection.dossier_code,
+        unit_code=detection.unit_code,
+        promised_at=detection.due_at,
+        detected_at=now,
+    )
+
+
+def _promise_broken(detection: Detection, now: datetime) -> Event:
+    return PromiseBrokenDetected(
+        dossier_code=detection.dossier_code,
+        unit_code=detection.unit_code,
+        promised_at=detection.due_at,
+        detected_at=now,
+    )

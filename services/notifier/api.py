@@ -5,18 +5,26 @@ through a link that is signed and expires: it cannot be derived from the dossier
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, HTTPException, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
-from services.notifier.repository import NotifierUnitOfWork
+from services.notifier.domain import DraftRefused, NewDateOutOfRange
+from services.notifier.handlers import DraftNotFound, Notifier
+from services.notifier.repository import (
+    AddresseeErased,
+    AddresseeUnknown,
+    Draft,
+    NotifierUnitOfWork,
+)
 from shared.access_log import PersonalDataAccess
 from shared.api import STORAGE_UNAVAILABLE, Responses, problem_responses
 from shared.auth import AUTH_RESPONSES, Authenticator, Forbidden, Principal, Role
-from shared.events import DOSSIER_CODE_PATTERN
+from shared.events import DOSSIER_CODE_PATTERN, ApologyTimeliness
 from shared.telemetry import current_trace_id
 
 LINK_AUDIENCE = "onestop-apology-letter"
@@ -165,4 +173,151 @@ def _may_read(reader: Principal, letter_unit: str, code: str) -> None:
     raise Forbidden(
         f"the apology for dossier {code} is unit {letter_unit}'s;"
         f" your unit is {reader.unit_code or 'none'}"
+    )
+
+
+# --- The unit's draft apology: its officers fill it in, its head approves and signs --------
+
+
+class DraftView(BaseModel):
+    dossier_code: str
+    unit_code: str = Field(description="the unit at fault, whose head signs")
+    state: str = Field(description="open, filled (ready to sign) or issued")
+    original_due_at: datetime
+    latest_new_due_at: datetime = Field(description="the latest new return date allowed")
+    opened_at: datetime
+    reason: str | None
+    new_due_at: datetime | None
+    filled_by: str | None
+    filled_at: datetime | None
+
+
+class DraftContent(BaseModel):
+    reason: str = Field(min_length=10, max_length=2000, description="why it will be late")
+    new_due_at: AwareDatetime = Field(description="the new return date the unit commits to")
+
+
+class IssuedView(BaseModel):
+    dossier_code: str
+    letter_number: str
+    unit_code: str
+    timeliness: ApologyTimeliness
+    new_due_at: datetime
+    issued_at: datetime
+
+
+DRAFT_RESPONSES: Responses = {
+    **problem_responses(
+        {
+            404: "No draft apology: the dossier is not due soon",
+            409: "Not in a state that allows this (issued already, or incomplete)",
+            422: "The new return date is not after the due date or beyond the limit",
+        }
+    ),
+    **STORAGE_UNAVAILABLE,
+    **AUTH_RESPONSES,
+}
+
+
+def build_apology_drafts_router(
+    unit_of_work: Callable[[], NotifierUnitOfWork],
+    authenticator: Authenticator,
+    notifier: Notifier,
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["apologies"])
+    staff = authenticator.require(Role.OPERATOR, Role.UNIT_OFFICER, Role.UNIT_HEAD)
+    unit_staff = authenticator.require(Role.UNIT_OFFICER, Role.UNIT_HEAD)
+    head = authenticator.require(Role.UNIT_HEAD)
+
+    async def view(uow: NotifierUnitOfWork, code: str) -> DraftView:
+        draft = await notifier.draft(uow, code)
+        issued = await uow.notices.has_apology(code)
+        state = "issued" if issued else "filled" if draft.complete else "open"
+        return DraftView(state=state, **asdict(draft))
+
+    @router.get(
+        "/apologies/{code}/draft",
+        response_model=DraftView,
+        responses=DRAFT_RESPONSES,
+        summary="The draft apology (Mẫu 04) of a dossier due soon (operators; its unit)",
+    )
+    async def get_draft(code: CodePath, reader: Principal = staff) -> DraftView:
+        async with unit_of_work() as uow:
+            found = await _draft_or_404(notifier, uow, code)
+            if not reader.has(Role.OPERATOR):
+                _of_unit(reader, found.unit_code, code)
+            return await view(uow, code)
+
+    @router.put(  # a path of its own: one method per path keeps a 405's Allow header exact
+        "/apologies/{code}/draft/content",
+        response_model=DraftView,
+        responses=DRAFT_RESPONSES,
+        summary="Enter the reason and the new return date (an officer or the head of the unit)",
+    )
+    async def fill_draft(
+        code: CodePath, content: DraftContent, official: Principal = unit_staff
+    ) -> DraftView:
+        async with unit_of_work() as uow:
+            found = await _draft_or_404(notifier, uow, code)
+            _of_unit(official, found.unit_code, code)
+            try:
+                await notifier.fill_draft(
+                    uow,
+                    code,
+                    reason=content.reason,
+                    new_due_at=content.new_due_at,
+                    official=official.name,
+                )
+            except NewDateOutOfRange as error:
+                raise HTTPException(422, str(error)) from error
+            except DraftRefused as error:
+                raise HTTPException(409, str(error)) from error
+            result = await view(uow, code)
+            await uow.commit()
+        return result
+
+    @router.post(
+        "/apologies/{code}/draft/approval",
+        response_model=IssuedView,
+        status_code=201,
+        responses=DRAFT_RESPONSES,
+        summary="Approve and sign the apology: the head of the unit at fault only",
+    )
+    async def approve(code: CodePath, signer: Principal = head) -> IssuedView:
+        async with unit_of_work() as uow:
+            found = await _draft_or_404(notifier, uow, code)
+            _of_unit(signer, found.unit_code, code, head=True)
+            try:
+                issued = await notifier.approve(uow, code)
+            except DraftRefused as error:
+                raise HTTPException(409, str(error)) from error
+            except (AddresseeUnknown, AddresseeErased) as error:
+                raise HTTPException(409, str(error)) from error
+            await uow.commit()
+        return IssuedView(
+            dossier_code=code,
+            letter_number=issued.letter_number,
+            unit_code=issued.unit_code,
+            timeliness=issued.timeliness,
+            new_due_at=issued.new_due_at,
+            issued_at=issued.issued_at,
+        )
+
+    return router
+
+
+async def _draft_or_404(notifier: Notifier, uow: NotifierUnitOfWork, code: str) -> Draft:
+    try:
+        return await notifier.draft(uow, code)
+    except DraftNotFound as error:
+        raise HTTPException(404, str(error)) from error
+
+
+def _of_unit(official: Principal, unit_code: str, code: str, *, head: bool = False) -> None:
+    if official.unit_code == unit_code:
+        return
+    who = f"the head of unit {unit_code}" if head else f"an officer or the head of unit {unit_code}"
+    raise Forbidden(
+        f"the apology for dossier {code} is unit {unit_code}'s: only {who} may do this;"
+        f" your unit is {official.unit_code or 'none'}"
     )

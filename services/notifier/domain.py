@@ -5,13 +5,72 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from services.notifier.letters import Addressee, ApologyLetter, IssuingUnit, Lateness
-from services.notifier.repository import StoredAddressee
+from services.notifier.repository import Draft, StoredAddressee
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
-from shared.events import ApologyObligationRecorded, DossierClockStarted
+from shared.events import ApologyObligationRecorded, ApologyTimeliness, DossierClockStarted
 
 DEFAULT_REASON = "Hồ sơ chưa được giải quyết xong trong thời hạn theo quy định"
 HEAD_FALLBACK = "Thủ trưởng đơn vị"
+# The city issues the letter on a unit's behalf when the unit let the due date pass unsigned.
+CITY_SIGNER_TITLE = "TM. Ủy ban nhân dân Thành phố"
+
+
+class DraftRefused(Exception):
+    """A draft apology cannot be changed or approved now; the message says why."""
+
+
+class NewDateOutOfRange(DraftRefused):
+    """The new return date is not after the due date, or beyond the limit."""
+
+
+class DraftClosed(DraftRefused):
+    """The letter was already issued: the new date is set once."""
+
+
+class DraftIncomplete(DraftRefused):
+    """Approval needs the reason and the new date first."""
+
+
+def open_draft(
+    *,
+    dossier_code: str,
+    unit_code: str,
+    due_at: datetime,
+    now: datetime,
+    calendar: WorkingCalendar,
+    limit: timedelta,
+    reason: str | None = None,
+) -> Draft:
+    """The new date may be at most `limit` of working time after the due date (a
+    configurable default: the decree leaves the new date to the unit)."""
+    return Draft(
+        dossier_code=dossier_code,
+        unit_code=unit_code,
+        original_due_at=due_at,
+        latest_new_due_at=calendar.add_working_time(calendar.counting_start(due_at), limit),
+        opened_at=now,
+        reason=reason,
+    )
+
+
+def check_new_date(draft: Draft, new_due_at: datetime) -> None:
+    if new_due_at <= draft.original_due_at:
+        raise NewDateOutOfRange(
+            f"the new return date {new_due_at.isoformat()} must be after the due date"
+            f" {draft.original_due_at.isoformat()}"
+        )
+    if new_due_at > draft.latest_new_due_at:
+        raise NewDateOutOfRange(
+            f"the new return date {new_due_at.isoformat()} is beyond the limit"
+            f" {draft.latest_new_due_at.isoformat()}"
+        )
+
+
+def apology_timeliness(issued_at: datetime, original_due_at: datetime) -> ApologyTimeliness:
+    """On time when issued no later than the due time (QĐ 5157/2016/QĐ-UBND of HCMC: no later
+    than the due date); otherwise late."""
+    return ApologyTimeliness.ON_TIME if issued_at <= original_due_at else ApologyTimeliness.LATE
 
 
 def apology_obligation(clock: DossierClockStarted, catalog: Catalog) -> ApologyObligationRecorded:
@@ -49,8 +108,10 @@ def compose_apology(
     original_due_at: datetime,
     new_due_at: datetime,
     reason: str,
+    on_behalf_of_city: bool = False,
 ) -> ApologyLetter:
     unit = catalog.unit(unit_code)
+    head = unit.head_title if unit else HEAD_FALLBACK
     return ApologyLetter(
         issuing_unit=IssuingUnit(code=unit_code, name=unit.name if unit else unit_code),
         number=number,
@@ -63,5 +124,5 @@ def compose_apology(
         lateness=Lateness.OVERDUE if issued_at >= original_due_at else Lateness.WILL_BE_LATE,
         reason=reason,
         new_due_at=new_due_at,
-        signer_title=unit.head_title if unit else HEAD_FALLBACK,
+        signer_title=CITY_SIGNER_TITLE if on_behalf_of_city else head,
     )

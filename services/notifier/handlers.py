@@ -1,21 +1,29 @@
 """The notifier's handlers: every dossier that will be late, or is late, gets exactly one
-apology (Mẫu 04); the heads of late units and the operators are alerted."""
+apology (Mẫu 04). At due-soon the unit at fault gets a draft to complete (reason, new date);
+its head approves and signs it. If the due date comes first, the head and the operators are
+alerted and the city issues the letter on the unit's behalf, recorded as late."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from opentelemetry.metrics import Counter
 
 from services.notifier.domain import (
     DEFAULT_REASON,
     HEAD_FALLBACK,
+    DraftClosed,
+    DraftIncomplete,
     apology_obligation,
+    apology_timeliness,
+    check_new_date,
     compose_apology,
     letter_number,
     new_appointment,
+    open_draft,
 )
 from services.notifier.letters import Addressee, IssuingUnit, render_html, render_pdf
 from services.notifier.notices import (
@@ -25,13 +33,15 @@ from services.notifier.notices import (
     render_notice_html,
     render_notice_pdf,
 )
-from services.notifier.repository import IssuedApology, IssuedNotice, NotifierUnitOfWorkPort
+from services.notifier.repository import Draft, IssuedApology, IssuedNotice, NotifierUnitOfWorkPort
+from services.notifier.signing import CITY
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
     AlertKind,
     AlertRaised,
     ApologyIssued,
+    ApologyTimeliness,
     ApplicantDetailsRecorded,
     ConsultationReplyOverdueDetected,
     DossierClockResumed,
@@ -45,6 +55,8 @@ from shared.events import (
     ExtensionRequested,
     OverdueDetected,
     ProcessingStopped,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
     SupplementDeadlineMissed,
@@ -66,16 +78,26 @@ def ended_at(event: DossierEnd) -> datetime:
             return event.stopped_at
 
 
+class PdfSigner(Protocol):
+    async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes: ...
+
+
+class DraftNotFound(LookupError):
+    """No draft apology for the dossier: it is not due soon, or not on the clock."""
+
+
 @dataclass(frozen=True)
 class Notifier:
     catalog: Catalog
     calendars: UnitCalendars
     clock: Callable[[], datetime]
     operators: tuple[str, ...]
-    extension: timedelta
+    extension: timedelta  # the city's new date, when it issues the letter for a unit
+    new_date_limit: timedelta  # how late a unit may set its new date, after the due date
     email_enabled: bool
     sms_enabled: bool
     apologies_issued: Counter
+    signer: PdfSigner
 
     async def on_dossier_received(
         self, event: DossierReceived, uow: NotifierUnitOfWorkPort
@@ -218,13 +240,42 @@ class Notifier:
         await uow.notices.move_obligation(event.dossier_code, event.due_at, event.due_soon_at)
 
     async def on_due_soon(self, event: DueSoonDetected, uow: NotifierUnitOfWorkPort) -> None:
-        await self._alert(uow, event.dossier_code, AlertKind.DUE_SOON, event.responsible_unit_code)
+        """The unit at fault gets the alert and a draft apology to complete before the due
+        date (Nghị định 61/2018/NĐ-CP art. 19(3), as amended by 107/2021/NĐ-CP)."""
+        unit = event.responsible_unit_code
+        await self._alert(uow, event.dossier_code, AlertKind.DUE_SOON, unit)
+        await self._open_draft(uow, event.dossier_code, unit, event.due_at)
 
     async def on_overdue(self, event: OverdueDetected, uow: NotifierUnitOfWorkPort) -> None:
-        await self._alert(uow, event.dossier_code, AlertKind.OVERDUE, event.responsible_unit_code)
-        await self._apologise(
-            uow, event.dossier_code, event.responsible_unit_code, event.due_at, DEFAULT_REASON
+        """The due date passed: if the unit did not sign its apology, its head and the
+        operators are alerted and the city issues it on the unit's behalf, late."""
+        code, unit = event.dossier_code, event.responsible_unit_code
+        await self._alert(uow, code, AlertKind.OVERDUE, unit)
+        draft = await uow.notices.draft(code)  # locked first, as the head's approval does
+        if await uow.notices.has_apology(code):
+            return
+        await self._alert(uow, code, AlertKind.APOLOGY_ESCALATED, unit)
+        now = self.clock()
+        new_due_at = new_appointment(self.calendars.of(unit), event.due_at, now, self.extension)
+        reason = DEFAULT_REASON
+        if draft is not None and draft.reason is not None:
+            reason = draft.reason
+        if draft is not None and draft.new_due_at is not None and draft.new_due_at > now:
+            new_due_at = draft.new_due_at  # what the unit chose, if still ahead
+        await self._issue(uow, code, unit, event.due_at, reason, new_due_at, on_behalf_of_city=True)
+
+    async def on_promised_date_due_soon(
+        self, event: PromisedDateDueSoonDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        await self._alert(
+            uow, event.dossier_code, AlertKind.PROMISED_DATE_DUE_SOON, event.unit_code
         )
+
+    async def on_promise_broken(
+        self, event: PromiseBrokenDetected, uow: NotifierUnitOfWorkPort
+    ) -> None:
+        """The new return date passed too: reported apart from the first lateness."""
+        await self._alert(uow, event.dossier_code, AlertKind.PROMISE_BROKEN, event.unit_code)
 
     async def on_step_overdue(
         self, event: StepOverdueDetected, uow: NotifierUnitOfWorkPort
@@ -236,22 +287,86 @@ class Notifier:
     async def on_extension_requested(
         self, event: ExtensionRequested, uow: NotifierUnitOfWorkPort
     ) -> None:
-        """The unit says it will be late: the apology goes out before the due date."""
+        """The unit says it will be late: its draft apology opens now, with its reason; the
+        head still chooses the new date and signs."""
         obligation_due = await uow.notices.obligation_due_at(event.dossier_code)
-        await self._apologise(
-            uow, event.dossier_code, event.unit_code, obligation_due, event.reason
+        await self._open_draft(
+            uow, event.dossier_code, event.unit_code, obligation_due, reason=event.reason
         )
 
-    async def _apologise(
+    # --- the unit's draft, over HTTP ------------------------------------------------------
+
+    async def draft(self, uow: NotifierUnitOfWorkPort, code: str) -> Draft:
+        draft = await uow.notices.draft(code)
+        if draft is None:
+            raise DraftNotFound(f"no draft apology for dossier {code}: it is not due soon")
+        return draft
+
+    async def fill_draft(
+        self,
+        uow: NotifierUnitOfWorkPort,
+        code: str,
+        *,
+        reason: str,
+        new_due_at: datetime,
+        official: str,
+    ) -> Draft:
+        """The unit's reason and new return date; may change until the letter is issued."""
+        draft = await self.draft(uow, code)
+        if await uow.notices.has_apology(code):
+            raise DraftClosed(f"the apology for dossier {code} was already issued")
+        check_new_date(draft, new_due_at)
+        now = self.clock()
+        await uow.notices.fill_draft(
+            code, reason=reason, new_due_at=new_due_at, by=official, at=now
+        )
+        return await self.draft(uow, code)
+
+    async def approve(self, uow: NotifierUnitOfWorkPort, code: str) -> ApologyIssued:
+        """The head approves and signs: the letter is issued with the unit's certificate."""
+        draft = await self.draft(uow, code)
+        if await uow.notices.has_apology(code):
+            raise DraftClosed(f"the apology for dossier {code} was already issued")
+        if draft.reason is None or draft.new_due_at is None:
+            raise DraftIncomplete(
+                f"the draft apology for dossier {code} needs its reason and new return date"
+            )
+        return await self._issue(
+            uow, code, draft.unit_code, draft.original_due_at, draft.reason, draft.new_due_at
+        )
+
+    async def _open_draft(
+        self,
+        uow: NotifierUnitOfWorkPort,
+        code: str,
+        unit_code: str,
+        due_at: datetime,
+        reason: str | None = None,
+    ) -> None:
+        if await uow.notices.has_apology(code):
+            return
+        draft = open_draft(
+            dossier_code=code,
+            unit_code=unit_code,
+            due_at=due_at,
+            now=self.clock(),
+            calendar=self.calendars.of(unit_code),
+            limit=self.new_date_limit,
+            reason=reason,
+        )
+        await uow.notices.add_draft(draft)
+
+    async def _issue(
         self,
         uow: NotifierUnitOfWorkPort,
         code: str,
         unit_code: str,
         original_due_at: datetime,
         reason: str,
-    ) -> None:
-        if await uow.notices.has_apology(code):
-            return  # one apology per dossier: the new date is set once
+        new_due_at: datetime,
+        *,
+        on_behalf_of_city: bool = False,
+    ) -> ApologyIssued:
         addressee = await uow.notices.addressee(code)
         now = self.clock()
         calendar = self.calendars.of(unit_code)  # the unit at fault counts in its own hours
@@ -266,9 +381,17 @@ class Notifier:
             number=number,
             issued_at=now,
             original_due_at=original_due_at,
-            new_due_at=new_appointment(calendar, original_due_at, now, self.extension),
+            new_due_at=new_due_at,
             reason=reason,
+            on_behalf_of_city=on_behalf_of_city,
         )
+        timeliness = (
+            ApologyTimeliness.LATE
+            if on_behalf_of_city
+            else apology_timeliness(now, original_due_at)
+        )
+        signed_by = CITY if on_behalf_of_city else unit_code
+        pdf = await self.signer.sign(render_pdf(letter), signed_by, reason=f"Mẫu 04 {number}")
         channel = self._channel_for(addressee.email, addressee.phone)
         await uow.notices.add_apology(
             IssuedApology(
@@ -283,24 +406,30 @@ class Notifier:
                 channel=channel,
                 letter=letter.model_dump(mode="json"),
                 html=render_html(letter),
-                pdf=render_pdf(letter),
+                pdf=pdf,
+                timeliness=timeliness.value,
+                on_behalf_of_city=on_behalf_of_city,
+                signed_by=signed_by,
             )
         )
-        self.apologies_issued.add(1, {"onestop.unit": unit_code})
-        uow.emit(
-            ApologyIssued(
-                dossier_code=code,
-                unit_code=unit_code,
-                signer_title=letter.signer_title,
-                letter_number=number,
-                reason=reason,
-                original_due_at=original_due_at,
-                new_due_at=letter.new_due_at,
-                issued_at=now,
-                delivered_by=channel,
-            ),
-            occurred_at=now,
+        self.apologies_issued.add(
+            1, {"onestop.unit": unit_code, "onestop.apology.timeliness": timeliness.value}
         )
+        issued = ApologyIssued(
+            dossier_code=code,
+            unit_code=unit_code,
+            signer_title=letter.signer_title,
+            letter_number=number,
+            reason=reason,
+            original_due_at=original_due_at,
+            new_due_at=letter.new_due_at,
+            issued_at=now,
+            delivered_by=channel,
+            timeliness=timeliness,
+            on_behalf_of_city=on_behalf_of_city,
+        )
+        uow.emit(issued, occurred_at=now)
+        return issued
 
     async def _alert(
         self, uow: NotifierUnitOfWorkPort, code: str, kind: AlertKind, unit_code: str, step: int = 0

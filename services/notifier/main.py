@@ -9,12 +9,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.notifier.api import LetterLinks, build_letters_router
+from services.notifier.api import LetterLinks, build_apology_drafts_router, build_letters_router
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
+from services.notifier.signing import LetterSigner
 from shared.access_log import build_access_log_router
 from shared.auth import Authenticator, TokenVerifier
 from shared.catalog import load_catalog
@@ -33,6 +34,8 @@ from shared.events import (
     ExtensionRequested,
     OverdueDetected,
     ProcessingStopped,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     ResultReturned,
     StepOverdueDetected,
     SupplementDeadlineMissed,
@@ -85,6 +88,8 @@ def create_app(
         clock=clock,
         operators=tuple(settings.operator_emails),
         extension=timedelta(hours=8 * settings.apology_extension_working_days),
+        new_date_limit=timedelta(hours=8 * settings.apology_new_date_limit_working_days),
+        signer=LetterSigner(settings.signing_directory),
         email_enabled=email is not None,
         sms_enabled=sms is not None,
         apologies_issued=runtime.meter.create_counter(
@@ -102,6 +107,8 @@ def create_app(
             DueSoonDetected: notifier.on_due_soon,
             OverdueDetected: notifier.on_overdue,
             StepOverdueDetected: notifier.on_step_overdue,
+            PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
+            PromiseBrokenDetected: notifier.on_promise_broken,
             SupplementDeadlineMissed: notifier.on_supplement_missed,
             ConsultationReplyOverdueDetected: notifier.on_consultation_reply_overdue,
             DossierReceived: notifier.on_dossier_received,
@@ -150,5 +157,6 @@ def create_app(
         base_url=settings.public_base_url,
     )
     app.include_router(build_letters_router(unit_of_work, authenticator, links, clock))
+    app.include_router(build_apology_drafts_router(unit_of_work, authenticator, notifier))
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     return app

@@ -43,6 +43,26 @@ class StoredAddressee:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """The apology (Mẫu 04) the unit at fault prepares once the dossier is due soon: the
+    reason it enters and the new return date it chooses; its head approves and signs."""
+
+    dossier_code: str
+    unit_code: str
+    original_due_at: datetime
+    latest_new_due_at: datetime
+    opened_at: datetime
+    reason: str | None = None
+    new_due_at: datetime | None = None
+    filled_by: str | None = None
+    filled_at: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.reason is not None and self.new_due_at is not None
+
+
+@dataclass(frozen=True)
 class IssuedApology:
     """An apology letter (Mẫu 04) as issued, to be delivered; fields in the table's order."""
 
@@ -58,6 +78,9 @@ class IssuedApology:
     letter: dict[str, Any]
     html: str
     pdf: bytes
+    timeliness: str = "on_time"
+    on_behalf_of_city: bool = False
+    signed_by: str | None = None  # the signer's certificate: the unit's code, or "city"
 
 
 @dataclass(frozen=True)
@@ -147,6 +170,19 @@ class NoticeRepository(abc.ABC):
 
     @abc.abstractmethod
     async def has_apology(self, dossier_code: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def add_draft(self, draft: Draft) -> bool:
+        """False when the dossier has a draft already (one per dossier)."""
+
+    @abc.abstractmethod
+    async def draft(self, dossier_code: str) -> Draft | None:
+        """The draft, locked until the transaction ends."""
+
+    @abc.abstractmethod
+    async def fill_draft(
+        self, dossier_code: str, *, reason: str, new_due_at: datetime, by: str, at: datetime
+    ) -> None: ...
 
     @abc.abstractmethod
     async def next_letter_number(self, unit_code: str, year: int) -> int:
@@ -266,6 +302,39 @@ class PostgresNoticeRepository(NoticeRepository):
             )
         )
 
+    async def add_draft(self, draft: Draft) -> bool:
+        return bool(
+            await self._db.fetchval(
+                "INSERT INTO apology_drafts (dossier_code, unit_code, original_due_at,"
+                " latest_new_due_at, opened_at, reason, new_due_at, filled_by, filled_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+                " RETURNING true",
+                *astuple(draft),
+            )
+        )
+
+    async def draft(self, dossier_code: str) -> Draft | None:
+        row = await self._db.fetchrow(
+            "SELECT dossier_code, unit_code, original_due_at, latest_new_due_at, opened_at,"
+            " reason, new_due_at, filled_by, filled_at FROM apology_drafts"
+            " WHERE dossier_code = $1 FOR UPDATE",
+            dossier_code,
+        )
+        return None if row is None else Draft(**dict(row))
+
+    async def fill_draft(
+        self, dossier_code: str, *, reason: str, new_due_at: datetime, by: str, at: datetime
+    ) -> None:
+        await self._db.execute(
+            "UPDATE apology_drafts SET reason = $2, new_due_at = $3, filled_by = $4,"
+            " filled_at = $5 WHERE dossier_code = $1",
+            dossier_code,
+            reason,
+            new_due_at,
+            by,
+            at,
+        )
+
     async def next_letter_number(self, unit_code: str, year: int) -> int:
         return int(
             await self._db.fetchval(
@@ -280,8 +349,9 @@ class PostgresNoticeRepository(NoticeRepository):
     async def add_apology(self, apology: IssuedApology) -> None:
         await self._db.execute(
             "INSERT INTO apologies (dossier_code, letter_number, unit_code, signer_title, reason,"
-            " original_due_at, new_due_at, issued_at, channel, letter, html, pdf)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            " original_due_at, new_due_at, issued_at, channel, letter, html, pdf, timeliness,"
+            " on_behalf_of_city, signed_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             *astuple(apology),
         )
         await self._db.execute(

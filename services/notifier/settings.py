@@ -3,6 +3,8 @@ variables; a missing or malformed value stops the service at start)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from shared.auth import OidcSettings
@@ -26,7 +28,20 @@ class NotifierSettings(ServiceSettings, OidcSettings):
     sms_webhook_url: str | None = Field(default=None, description="SMS/Zalo gateway")
     operator_emails: list[str] = Field(default_factory=list)
     apology_extension_working_days: float = Field(
-        default=5, gt=0, description="how much later the new return date is (unverified default)"
+        default=5,
+        gt=0,
+        description="the new return date the city sets when it issues an apology on a unit's"
+        " behalf, after the due date (a configurable default)",
+    )
+    apology_new_date_limit_working_days: float = Field(
+        default=10,
+        gt=0,
+        description="the latest new return date a unit may choose in its apology, in working"
+        " days after the due date (a configurable default: the decree sets no bound)",
+    )
+    signing_directory: Path = Field(
+        description="the signing certificates and keys: ca.pem and signers/<unit code or"
+        " city>/{cert,key}.pem (deploy/local/signing.py makes a local test CA's)"
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     delivery_poll_interval_seconds: float = Field(

@@ -47,7 +47,7 @@ DOWNSTREAM_GROUP_PREFIX = "downstream."
 CONSUMER_GROUPS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "intake": {"intake-projection": (Topic.ROUTING, Topic.DEADLINE, Topic.NOTIFIER)},
     "routing": {"routing": (Topic.INTAKE,)},
-    "deadline": {"deadline": (Topic.INTAKE, Topic.ROUTING)},
+    "deadline": {"deadline": (Topic.INTAKE, Topic.ROUTING, Topic.NOTIFIER)},
     "notifier": {"notifier": (Topic.DEADLINE, Topic.INTAKE, PERSONAL_DATA_TOPIC)},
 }
 SERVICES = tuple(CONSUMER_GROUPS)

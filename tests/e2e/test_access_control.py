@@ -21,6 +21,7 @@ import pytest
 from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from shared.clock import system_clock
+from tests.apologies import sign_apology
 from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, running_system
 from tests.users import OPERATOR_USER, counter_of, head_of, officer_of
@@ -400,6 +401,8 @@ async def test_clocks_and_letters(caller: Caller) -> None:
             f"/v1/dossiers/{code}/extension-requests", json={"reason": "Cần xác minh thêm"}
         )
         assert declared.status_code == 200, declared.text
+    async with caller.system.client("notifier") as notifier:
+        await sign_apology(notifier, code, HOLDER, "Cần xác minh thêm")
 
     async def letter_issued() -> bool:
         async with caller.system.client("notifier", OPERATOR_USER) as client:

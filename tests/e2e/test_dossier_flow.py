@@ -13,6 +13,7 @@ import httpx
 from deploy.local import kafka_access
 from deploy.local.stack import Stack
 from shared.events import PUBLIC_TOPICS, Topic
+from tests.apologies import sign_apology
 from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_until
@@ -188,6 +189,8 @@ async def test_each_service_exposes_its_metrics(stack: Stack) -> None:
             headers=await bearer(officer_of(holder)),
         )
         assert extension.status_code == 200, extension.text
+    async with httpx.AsyncClient(base_url=stack.url("notifier")) as notifier:
+        await sign_apology(notifier, code, holder, "Cần xác minh thêm")
 
     async def exposed() -> dict[str, list[str]]:
         missing = {}

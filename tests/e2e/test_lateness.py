@@ -14,9 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from pyhanko.keys import load_cert_from_pemder
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
 
 from deploy.local import kafka_access
+from deploy.local.signing import SIGNING_DIR
 from shared.calendar import HCMC, WorkingCalendar
+from shared.catalog import load_catalog
 from shared.clock import SimulatedClock
 from shared.events import PUBLIC_TOPICS, RESTRICTED_READERS, dead_letter_topic
 from shared.logs import TraceContextFilter, json_formatter
@@ -80,7 +86,11 @@ async def timeline_types(system: System, code: str) -> list[str]:
     return [e["event_type"].split(".")[-2] for e in events]
 
 
-async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system: System) -> None:
+async def test_a_unit_that_ignores_due_soon_is_escalated_and_the_city_apologises_late(
+    system: System,
+) -> None:
+    """Công an overran its step; at due-soon its draft apology waits, unsigned; at the due
+    date its head and the operators are alerted and the city issues the letter, late."""
     clock = clock_of(system)
     async with system.client("intake", counter_of(DESK)) as client:
         response = await client.post("/v1/dossiers", json=submission(procedure_code=INTER_AGENCY))
@@ -106,9 +116,15 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert handed.status_code == 202, handed.text
     await eventually(lambda: _clock_at_step(system, code, 3), what="deadline at step 3")
 
-    # One working day before the due time: due soon; then past it: overdue and the apology.
+    # One working day before the due time: due soon, and a draft for Công an, the unit at
+    # fault, although Sở Công Thương holds the dossier; Công an ignores it.
     clock.set(_parse(routed["deadline"]["due_soon_at"]) + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "due-soon"), what="due-soon")
+    draft = await eventually(lambda: _draft(system, code, officer_of(CONG_AN)), what="draft")
+    assert (draft["unit_code"], draft["state"]) == (CONG_AN, "open")
+    async with system.client("notifier", head_of(CONG_THUONG)) as client:
+        not_theirs = await client.post(f"/v1/apologies/{code}/draft/approval")
+    assert not_theirs.status_code == 403 and CONG_AN in not_theirs.json()["message"]
     clock.set(due + timedelta(minutes=1))
     await eventually(lambda: _has(system, code, "apology-issued"), what="apology issued")
     await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
@@ -126,15 +142,19 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     [attachment] = [part for part in letter.iter_attachments()]
     pdf = attachment.get_content()
     assert pdf.startswith(b"%PDF")
-    async with system.client("notifier", head_of(CONG_THUONG)) as client:
+    async with system.client("notifier", head_of(CONG_AN)) as client:
         served = await client.get(f"/v1/apologies/{code}.pdf")
+        closed = await client.post(f"/v1/apologies/{code}/draft/approval")
     assert served.status_code == 200 and served.content == pdf
-    # Alerts: the head of Công an for the held step, Sở Công Thương for due soon and overdue,
-    # and the operators for all three.
-    await eventually(lambda: _mails_to(system, OPERATOR, code, 3), what="three alerts to operators")
-    assert len(system.mailbox.to(HEAD_CONG_AN, code)) == 1
-    assert len(system.mailbox.to(HEAD_CONG_THUONG, code)) == 2
-    assert len(system.mailbox.to(OPERATOR, code)) == 3
+    assert closed.status_code == 409, closed.text  # issued already: the new date is set once
+    # Signed with the city's certificate of the local CA, on Công an's behalf.
+    assert await _signer_of(pdf) == _certificate("city")
+    # Alerts, all to the head of Công an, the unit at fault (held step, due soon, overdue and
+    # the escalation), and to the operators; none to Sở Công Thương, which only holds it.
+    await eventually(lambda: _mails_to(system, OPERATOR, code, 4), what="four alerts to operators")
+    assert len(system.mailbox.to(HEAD_CONG_AN, code)) == 4
+    assert len(system.mailbox.to(HEAD_CONG_THUONG, code)) == 0
+    assert len(system.mailbox.to(OPERATOR, code)) == 4
 
     # The events, each once, on the topics downstream systems read, ...
     records = await read_to_end(
@@ -143,7 +163,11 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     history = causal_history([r for r in records if r.key == code])
     ours = Counter(kinds(history))
     assert ours["due-soon"] == ours["overdue"] == ours["step-overdue"] == 1, ours
-    assert ours["apology-issued"] == 1 and ours["alert-raised"] == 3
+    assert ours["apology-issued"] == 1 and ours["alert-raised"] == 4
+    [issued] = [r for r in history if "apology-issued" in r.headers["ce_type"]]
+    apology = json.loads(issued.value)
+    assert (apology["timeliness"], apology["on_behalf_of_city"]) == ("late", True)
+    assert apology["unit_code"] == CONG_AN
     assert ours["hand-off-recorded"] == ours["step-completed"] == 3 and ours["completed"] == 1
 
     # ... in causal order across the four topics, whatever the services' clocks said.
@@ -192,7 +216,7 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     cong_an_officer = await name_of(officer_of(CONG_AN))
     assert any(o["official"] == cong_an_officer for o in board["officials"])
     cong_thuong = next(u for u in indicators["units"] if u["unit_code"] == CONG_THUONG)
-    assert cong_thuong["done_late"] >= 1 and cong_thuong["apologies_issued"] >= 1
+    assert cong_thuong["done_late"] >= 1
     assert indicators["total"]["late_without_apology"] == 0
 
     # Later events are traces of their own, linked back to the submission's trace.
@@ -206,6 +230,94 @@ async def test_an_inter_agency_dossier_with_a_late_step_gets_one_apology(system:
     assert any(name.startswith("deadline detect overdue") for name in linked), linked
     assert any(name.startswith("deadline detect due-soon") for name in linked), linked
     assert any("hand-offs" in name for name in linked), linked
+
+
+async def test_a_unit_that_signs_in_time_gets_an_on_time_apology_and_its_new_date_is_tracked(
+    system: System,
+) -> None:
+    """At due-soon the unit's officer enters the reason and a new date within the limit, its
+    head approves: the letter is issued before the due date, signed (PAdES) with the unit's
+    certificate of the local CA, and sent to the citizen. The new date is then a deadline of
+    its own: alerted when near, and when missed too, a broken promise."""
+    clock = clock_of(system)
+    clock.set(_next_morning(clock))
+    async with system.client("intake", counter_of(DESK)) as client:
+        response = await client.post("/v1/dossiers", json=submission(procedure_code="1.004227"))
+    assert response.status_code == 201, response.text
+    code = response.json()["dossier_code"]
+    routed = await eventually(lambda: _planned(system, code), what="routing and clocks")
+    unit = routed["routing"]["steps"][0]["unit_code"]
+    due = _parse(routed["deadline"]["due_at"])
+    clock.set(_parse(routed["deadline"]["due_soon_at"]) + timedelta(minutes=1))
+    draft = await eventually(lambda: _draft(system, code, officer_of(unit)), what="draft")
+    assert (draft["unit_code"], draft["state"]) == (unit, "open")
+    latest = _parse(draft["latest_new_due_at"])
+    assert latest > due
+
+    content = {"reason": "Cần xác minh thực địa thửa đất", "new_due_at": ""}
+    async with system.client("notifier", officer_of(DESK)) as client:  # another unit
+        content["new_due_at"] = (due + timedelta(days=1)).isoformat()
+        other = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
+    assert other.status_code == 403 and unit in other.json()["message"]
+    async with system.client("notifier", officer_of(unit)) as client:
+        content["new_due_at"] = (latest + timedelta(hours=1)).isoformat()
+        too_late = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
+        assert too_late.status_code == 422, too_late.text
+        early = await client.post(f"/v1/apologies/{code}/draft/approval")
+        assert early.status_code == 403 and "unit-head" in early.json()["message"]  # officer
+        new_date = due + timedelta(days=1)
+        content["new_due_at"] = new_date.isoformat()
+        filled = await client.put(f"/v1/apologies/{code}/draft/content", json=content)
+        assert filled.status_code == 200, filled.text
+        assert filled.json()["state"] == "filled"
+    clock.advance(timedelta(hours=1))
+    async with system.client("notifier", head_of(unit)) as client:
+        approved = await client.post(f"/v1/apologies/{code}/draft/approval")
+        assert approved.status_code == 201, approved.text
+        assert approved.json()["timeliness"] == "on_time"
+        again = await client.post(f"/v1/apologies/{code}/draft/approval")
+        assert again.status_code == 409
+    assert _parse(approved.json()["new_due_at"]) == new_date
+
+    await eventually(lambda: _mail_to(system, APPLICANT["email"], code), what="letter by e-mail")
+    [letter] = system.mailbox.to(APPLICANT["email"], code)
+    [attachment] = list(letter.iter_attachments())
+    assert await _signer_of(attachment.get_content()) == _certificate(unit)
+    # The new date is a deadline of its own, on the dossier's clock.
+    promised = await eventually(
+        lambda: _when(_clock(system, code), lambda c: c["promised_at"] is not None),
+        what="the new date tracked",
+    )
+    assert _parse(promised["promised_at"]) == new_date
+    assert promised["promise_unit_code"] == unit
+    # The due date brings the overdue alert, but no escalation and no second letter.
+    clock.set(due + timedelta(minutes=1))
+    await eventually(lambda: _has(system, code, "overdue"), what="overdue")
+    await eventually(lambda: _mails_to(system, OPERATOR, code, 2), what="due-soon, overdue alerts")
+    # Near the new date: an alert; past it, still not done: a broken promise, alerted apart.
+    clock.set(_parse(promised["promise_due_soon_at"]) + timedelta(minutes=1))
+    await eventually(lambda: _alerted(system, code, "promised_date_due_soon"), what="new date near")
+    clock.set(new_date + timedelta(minutes=1))
+    history = await eventually(
+        lambda: _alerted(system, code, "promise_broken"), what="promise broken alert"
+    )
+    ours = Counter(kinds(history))
+    assert ours["apology-issued"] == ours["return-date-promised"] == 1, ours
+    assert ours["promised-date-due-soon"] == ours["promise-broken"] == 1, ours
+    assert ours["overdue"] == 1
+    assert_before(history, "apology-issued", "return-date-promised")
+    assert_before(history, "return-date-promised", "promise-broken")
+    alerts = [
+        json.loads(r.value)["kind"] for r in history if "alert-raised" in r.headers["ce_type"]
+    ]
+    expected = ["due_soon", "overdue", "promised_date_due_soon", "promise_broken"]
+    assert [kind for kind in alerts if kind != "step_overdue"] == expected, alerts
+    await eventually(
+        lambda: _mails_to(system, OPERATOR, code, len(alerts)), what="every alert by e-mail"
+    )
+    assert len(system.mailbox.to(_head_email(system.apps["notifier"], unit), code)) == len(alerts)
+    [issued] = [r for r in history if "apology-issued" in r.headers["ce_type"]]
+    assert json.loads(issued.value)["timeliness"] == "on_time"
 
 
 async def test_a_supplement_pauses_the_clock_and_a_second_request_is_refused(
@@ -386,6 +498,59 @@ async def _timeline(system: System, code: str) -> dict[str, Any]:
     async with system.client("intake", OPERATOR_USER) as client:
         timeline: dict[str, Any] = (await client.get(f"/v1/dossiers/{code}/timeline")).json()
         return timeline
+
+
+async def _draft(system: System, code: str, user: str) -> dict[str, Any] | None:
+    async with system.client("notifier", user) as client:
+        response = await client.get(f"/v1/apologies/{code}/draft")
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def _signer_of(pdf: bytes) -> bytes:
+    """The signing certificate of the PDF's one signature, once pyHanko's validator found it
+    intact, valid and trusted against the local test CA (DER)."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    [signature] = reader.embedded_signatures
+    trust = ValidationContext(trust_roots=[load_cert_from_pemder(str(SIGNING_DIR / "ca.pem"))])
+    status = await async_validate_pdf_signature(signature, trust)
+    assert status.bottom_line, status.pretty_print_details()
+    assert status.intact and status.valid and status.trusted
+    der: bytes = status.signing_cert.dump()
+    return der
+
+
+def _certificate(signer: str) -> bytes:
+    der: bytes = load_cert_from_pemder(str(SIGNING_DIR / "signers" / signer / "cert.pem")).dump()
+    return der
+
+
+async def _alerted(system: System, code: str, kind: str) -> list[Any] | None:
+    """The dossier's history on the public topics, once it holds an alert of `kind`."""
+    records = await read_to_end(
+        system_kafka(system), [namespace_of(system) + t for t in PUBLIC_TOPICS]
+    )
+    history = causal_history([r for r in records if r.key == code])
+    for record in history:
+        if "alert-raised" in record.headers["ce_type"]:
+            if json.loads(record.value)["kind"] == kind:
+                return history
+    return None
+
+
+async def _clock(system: System, code: str) -> dict[str, Any]:
+    async with system.client("deadline", OPERATOR_USER) as client:
+        found: dict[str, Any] = (await client.get(f"/v1/clocks/{code}")).json()
+    return found
+
+
+def _head_email(notifier: Any, unit_code: str) -> str:
+    unit = load_catalog(notifier.state.runtime.settings.catalog_path).unit(unit_code)
+    assert unit is not None
+    return unit.head_email
 
 
 async def _has(system: System, code: str, kind: str) -> bool:

@@ -32,6 +32,10 @@ class StoredClock:
     current_step: int = 1
     completed_at: datetime | None = None
     timeliness: str | None = None
+    fault_unit_code: str | None = None
+    promised_at: datetime | None = None
+    promise_unit_code: str | None = None
+    promise_due_soon_at: datetime | None = None
 
 
 @dataclass
@@ -110,6 +114,7 @@ class InMemoryClockRepository(ClockRepository):
             competent_unit_code=stored.competent_unit_code,
             submission_traceparent=stored.submission_traceparent,
             pause_cause=stored.pause_cause,
+            fault_unit_code=stored.fault_unit_code,
         )
 
     async def open_steps(self, dossier_code: str) -> list[StepDue]:
@@ -156,15 +161,18 @@ class InMemoryClockRepository(ClockRepository):
         sequence: int,
         at: datetime,
         timeliness: str,
-        next_unit_code: str,
         started: tuple[int, ...] = (),
+        *,
+        responsible_unit_code: str,
+        fault_unit_code: str | None,
     ) -> None:
         step = self.steps[dossier_code][sequence]
         step.completed_at, step.timeliness = at, timeliness
         for other in started:
             self.steps[dossier_code][other].started_at = at
         clock = self.clocks[dossier_code]
-        clock.responsible_unit_code = next_unit_code
+        clock.responsible_unit_code = responsible_unit_code
+        clock.fault_unit_code = fault_unit_code
         if started:
             clock.current_step = started[0]
 
@@ -188,6 +196,16 @@ class InMemoryClockRepository(ClockRepository):
             step.started_at = at if sequence == started else None
         clock = self.clocks[dossier_code]
         clock.current_step, clock.responsible_unit_code = started, holder
+
+    async def promise(
+        self, dossier_code: str, *, unit_code: str, promised_at: datetime, due_soon_at: datetime
+    ) -> bool:
+        clock = self.clocks[dossier_code]
+        if clock.promised_at is not None:
+            return False
+        clock.promised_at, clock.promise_unit_code = promised_at, unit_code
+        clock.promise_due_soon_at = due_soon_at
+        return True
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
         self.clocks[dossier_code].overdue_detected_at = at

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from opentelemetry.context import Context
@@ -11,6 +11,7 @@ from opentelemetry.util.types import Attributes
 
 from services.notifier.repository import (
     AddresseeUnknown,
+    Draft,
     IssuedApology,
     IssuedNotice,
     NoticeRepository,
@@ -52,6 +53,7 @@ class InMemoryNoticeRepository(NoticeRepository):
         self.notices: dict[tuple[str, str, str], IssuedNotice] = {}
         self.alerts: dict[tuple[str, str, int], StoredAlert] = {}
         self.letter_numbers: dict[tuple[str, int], int] = {}
+        self.drafts: dict[str, Draft] = {}
 
     async def add_obligation(self, obligation: ApologyObligationRecorded) -> None:
         if obligation.dossier_code in self.obligations:
@@ -103,6 +105,26 @@ class InMemoryNoticeRepository(NoticeRepository):
 
     async def has_apology(self, dossier_code: str) -> bool:
         return dossier_code in self.apologies
+
+    async def add_draft(self, draft: Draft) -> bool:
+        if draft.dossier_code in self.drafts:
+            return False
+        self.drafts[draft.dossier_code] = draft
+        return True
+
+    async def draft(self, dossier_code: str) -> Draft | None:
+        return self.drafts.get(dossier_code)
+
+    async def fill_draft(
+        self, dossier_code: str, *, reason: str, new_due_at: datetime, by: str, at: datetime
+    ) -> None:
+        self.drafts[dossier_code] = replace(
+            self.drafts[dossier_code],
+            reason=reason,
+            new_due_at=new_due_at,
+            filled_by=by,
+            filled_at=at,
+        )
 
     async def next_letter_number(self, unit_code: str, year: int) -> int:
         value = self.letter_numbers.get((unit_code, year), 0) + 1
@@ -159,3 +181,10 @@ class RecordingCounter(NoOpCounter):
         self, amount: float, attributes: Attributes = None, context: Context | None = None
     ) -> None:
         self.added.append((amount, attributes))
+
+
+class MarkingSigner:
+    """Stands in for the PAdES signer: appends who signed, so that tests can see it."""
+
+    async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes:
+        return pdf + f"\n%signed-by {signer}\n".encode()

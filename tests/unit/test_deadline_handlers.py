@@ -12,6 +12,8 @@ from services.deadline.repository import ClockNotStarted
 from shared.calendar import UnitCalendars, WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import (
+    ApologyIssued,
+    ApologyTimeliness,
     DossierClockPaused,
     DossierClockResumed,
     DossierClockStarted,
@@ -21,6 +23,7 @@ from shared.events import (
     HandOffRecorded,
     OverdueDetected,
     PlannedStep,
+    ReturnDatePromised,
     StepClocksStarted,
     StepCompleted,
     SupplementReceived,
@@ -169,8 +172,28 @@ async def test_a_hand_off_closes_its_step_early_on_time_or_late(
         timeliness=verdict,
     )
     clock = await uow.clocks.lock(CODE)
-    assert (clock.current_step, clock.responsible_unit_code) == (2, POLICE)
+    # Police holds it now; a late step keeps its unit answerable for the dossier's lateness.
+    answerable = TRADE if verdict is Timeliness.LATE else POLICE
+    assert (clock.current_step, clock.responsible_unit_code) == (2, answerable)
     assert [s.sequence for s in await uow.clocks.open_steps(CODE)] == [2, 3]
+
+
+async def test_the_unit_whose_step_overran_first_answers_for_the_late_dossier(
+    deadlines: Deadlines, uow: InMemoryDeadlineUnitOfWork
+) -> None:
+    """Police overran step 2, Justice then finishes late too: the overdue and the apology are
+    Police's, not the holder's."""
+    steps = await started_and_routed(deadlines, uow)
+    first, second, _ = steps.steps
+    await deadlines.on_hand_off_recorded(hand_off(1, first.due_at), uow)
+    await deadlines.on_hand_off_recorded(hand_off(2, second.due_at + timedelta(hours=3)), uow)
+    assert (await uow.clocks.lock(CODE)).responsible_unit_code == POLICE
+    await deadlines.on_hand_off_recorded(hand_off(3, APPOINTMENT + timedelta(hours=1)), uow)
+
+    events = emitted(uow)
+    [overdue] = [e for e in events if isinstance(e, OverdueDetected)]
+    [done] = [e for e in events if isinstance(e, DossierCompleted)]
+    assert overdue.responsible_unit_code == done.responsible_unit_code == POLICE
 
 
 async def test_the_final_hand_off_completes_the_clock(
@@ -266,3 +289,50 @@ async def test_a_plan_arriving_before_the_clock_waits_for_it(
 
     assert isinstance(raised.value, PrerequisiteMissing)  # parked, not dead-lettered
     assert emitted(uow) == []
+
+
+def apology(new_due_at: datetime) -> ApologyIssued:
+    return ApologyIssued(
+        dossier_code=CODE,
+        unit_code=POLICE,
+        signer_title="Giám đốc Công an Thành phố",
+        letter_number="1/2026/XL-000.20.01.H29",
+        reason="cần xác minh thêm",
+        original_due_at=APPOINTMENT,
+        new_due_at=new_due_at,
+        issued_at=APPOINTMENT - DAY,
+        delivered_by="email",
+        timeliness=ApologyTimeliness.ON_TIME,
+    )
+
+
+async def test_the_apologys_new_return_date_is_a_deadline_of_its_own_set_once(
+    deadlines: Deadlines, uow: InMemoryDeadlineUnitOfWork, calendar: WorkingCalendar
+) -> None:
+    await started_and_routed(deadlines, uow)
+    promised = APPOINTMENT + 3 * DAY
+    await deadlines.on_apology_issued(apology(promised), uow)
+    await deadlines.on_apology_issued(apology(promised + DAY), uow)  # redelivered, or a copy
+
+    [event] = emitted(uow)
+    assert isinstance(event, ReturnDatePromised)
+    assert (event.unit_code, event.original_due_at, event.promised_at) == (
+        POLICE,
+        APPOINTMENT,
+        promised,
+    )
+    assert calendar.working_time_between(event.due_soon_at, promised) == DAY  # the same lead
+    stored = uow.clocks.clocks[CODE]
+    assert (stored.promised_at, stored.promise_unit_code) == (promised, POLICE)
+    assert stored.due_at == APPOINTMENT  # done or late is still judged by the receipt's date
+
+
+async def test_a_dossier_already_done_has_no_promise_to_track(
+    deadlines: Deadlines, uow: InMemoryDeadlineUnitOfWork
+) -> None:
+    steps = await started_and_routed(deadlines, uow)
+    for step in steps.steps:
+        await deadlines.on_hand_off_recorded(hand_off(step.sequence, step.due_at), uow)
+    emitted(uow)
+    await deadlines.on_apology_issued(apology(APPOINTMENT + DAY), uow)
+    assert emitted(uow) == [] and uow.clocks.clocks[CODE].promised_at is None

@@ -31,6 +31,7 @@ REQUIRED = {
     "oidc_issuer": "http://keycloak.test/realms/onestop",
     "lookup_pin_key": "k" * 32,
     "link_signing_key": "k" * 32,
+    "signing_directory": "/nonexistent/signing",
 }
 
 

@@ -1,5 +1,7 @@
-"""The notifier's handlers on an in-memory notice repository: the obligation, exactly one
-apology per late dossier, and alerts once per dossier, kind and step."""
+"""The notifier's handlers on an in-memory notice repository: the obligation, the draft the
+unit at fault completes at due-soon, its head's approval (on time), the city's letter when
+the due date comes first (late), exactly one apology per dossier, and alerts once per
+dossier, kind and step."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.notifier.handlers import Notifier
+from services.notifier.domain import DraftClosed, DraftIncomplete, NewDateOutOfRange
+from services.notifier.handlers import DraftNotFound, Notifier
 from services.notifier.repository import AddresseeUnknown
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
@@ -16,6 +19,7 @@ from shared.events import (
     AlertRaised,
     ApologyIssued,
     ApologyObligationRecorded,
+    ApologyTimeliness,
     DossierClockResumed,
     DossierClockStarted,
     DossierReceivedV1,
@@ -23,11 +27,13 @@ from shared.events import (
     Event,
     ExtensionRequested,
     OverdueDetected,
+    PromiseBrokenDetected,
+    PromisedDateDueSoonDetected,
     StepOverdueDetected,
 )
 from shared.messaging.parking import PrerequisiteMissing
 from tests.factories import APPLICANT, applicant_recorded, received_event
-from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
+from tests.fakes.notifier import InMemoryNotifierUnitOfWork, MarkingSigner, RecordingCounter
 from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261123-0001"
@@ -53,9 +59,11 @@ def notifier(catalog: Catalog, issued: RecordingCounter) -> Notifier:
         clock=lambda: NOW,
         operators=(OPERATOR,),
         extension=timedelta(hours=5 * 8),
+        new_date_limit=timedelta(hours=10 * 8),
         email_enabled=True,
         sms_enabled=False,
         apologies_issued=issued,
+        signer=MarkingSigner(),
     )
 
 
@@ -77,6 +85,12 @@ def clock_started() -> DossierClockStarted:
         started_at=RECEIVED_AT,
         due_at=DUE,
         due_soon_at=DUE_SOON,
+    )
+
+
+def due_soon() -> DueSoonDetected:
+    return DueSoonDetected(
+        dossier_code=CODE, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=DUE_SOON
     )
 
 
@@ -152,27 +166,97 @@ async def test_an_obligation_is_recorded_when_the_clock_starts(
     assert await uow.notices.obligation_due_at(CODE) == DUE
 
 
-async def test_an_overdue_dossier_gets_exactly_one_apology(
+async def test_due_soon_opens_a_draft_for_the_unit_at_fault_and_issues_nothing(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    await received_and_started(notifier, uow)
+    await notifier.on_due_soon(due_soon(), uow)
+
+    assert [type(e) for e in emitted(uow)] == [AlertRaised]  # the alert, no letter yet
+    draft = await notifier.draft(uow, CODE)
+    assert (draft.unit_code, draft.original_due_at, draft.complete) == (JUSTICE, DUE, False)
+    # at most ten working days after the due date (the configured limit)
+    assert UnitCalendars(notifier.catalog).of(JUSTICE).working_time_between(
+        DUE, draft.latest_new_due_at
+    ) == timedelta(hours=80)
+    with pytest.raises(DraftIncomplete):
+        await notifier.approve(uow, CODE)
+    with pytest.raises(DraftNotFound):
+        await notifier.draft(uow, "000.00.00.H29-261123-0009")
+
+
+async def test_the_new_date_is_after_the_due_date_and_within_the_limit(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    await received_and_started(notifier, uow)
+    await notifier.on_due_soon(due_soon(), uow)
+    latest = (await notifier.draft(uow, CODE)).latest_new_due_at
+
+    for wrong in (DUE, latest + timedelta(minutes=1)):
+        with pytest.raises(NewDateOutOfRange):
+            await notifier.fill_draft(
+                uow, CODE, reason="cần xác minh", new_due_at=wrong, official="A"
+            )
+    filled = await notifier.fill_draft(
+        uow, CODE, reason="cần xác minh thêm", new_due_at=latest, official="Lê Văn Tư"
+    )
+    assert (filled.new_due_at, filled.filled_by, filled.complete) == (latest, "Lê Văn Tư", True)
+
+
+async def test_the_heads_approval_issues_one_on_time_letter_signed_by_the_unit(
     notifier: Notifier, uow: InMemoryNotifierUnitOfWork, issued: RecordingCounter
 ) -> None:
     await received_and_started(notifier, uow)
+    await notifier.on_due_soon(due_soon(), uow)
+    emitted(uow)
+    new_date = DUE + timedelta(days=2)
+    await notifier.fill_draft(
+        uow, CODE, reason="cần xác minh thêm", new_due_at=new_date, official="Lê Văn Tư"
+    )
+    approving = Notifier(**{**vars(notifier), "clock": lambda: DUE - timedelta(hours=2)})
+    apology = await approving.approve(uow, CODE)
+
+    assert emitted(uow) == [apology]
+    assert (apology.timeliness, apology.on_behalf_of_city) == (ApologyTimeliness.ON_TIME, False)
+    assert (apology.reason, apology.new_due_at) == ("cần xác minh thêm", new_date)
+    assert apology.letter_number == "1/2026/XL-000.00.05.H29"
+    assert apology.signer_title == "Giám đốc Sở Tư pháp"
+    stored = uow.notices.apologies[CODE]
+    assert stored.pdf.endswith(b"%signed-by 000.00.05.H29\n") and stored.signed_by == JUSTICE
+    assert issued.added == [(1, {"onestop.unit": JUSTICE, "onestop.apology.timeliness": "on_time"})]
+    # The new date is set once: no second letter, no change, and the due date adds nothing.
+    with pytest.raises(DraftClosed):
+        await notifier.approve(uow, CODE)
+    with pytest.raises(DraftClosed):
+        await notifier.fill_draft(uow, CODE, reason="khác", new_due_at=new_date, official="B")
+    await notifier.on_overdue(overdue(), uow)
+    assert [a.kind for a in emitted(uow) if isinstance(a, AlertRaised)] == [AlertKind.OVERDUE]
+
+
+async def test_an_unsigned_apology_at_the_due_date_escalates_and_the_city_issues_it_late(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork, issued: RecordingCounter
+) -> None:
+    await received_and_started(notifier, uow)
+    await notifier.on_due_soon(due_soon(), uow)
+    emitted(uow)
     await notifier.on_overdue(overdue(), uow)
     await notifier.on_overdue(overdue(), uow)  # detected again, or redelivered as new
-    await notifier.on_extension_requested(extension(), uow)
 
-    apologies = [e for e in emitted(uow) if isinstance(e, ApologyIssued)]
-    assert len(apologies) == 1
-    [apology] = apologies
-    assert apology.letter_number == "1/2026/XL-000.00.05.H29"
-    assert apology.original_due_at == DUE
-    assert apology.new_due_at > DUE  # the new date, set once
-    assert apology.delivered_by == "email"  # the applicant gave an address
-    assert list(uow.notices.apologies) == [CODE]
-    assert uow.notices.obligations[CODE].issued_at == NOW
-    assert issued.added == [(1, {"onestop.unit": JUSTICE})]
+    events = emitted(uow)
+    alerts = [(e.kind, e.unit_code) for e in events if isinstance(e, AlertRaised)]
+    assert alerts == [(AlertKind.OVERDUE, JUSTICE), (AlertKind.APOLOGY_ESCALATED, JUSTICE)]
+    escalation = [e for e in events if isinstance(e, AlertRaised)][1]
+    assert escalation.recipients == ("giamdoc.stp@tphcm.gov.vn", OPERATOR)
+    [apology] = [e for e in events if isinstance(e, ApologyIssued)]
+    assert (apology.timeliness, apology.on_behalf_of_city) == (ApologyTimeliness.LATE, True)
+    assert apology.unit_code == JUSTICE  # counted against the unit at fault
+    assert apology.signer_title.startswith("TM. Ủy ban nhân dân")
+    assert apology.new_due_at > NOW
+    assert uow.notices.apologies[CODE].pdf.endswith(b"%signed-by city\n")
+    assert issued.added == [(1, {"onestop.unit": JUSTICE, "onestop.apology.timeliness": "late"})]
 
 
-async def test_a_resumed_clock_moves_the_date_an_extension_apology_names(
+async def test_an_extension_request_opens_the_draft_with_its_reason(
     notifier: Notifier, uow: InMemoryNotifierUnitOfWork
 ) -> None:
     await received_and_started(notifier, uow)
@@ -190,9 +274,9 @@ async def test_a_resumed_clock_moves_the_date_an_extension_apology_names(
     )
     await notifier.on_extension_requested(extension(), uow)
 
-    [apology] = emitted(uow)
-    assert isinstance(apology, ApologyIssued)
-    assert apology.original_due_at == moved
+    assert emitted(uow) == []  # the head still signs
+    draft = await notifier.draft(uow, CODE)
+    assert (draft.original_due_at, draft.reason) == (moved, "cần xác minh thêm")
 
 
 async def test_an_apology_needs_the_addressee(
@@ -212,9 +296,7 @@ async def test_an_apology_needs_the_addressee(
 async def test_alerts_are_raised_once_per_dossier_kind_and_step(
     notifier: Notifier, uow: InMemoryNotifierUnitOfWork
 ) -> None:
-    due_soon = DueSoonDetected(
-        dossier_code=CODE, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=DUE_SOON
-    )
+    due_soon_event = due_soon()
 
     def step_overdue(sequence: int, unit_code: str) -> StepOverdueDetected:
         return StepOverdueDetected(
@@ -225,8 +307,8 @@ async def test_alerts_are_raised_once_per_dossier_kind_and_step(
             detected_at=NOW,
         )
 
-    await notifier.on_due_soon(due_soon, uow)
-    await notifier.on_due_soon(due_soon, uow)
+    await notifier.on_due_soon(due_soon_event, uow)
+    await notifier.on_due_soon(due_soon_event, uow)
     await notifier.on_step_overdue(step_overdue(1, JUSTICE), uow)
     await notifier.on_step_overdue(step_overdue(1, JUSTICE), uow)
     await notifier.on_step_overdue(step_overdue(2, POLICE), uow)
@@ -248,3 +330,26 @@ async def test_alerts_are_raised_once_per_dossier_kind_and_step(
         (CODE, AlertKind.STEP_OVERDUE.value, 1),
         (CODE, AlertKind.STEP_OVERDUE.value, 2),
     ]
+
+
+async def test_the_promised_date_alerts_when_near_and_when_broken_each_once(
+    notifier: Notifier, uow: InMemoryNotifierUnitOfWork
+) -> None:
+    promised = DUE + timedelta(days=2)
+    near = PromisedDateDueSoonDetected(
+        dossier_code=CODE, unit_code=POLICE, promised_at=promised, detected_at=NOW
+    )
+    broken = PromiseBrokenDetected(
+        dossier_code=CODE, unit_code=POLICE, promised_at=promised, detected_at=promised
+    )
+    await notifier.on_promised_date_due_soon(near, uow)
+    await notifier.on_promised_date_due_soon(near, uow)
+    await notifier.on_promise_broken(broken, uow)
+    await notifier.on_promise_broken(broken, uow)
+
+    alerts = [e for e in emitted(uow) if isinstance(e, AlertRaised)]
+    assert [(a.kind, a.unit_code) for a in alerts] == [
+        (AlertKind.PROMISED_DATE_DUE_SOON, POLICE),
+        (AlertKind.PROMISE_BROKEN, POLICE),
+    ]
+    assert alerts[1].recipients == ("giamdoc.catp@tphcm.gov.vn", OPERATOR)

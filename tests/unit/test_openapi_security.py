@@ -22,6 +22,7 @@ SETTINGS = {
     "OIDC_ISSUER": ISSUER,
     "LOOKUP_PIN_KEY": "k" * 32,
     "LINK_SIGNING_KEY": "k" * 32,
+    "SIGNING_DIRECTORY": "/nonexistent/signing",
 }
 APPS: dict[str, Callable[..., FastAPI]] = {
     "intake": intake_app,

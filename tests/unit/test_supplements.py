@@ -39,7 +39,7 @@ from shared.events import (
     SupplementRequested,
 )
 from tests.factories import applicant_recorded, received_event
-from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
+from tests.fakes.notifier import InMemoryNotifierUnitOfWork, MarkingSigner, RecordingCounter
 from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261123-0001"
@@ -167,9 +167,11 @@ def notifier(catalog: Catalog) -> Notifier:
         clock=lambda: NOW,
         operators=(OPERATOR,),
         extension=timedelta(hours=40),
+        new_date_limit=timedelta(hours=80),
         email_enabled=True,
         sms_enabled=False,
         apologies_issued=RecordingCounter(),
+        signer=MarkingSigner(),
     )
 
 

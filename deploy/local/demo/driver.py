@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from deploy.local.clean_slate import SCHEMAS
 from deploy.local.demo.options import Options
 from deploy.local.demo.traffic import Dossier
-from deploy.local.identity import password_token
+from deploy.local.identity import head_of, officer_of, password_token
 from services.intake.handlers import PROJECTIONS
 
 POLL = 0.05  # seconds between two looks at the system while waiting for it to catch up
@@ -52,11 +52,13 @@ class Driver:
         self.database_url = database_url
         self.intake = client(apps["intake"], "intake")
         self.deadline = client(apps["deadline"], "deadline")
+        self.notifier = client(apps["notifier"], "notifier")
         self.started = time.monotonic()
 
     async def close(self) -> None:
         await self.intake.aclose()
         await self.deadline.aclose()
+        await self.notifier.aclose()
 
     async def bounded(self, call: Awaitable[T], what: str, timeout: float | None = None) -> T:
         """A call into the system that must answer within the timeout (in-process calls have
@@ -159,10 +161,34 @@ class Driver:
                 return False  # the result can be returned once intake shows it processed
             d.expected = None
         if d.apology_expected:
-            if not await self.apology_issued(d):
+            if not await self.sign_apology(d) or not await self.apology_issued(d):
                 return False
             d.apology_expected = False
         return True
+
+    async def sign_apology(self, d: Dossier) -> bool:
+        """The unit that asked for an extension completes its draft apology (Mẫu 04) with the
+        latest new date allowed, and its head signs; False until the draft is open."""
+        path = f"/v1/apologies/{d.code}/draft"
+        draft = await self.notifier.get(path, headers=await signed_in())
+        if draft.status_code != 200:
+            return False  # not opened yet (404), or the service cannot answer now (5xx)
+        found = draft.json()
+        if found["state"] == "issued":
+            return True
+        unit = found["unit_code"]
+        if found["state"] == "open":
+            filled = await self.notifier.put(
+                f"{path}/content",
+                json={"reason": "Cần xác minh thêm", "new_due_at": found["latest_new_due_at"]},
+                headers=await signed_in(officer_of(unit)),
+            )
+            if filled.status_code != 200:
+                return False
+        approved = await self.notifier.post(
+            f"{path}/approval", headers=await signed_in(head_of(unit))
+        )
+        return approved.status_code in (201, 409)  # 409: issued meanwhile
 
     async def lateness_detected(self, d: Dossier) -> bool:
         now = self.clock()
