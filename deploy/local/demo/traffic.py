@@ -33,6 +33,28 @@ FIELD_WEIGHTS = {
 }
 
 
+@dataclass(frozen=True)
+class UnitTraits:
+    """How a unit behaves beyond what each dossier's fate says."""
+
+    replies_late: bool = False  # answers consultations (lấy ý kiến) after their due time
+    # Leaves the draft apology it gets when a dossier falls due soon unsigned, so it is
+    # escalated and apologises late (the due-soon draft workflow of issue 9; the demo does
+    # not act on it yet).
+    ignores_due_soon: bool = False
+
+
+UNIT_TRAITS = {
+    "000.00.14.H29": UnitTraits(replies_late=True),  # Sở Nông nghiệp và Môi trường
+    "000.20.01.H29": UnitTraits(replies_late=True),  # Công an Thành phố
+    "000.41.01.H29": UnitTraits(ignores_due_soon=True),  # UBND phường Sài Gòn
+}
+
+
+def traits(unit_code: str) -> UnitTraits:
+    return UNIT_TRAITS.get(unit_code, UnitTraits())
+
+
 class Phase(StrEnum):
     ROUTING = "routing"  # posted; waiting for routing's plan and the deadline's clock
     PROCESSING = "processing"
@@ -50,6 +72,7 @@ class Move(StrEnum):
     """A lifecycle call on intake; the value is its path under /v1/dossiers/{code}/."""
 
     HAND_OFF = "hand-offs"
+    CONSULT = "consultations"
     RESULT = "result"
     ASK_SUPPLEMENT = "supplement-requests"
     SUPPLEMENT = "supplements"
@@ -75,6 +98,22 @@ class Fate:
     supplement: bool = False
     obligation: bool = False
     withdraw: bool = False
+    consulted: tuple[str, ...] = ()  # the units the first step's unit asks for their opinion
+
+
+@dataclass
+class Reply:
+    """A consulted unit's answer to come: when it replies, and whether that is past due."""
+
+    consultation_id: int
+    unit: str
+    due_at: datetime
+    at: datetime
+    replied: bool = False
+
+    @property
+    def late(self) -> bool:
+        return self.at > self.due_at
 
 
 def parse_time(value: str) -> datetime:
@@ -99,6 +138,7 @@ class Dossier:
     done: set[Move] = field(default_factory=set)
     resume_at: datetime | None = None
     return_at: datetime | None = None
+    replies: list[Reply] = field(default_factory=list)
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -133,6 +173,8 @@ class Dossier:
         fate = self.fate
         if fate.withdraw:
             return add(start, allotted * (0.2 + 0.3 * self.draw)), Move.WITHDRAW
+        if self.consults(allotted):
+            return add(start, allotted * 0.1), Move.CONSULT
         if fate.supplement and self.step == 1 and Move.ASK_SUPPLEMENT not in self.done:
             return add(start, allotted * (0.15 + 0.25 * self.draw)), Move.ASK_SUPPLEMENT
         if fate.obligation and self.unit() == TAX and Move.ASK_PAYMENT not in self.done:
@@ -144,7 +186,57 @@ class Dossier:
         finish = self.finish_time(start, step_due, allotted, clock_step)
         return finish, Move.HAND_OFF if self.step < len(self.steps) else Move.RESULT
 
+    def consults(self, allotted: timedelta) -> bool:
+        """The first step's unit asks the fated units for their opinion early in its step, if
+        the step leaves a working day or more (room for the replies before it hands on)."""
+        return (
+            bool(self.fate.consulted)
+            and self.step == 1
+            and Move.CONSULT not in self.done
+            and allotted >= self.calendar.office_hours.working_day
+        )
+
+    def reply_working_days(self) -> float:
+        """A third of the step's time, in quarter days: on-time replies come before the unit
+        hands on; late ones a few hours after their due time, usually still within the step."""
+        allotted = self.calendar.working_time_between(self.step_started, self.step_due())
+        days = allotted / self.calendar.office_hours.working_day
+        return max(0.25, round(days / 3 * 4) / 4)
+
+    def plan_replies(
+        self, consultations: list[dict[str, Any]], now: datetime, clock_step: timedelta
+    ) -> None:
+        add = self.calendar.add_working_time
+        margin = clock_step + timedelta(minutes=5)  # replying happens at the next clock step
+        for c in consultations:
+            due = parse_time(c["reply_due_at"])
+            if traits(c["unit_code"]).replies_late:
+                at = add(due, timedelta(hours=0.5 + 2.5 * self.rng.random()))
+            else:
+                window = self.calendar.working_time_between(now, due)
+                at = add(now, window * (0.2 + 0.6 * self.rng.random()))
+                at = max(now, min(at, self.calendar.subtract_working_time(due, margin)))
+            self.replies.append(Reply(c["consultation_id"], c["unit_code"], due, at))
+
+    def replies_due(self, now: datetime) -> list[Reply]:
+        """The replies to give now; none once the dossier left processing (409)."""
+        if self.phase not in OPEN_PHASES:
+            return []
+        return [r for r in self.replies if not r.replied and r.at <= now]
+
     def finish_time(
+        self, start: datetime, step_due: datetime, allotted: timedelta, clock_step: timedelta
+    ) -> datetime:
+        finish = self._finish_time(start, step_due, allotted, clock_step)
+        awaited = [r.at for r in self.replies if not r.replied]
+        if not awaited or self.step == self.fate.late_step:
+            return finish
+        # The unit waits for the replies, but not past its step's due time.
+        margin = clock_step + timedelta(minutes=5)
+        latest = self.calendar.subtract_working_time(step_due, margin)
+        return max(finish, min(max(awaited) + margin, latest))
+
+    def _finish_time(
         self, start: datetime, step_due: datetime, allotted: timedelta, clock_step: timedelta
     ) -> datetime:
         add = self.calendar.add_working_time
@@ -181,6 +273,13 @@ class Dossier:
             return {"reason": "Cần thêm thời gian xác minh, lấy ý kiến cơ quan liên quan"}
         if move is Move.WITHDRAW:
             return {"reason": "Công dân đề nghị rút hồ sơ"}
+        if move is Move.CONSULT:
+            return {
+                "question": f"Đề nghị cho ý kiến về hồ sơ {self.procedure.name[:120]}",
+                "documents": DOCUMENTS.get(self.procedure.field, ["Tờ khai"])[:2],
+                "consulted_unit_codes": list(self.fate.consulted),
+                "reply_working_days": self.reply_working_days(),
+            }
         return None
 
     def record(self, move: Move, now: datetime) -> None:
@@ -248,6 +347,16 @@ class Dossier:
 def procedure_weights(catalog: Catalog) -> list[float]:
     per_field = Counter(p.field for p in catalog.procedures)
     return [FIELD_WEIGHTS.get(p.field, 3) / per_field[p.field] for p in catalog.procedures]
+
+
+def decide_consultation(rng: random.Random, procedure: Procedure, o: Options) -> tuple[str, ...]:
+    """Which units the first step's unit of an inter-agency dossier consults: one or two of
+    the others in its process (its own seeded generator: the other fates stay as they were)."""
+    asks, two = rng.random(), rng.random()
+    others = sorted(procedure.step_units - {procedure.steps[0].unit})
+    if not others or asks >= o.consult_share:
+        return ()
+    return tuple(rng.sample(others, 2 if two < 0.4 and len(others) > 1 else 1))
 
 
 def decide_fate(rng: random.Random, procedure: Procedure, withdraw: bool, o: Options) -> Fate:
