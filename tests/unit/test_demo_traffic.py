@@ -119,3 +119,23 @@ def test_the_table_merges_apologies_per_competent_unit_and_replies_per_consulted
         "replies_late": 3,
         "replies_awaited_past_due": 1,
     }
+
+
+def test_the_branches_of_a_parallel_group_are_handed_on_one_after_the_other() -> None:
+    procedure = inter_agency("1.012941")  # steps 2 and 3 side by side, then step 4 joins
+    d = dossier(())
+    d.procedure = procedure
+    d.clock["steps"] = [
+        {"unit_code": s.unit, "due_at": d.clock["steps"][0]["due_at"]} for s in procedure.steps
+    ]
+    d.record(Move.HAND_OFF, START)
+    assert (d.step, d.stage, d.expected) == (2, (2, 3), ("running", 2))
+    assert d.request(Move.HAND_OFF) == {"to_unit_code": procedure.steps[3].unit}
+    fork = d.step_started
+    d.record(Move.HAND_OFF, START + timedelta(hours=1))
+    # Branch 3 ran from the fork; the clock's current step stays 2 until the join.
+    assert (d.step, d.step_started, d.expected, d.completed) == (3, fork, ("running", 2), 2)
+    d.completed = None
+    d.record(Move.HAND_OFF, START + timedelta(hours=2))
+    assert (d.step, d.expected, d.last_stage) == (4, ("running", 4), True)
+    assert d.next_move(STEP)[1] is Move.RESULT

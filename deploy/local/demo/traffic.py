@@ -134,6 +134,7 @@ class Dossier:
     draw: float = 0.5  # where in its allotted time this step's unit acts
     clock: dict[str, Any] = field(default_factory=dict)  # the deadline service's, last read
     expected: tuple[str, int | None] | None = None  # what that clock must show after our move
+    completed: int | None = None  # ... and the parallel step it must show completed
     apology_expected: bool = False  # an extension was asked: the notifier must apologise
     done: set[Move] = field(default_factory=set)
     resume_at: datetime | None = None
@@ -153,6 +154,18 @@ class Dossier:
 
     def unit(self, step: int | None = None) -> str:
         return str(self.steps[(step or self.step) - 1]["unit_code"])
+
+    @property
+    def stage(self) -> tuple[int, ...]:
+        """The steps (1-based) running side by side with the current one, itself included:
+        a parallel group of the catalog, or the step alone."""
+        return next(
+            tuple(i + 1 for i in stage) for stage in self.procedure.stages if self.step - 1 in stage
+        )
+
+    @property
+    def last_stage(self) -> bool:
+        return self.stage[-1] == len(self.steps)
 
     def begin_step(self, at: datetime) -> None:
         self.step_started = at
@@ -184,7 +197,7 @@ class Dossier:
             asks = self.calendar.subtract_working_time(self.due_at, lead)
             return max(start, asks), Move.EXTENSION
         finish = self.finish_time(start, step_due, allotted, clock_step)
-        return finish, Move.HAND_OFF if self.step < len(self.steps) else Move.RESULT
+        return finish, Move.RESULT if self.last_stage else Move.HAND_OFF
 
     def consults(self, allotted: timedelta) -> bool:
         """The first step's unit asks the fated units for their opinion early in its step, if
@@ -260,7 +273,7 @@ class Dossier:
     def request(self, move: Move) -> dict[str, Any] | None:
         """The body of the move's call on intake (the unit and official are the token's)."""
         if move is Move.HAND_OFF:
-            return {"to_unit_code": self.unit(self.step + 1)}
+            return {"to_unit_code": self.unit(self.stage[-1] + 1)}  # the next stage's
         if move is Move.ASK_SUPPLEMENT:
             missing = self.rng.sample(DOCUMENTS.get(self.procedure.field, ["Tờ khai"]), 1)
             return {
@@ -287,9 +300,18 @@ class Dossier:
         add = self.calendar.add_working_time
         self.done.add(move)
         if move is Move.HAND_OFF:
-            self.step += 1
-            self.begin_step(now)
-            self.expected = ("running", self.step)
+            # The demo's model hands on the branches of a parallel group one after the
+            # other; each ran from the fork, and the clock's current step stays the group's
+            # first until the last branch joins.
+            stage, step = self.stage, self.step
+            if step != stage[-1]:
+                self.step += 1
+                self.begin_step(self.step_started)
+                self.expected, self.completed = ("running", stage[0]), step
+            else:
+                self.step += 1
+                self.begin_step(now)
+                self.expected = ("running", self.step)
         elif move is Move.RESULT:
             self.phase = Phase.PROCESSED
             self.return_at = add(now, timedelta(hours=self.rng.uniform(2, 24)))
@@ -303,7 +325,7 @@ class Dossier:
         elif move in (Move.SUPPLEMENT, Move.PAYMENT):
             self.phase = Phase.PROCESSING
             self.step_started = now  # what is left of the step's time counts from here
-            self.expected = ("running", self.step)
+            self.expected = ("running", self.stage[0])
         elif move is Move.EXTENSION:
             self.apology_expected = True
         elif move is Move.RETURN:
@@ -322,13 +344,13 @@ class Dossier:
             return True
         if parse_time(c["due_at"]) < now and c["overdue_detected_at"] is None:
             return True
-        current = next((s for s in c["steps"] if s["sequence"] == c["current_step"]), None)
-        return bool(
-            current
-            and current["completed_at"] is None
-            and current["overdue_detected_at"] is None
-            and parse_time(current["due_at"]) < now
-            and parse_time(current["due_at"]) < parse_time(c["due_at"])
+        return any(
+            s["started_at"] is not None
+            and s["completed_at"] is None
+            and s["overdue_detected_at"] is None
+            and parse_time(s["due_at"]) < now
+            and parse_time(s["due_at"]) < parse_time(c["due_at"])
+            for s in c["steps"]  # open steps: several while parallel steps run
         )
 
     def facts(self) -> str:
