@@ -14,6 +14,7 @@ from deploy.local.demo.traffic import (
     Fate,
     Move,
     decide_consultation,
+    decide_send_back,
     traits,
 )
 from shared.calendar import WorkingCalendar
@@ -139,3 +140,24 @@ def test_the_branches_of_a_parallel_group_are_handed_on_one_after_the_other() ->
     d.record(Move.HAND_OFF, START + timedelta(hours=2))
     assert (d.step, d.expected, d.last_stage) == (4, ("running", 4), True)
     assert d.next_move(STEP)[1] is Move.RESULT
+
+
+def test_a_send_back_returns_to_the_lone_step_before_once() -> None:
+    for seed in range(200):
+        for procedure in (inter_agency("1.012941"), inter_agency("1.012790")):
+            step = decide_send_back(random.Random(seed), procedure, OPTIONS)
+            if step is not None:
+                assert step >= 2 and procedure.steps[step - 1].parallel is None
+                assert procedure.steps[step - 2].parallel is None
+    d = dossier(())
+    d.fate = Fate(send_back=2)
+    d.record(Move.HAND_OFF, START)
+    when, move = d.next_move(STEP)
+    assert move is Move.SEND_BACK and d.request(move) == {
+        "to_step_sequence": 1,
+        "reason": "Kết quả bước trước chưa đầy đủ, đề nghị bổ sung ý kiến thẩm định",
+    }
+    d.record(move, when)
+    assert (d.step, d.step_started, d.expected) == (1, when, ("running", 1))
+    d.record(Move.HAND_OFF, when + timedelta(hours=1))
+    assert d.next_move(STEP)[1] is Move.HAND_OFF  # not sent back twice

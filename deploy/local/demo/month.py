@@ -25,6 +25,7 @@ from deploy.local.demo.traffic import (
     Reply,
     decide_consultation,
     decide_fate,
+    decide_send_back,
     parse_time,
     procedure_weights,
 )
@@ -153,6 +154,9 @@ class Month:
             consulting = random.Random(f"{self.o.seed}:consultation:{index}")
             consulted = decide_consultation(consulting, procedure, self.o)
             fate = replace(fate, consulted=consulted)
+        if fate.late_step is None and not withdraw:  # lateness stays the fate's to plan
+            sending = random.Random(f"{self.o.seed}:send-back:{index}")
+            fate = replace(fate, send_back=decide_send_back(sending, procedure, self.o))
         calendar = self.calendars.of(procedure.agency)
         dossier = Dossier(
             code=code, desk=desk, procedure=procedure, fate=fate, rng=rng, calendar=calendar
@@ -168,7 +172,7 @@ class Month:
         path = f"/v1/dossiers/{d.code}/{move.value}"
         what = f"{move.value} on {d.code}"
         response = await self.driver.send("POST", path, what, user, json=d.request(move))
-        # 201: the consultations; 202: routing records a hand-off
+        # 201: the consultations; 202: routing records a hand-off or a send-back
         if response.status_code not in (200, 201, 202):
             raise DemoError(
                 f"{move.value} on {d.code} (step {d.step}, {d.phase}) at {now:%d/%m %H:%M}:"

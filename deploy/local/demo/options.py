@@ -19,6 +19,7 @@ class Options:
     obligation_share: float
     withdrawals: int
     consult_share: float
+    send_back_share: float
     step_minutes: int
     timeout: float
     max_seconds: float
@@ -47,6 +48,12 @@ def parse_options(argv: list[str] | None = None, description: str | None = None)
         type=float,
         default=0.6,
         help="inter-agency dossiers whose first unit consults other units (lấy ý kiến)",
+    )
+    add(
+        "--send-back-share",
+        type=float,
+        default=0.15,
+        help="multi-step dossiers a unit sends back to the step before (never a late one)",
     )
     add("--step-minutes", type=int, default=30, help="simulated minutes per clock step")
     add("--timeout", type=float, default=60.0, help="seconds to wait for the system to catch up")

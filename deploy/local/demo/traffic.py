@@ -73,6 +73,7 @@ class Move(StrEnum):
 
     HAND_OFF = "hand-offs"
     CONSULT = "consultations"
+    SEND_BACK = "send-backs"
     RESULT = "result"
     ASK_SUPPLEMENT = "supplement-requests"
     SUPPLEMENT = "supplements"
@@ -99,6 +100,7 @@ class Fate:
     obligation: bool = False
     withdraw: bool = False
     consulted: tuple[str, ...] = ()  # the units the first step's unit asks for their opinion
+    send_back: int | None = None  # the step whose unit sends the dossier back to the one before
 
 
 @dataclass
@@ -188,6 +190,8 @@ class Dossier:
             return add(start, allotted * (0.2 + 0.3 * self.draw)), Move.WITHDRAW
         if self.consults(allotted):
             return add(start, allotted * 0.1), Move.CONSULT
+        if fate.send_back == self.step and Move.SEND_BACK not in self.done:
+            return add(start, allotted * (0.2 + 0.3 * self.draw)), Move.SEND_BACK
         if fate.supplement and self.step == 1 and Move.ASK_SUPPLEMENT not in self.done:
             return add(start, allotted * (0.15 + 0.25 * self.draw)), Move.ASK_SUPPLEMENT
         if fate.obligation and self.unit() == TAX and Move.ASK_PAYMENT not in self.done:
@@ -286,6 +290,11 @@ class Dossier:
             return {"reason": "Cần thêm thời gian xác minh, lấy ý kiến cơ quan liên quan"}
         if move is Move.WITHDRAW:
             return {"reason": "Công dân đề nghị rút hồ sơ"}
+        if move is Move.SEND_BACK:
+            return {
+                "to_step_sequence": self.step - 1,
+                "reason": "Kết quả bước trước chưa đầy đủ, đề nghị bổ sung ý kiến thẩm định",
+            }
         if move is Move.CONSULT:
             return {
                 "question": f"Đề nghị cho ý kiến về hồ sơ {self.procedure.name[:120]}",
@@ -326,6 +335,12 @@ class Dossier:
             self.phase = Phase.PROCESSING
             self.step_started = now  # what is left of the step's time counts from here
             self.expected = ("running", self.stage[0])
+        elif move is Move.SEND_BACK:
+            # The earlier step's unit works again, with a fresh due time from now (routing
+            # and the deadline service; the dossier's own due time does not move).
+            self.step -= 1
+            self.begin_step(now)
+            self.expected = ("running", self.step)
         elif move is Move.EXTENSION:
             self.apology_expected = True
         elif move is Move.RETURN:
@@ -379,6 +394,21 @@ def decide_consultation(rng: random.Random, procedure: Procedure, o: Options) ->
     if not others or asks >= o.consult_share:
         return ()
     return tuple(rng.sample(others, 2 if two < 0.4 and len(others) > 1 else 1))
+
+
+def decide_send_back(rng: random.Random, procedure: Procedure, o: Options) -> int | None:
+    """Now and then a unit sends the dossier back to the step before its own, when both are
+    lone steps (not a parallel group): the step, or None (its own seeded generator)."""
+    sends, pick = rng.random(), rng.random()
+    steps = procedure.steps
+    eligible = [
+        i + 1
+        for i in range(1, len(steps))
+        if steps[i].parallel is None and steps[i - 1].parallel is None
+    ]
+    if not eligible or sends >= o.send_back_share:
+        return None
+    return eligible[int(pick * len(eligible))]
 
 
 def decide_fate(rng: random.Random, procedure: Procedure, withdraw: bool, o: Options) -> Fate:
