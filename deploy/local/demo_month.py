@@ -6,7 +6,8 @@ ONESTOP_DEMO_DATABASE and ONESTOP_DEMO_NAMESPACE name others), sharing one simul
 Each working day counters post dossiers through office hours; units hand
 them on along their process, ask for a supplement or a financial obligation, sit on some past
 their step's or the dossier's due time, ask for an extension, mark results ready and return
-them; a couple of citizens withdraw. The clock moves in steps; after each step the demo polls
+them, run the branches of parallel steps, now and then send a dossier back to the step before;
+a couple of citizens withdraw. The clock moves in steps; after each step the demo polls
 until the system has caught up (dossiers routed, clocks at the expected step, lateness detected
 at the new time) before anyone acts again. At the end it prints the QĐ 766 indicators and the
 lateness board for the month, each unit's apologies (on time, late, missing) and late replies to

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from deploy.local.demo.driver import Driver
-from deploy.local.demo.traffic import Dossier, parse_time
+from deploy.local.demo.traffic import Dossier, Move, parse_time
 
 
 @dataclass
@@ -144,6 +144,12 @@ async def check_apologies(
             f" paused dossiers (waiting on the citizen) whose due time, not yet moved by the"
             f" pause, has passed: {', '.join(paused) or 'none'}"
         )
-    if check.unplanned_late:
-        check.notes.append("late though no unit sat on them: " + ", ".join(check.unplanned_late))
+    sent_back = [code for code in check.unplanned_late if Move.SEND_BACK in by_code[code].done]
+    if sent_back:
+        check.notes.append(
+            "late after a send-back (the reopened steps get fresh time, the dossier's due time"
+            " does not move): " + ", ".join(sent_back)
+        )
+    if others := [code for code in check.unplanned_late if code not in sent_back]:
+        check.notes.append("late though no unit sat on them: " + ", ".join(others))
     return check
