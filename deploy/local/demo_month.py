@@ -6,10 +6,14 @@ ONESTOP_DEMO_DATABASE and ONESTOP_DEMO_NAMESPACE name others), sharing one simul
 Each working day counters post dossiers through office hours; units hand
 them on along their process, ask for a supplement or a financial obligation, sit on some past
 their step's or the dossier's due time, ask for an extension, mark results ready and return
-them; a couple of citizens withdraw. The clock moves in steps; after each step the demo polls
+them, run the branches of parallel steps, now and then send a dossier back to the step before;
+a couple of citizens withdraw. The clock moves in steps; after each step the demo polls
 until the system has caught up (dossiers routed, clocks at the expected step, lateness detected
 at the new time) before anyone acts again. At the end it prints the QĐ 766 indicators and the
-lateness board for the month and checks that every late dossier got its apology (Mẫu 04)."""
+lateness board for the month, each unit's apologies (on time, late, missing) and late replies to
+consultations (lấy ý kiến: the first unit of some inter-agency dossiers asks one or two others,
+and the units traffic.UNIT_TRAITS marks reply late), and checks that every late dossier got its
+apology (Mẫu 04)."""
 
 from __future__ import annotations
 
@@ -32,11 +36,13 @@ from deploy.local.demo.report import (
     ConsoleLogHandler,
     board_tables,
     console,
+    duties,
+    duties_table,
     indicators_table,
     print_check,
     write_artifact,
 )
-from deploy.local.demo.traffic import START
+from deploy.local.demo.traffic import START, UNIT_TRAITS
 from deploy.local.inprocess import running_services
 from deploy.local.stack import KAFKA_BOOTSTRAP, LOCAL_TELEMETRY, ROOT, service_database_urls
 from shared.calendar import UnitCalendars
@@ -115,6 +121,8 @@ async def simulate(options: Options) -> int:
     console.print(indicators_table(indicators, f"QĐ 766 indicators per unit, {title}"))
     for table in board_tables(board, f"Lateness board, {title}"):
         console.print(table)
+    per_unit = duties(indicators, board)
+    console.print(duties_table(per_unit, f"Apologies and consultation replies per unit, {title}"))
     moves = ", ".join(f"{name} {count}" for name, count in sorted(month.live.moves.items()))
     console.print(f"moves: {moves}")
     print_check(check)
@@ -126,6 +134,17 @@ async def simulate(options: Options) -> int:
             "period": month.period(end + timedelta(minutes=1)),
             "indicators": indicators,
             "lateness": board,
+            "apologies_and_replies": per_unit,
+            "unit_traits": {code: asdict(t) for code, t in sorted(UNIT_TRAITS.items())},
+            "consultations": [
+                {
+                    "code": d.code,
+                    "requesting_unit": d.steps[0]["unit_code"],
+                    "replies": [{**asdict(r), "late": r.late} for r in d.replies],
+                }
+                for d in month.dossiers
+                if d.replies
+            ],
             "check": {**asdict(check), "late": check.late, "ok": check.ok},
             "moves": dict(month.live.moves),
             "dossiers": [

@@ -1,5 +1,6 @@
 """The demo checks itself: every late dossier got its apology (Mẫu 04), and the indicators,
-the lateness board, the timelines and the clocks agree."""
+the lateness board, the timelines and the clocks agree, on dossiers and on the consulted
+units' late replies."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from deploy.local.demo.driver import Driver
-from deploy.local.demo.traffic import Dossier, parse_time
+from deploy.local.demo.traffic import Dossier, Move, parse_time
 
 
 @dataclass
@@ -34,6 +35,10 @@ class Check:
     planned_late: list[str]
     unplanned_late: list[str]
     board_held_past_due: int
+    replies: int = 0  # consultations replied to
+    replies_late: int = 0  # ... after their due time, by our model
+    replies_late_board: int = 0
+    replies_late_indicator: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -91,8 +96,18 @@ async def check_apologies(
         planned_late=sorted(planned & late),
         unplanned_late=sorted(late - planned),
         board_held_past_due=sum(row["held_past_due"] for row in board["units"]),
+        replies=sum(r.replied for d in dossiers for r in d.replies),
+        replies_late=sum(r.replied and r.late for d in dossiers for r in d.replies),
+        replies_late_board=sum(row["replies_late"] for row in board["units"]),
+        replies_late_indicator=total["consultations_replied_late"],
     )
     problems = check.problems
+    if not check.replies_late == check.replies_late_board == check.replies_late_indicator:
+        problems.append(
+            f"late replies to consultations: {check.replies_late} given,"
+            f" {check.replies_late_board} on the board,"
+            f" {check.replies_late_indicator} in the indicators"
+        )
     if check.late != len(late):
         problems.append(f"the indicators count {check.late} late dossiers, the clocks {len(late)}")
     if len(apologised) != check.apologies:
@@ -129,6 +144,12 @@ async def check_apologies(
             f" paused dossiers (waiting on the citizen) whose due time, not yet moved by the"
             f" pause, has passed: {', '.join(paused) or 'none'}"
         )
-    if check.unplanned_late:
-        check.notes.append("late though no unit sat on them: " + ", ".join(check.unplanned_late))
+    sent_back = [code for code in check.unplanned_late if Move.SEND_BACK in by_code[code].done]
+    if sent_back:
+        check.notes.append(
+            "late after a send-back (the reopened steps get fresh time, the dossier's due time"
+            " does not move): " + ", ".join(sent_back)
+        )
+    if others := [code for code in check.unplanned_late if code not in sent_back]:
+        check.notes.append("late though no unit sat on them: " + ", ".join(others))
     return check

@@ -159,7 +159,10 @@ class Driver:
                 return False
             if status == "completed" and not await self.processed(d):
                 return False  # the result can be returned once intake shows it processed
-            d.expected = None
+            handed_on = d.completed and d.clock["steps"][d.completed - 1]["completed_at"]
+            if d.completed is not None and handed_on is None:
+                return False  # a parallel step handed on, the others still open
+            d.expected = d.completed = None
         if d.apology_expected:
             if not await self.sign_apology(d) or not await self.apology_issued(d):
                 return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,10 @@ from deploy.local.demo.traffic import (
     Dossier,
     Move,
     Phase,
+    Reply,
+    decide_consultation,
     decide_fate,
+    decide_send_back,
     parse_time,
     procedure_weights,
 )
@@ -119,6 +122,8 @@ class Month:
         await driver.until_all(watched, driver.lateness_detected, "lateness detection")
         acted = []
         for d in self.dossiers:
+            for reply in d.replies_due(moment):
+                await self.reply(d, reply)
             if d.phase in (Phase.ROUTING, Phase.RETURNED, Phase.WITHDRAWN):
                 continue
             when, move = d.next_move(self.o.step)
@@ -145,6 +150,13 @@ class Month:
             raise DemoError(f"the counter's post was refused: {response.status_code}")
         code = response.json()["dossier_code"]
         fate = decide_fate(rng, procedure, withdraw, self.o)
+        if procedure.is_inter_agency and not withdraw:
+            consulting = random.Random(f"{self.o.seed}:consultation:{index}")
+            consulted = decide_consultation(consulting, procedure, self.o)
+            fate = replace(fate, consulted=consulted)
+        if fate.late_step is None and not withdraw:  # lateness stays the fate's to plan
+            sending = random.Random(f"{self.o.seed}:send-back:{index}")
+            fate = replace(fate, send_back=decide_send_back(sending, procedure, self.o))
         calendar = self.calendars.of(procedure.agency)
         dossier = Dossier(
             code=code, desk=desk, procedure=procedure, fate=fate, rng=rng, calendar=calendar
@@ -160,13 +172,31 @@ class Month:
         path = f"/v1/dossiers/{d.code}/{move.value}"
         what = f"{move.value} on {d.code}"
         response = await self.driver.send("POST", path, what, user, json=d.request(move))
-        if response.status_code not in (200, 202):  # 202: routing records a hand-off
+        # 201: the consultations; 202: routing records a hand-off or a send-back
+        if response.status_code not in (200, 201, 202):
             raise DemoError(
                 f"{move.value} on {d.code} (step {d.step}, {d.phase}) at {now:%d/%m %H:%M}:"
                 f" {response.status_code} {response.text[:400]}"
             )
         self.live.moves[move.value] += 1
+        if move is Move.CONSULT:
+            d.plan_replies(response.json()["consultations"], now, self.o.step)
         d.record(move, now)
+
+    async def reply(self, d: Dossier, reply: Reply) -> None:
+        """The consulted unit's officer answers; the dossier's clock does not move."""
+        now = self.clock()
+        path = f"/v1/dossiers/{d.code}/consultations/{reply.consultation_id}/reply"
+        body = {"opinion": "Thống nhất với nội dung hồ sơ, không có ý kiến khác"}
+        what = f"the reply of {reply.unit} on {d.code}"
+        response = await self.driver.send("POST", path, what, officer_of(reply.unit), json=body)
+        if response.status_code != 200:
+            raise DemoError(
+                f"{what} at {now:%d/%m %H:%M}: {response.status_code} {response.text[:400]}"
+            )
+        reply.replied = True
+        reply.at = now  # the clock step it was given at: late is judged against this
+        self.live.moves["consultation-replies"] += 1
 
     # -- the month ---------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ class Options:
     supplement_share: float
     obligation_share: float
     withdrawals: int
+    consult_share: float
+    send_back_share: float
     step_minutes: int
     timeout: float
     max_seconds: float
@@ -41,6 +43,18 @@ def parse_options(argv: list[str] | None = None, description: str | None = None)
     add("--supplement-share", type=float, default=0.10, help="dossiers asked for a supplement")
     add("--obligation-share", type=float, default=0.6, help="land dossiers asked to pay fees/tax")
     add("--withdrawals", type=int, default=2, help="dossiers the citizen withdraws")
+    add(
+        "--consult-share",
+        type=float,
+        default=0.6,
+        help="inter-agency dossiers whose first unit consults other units (lấy ý kiến)",
+    )
+    add(
+        "--send-back-share",
+        type=float,
+        default=0.15,
+        help="multi-step dossiers a unit sends back to the step before (never a late one)",
+    )
     add("--step-minutes", type=int, default=30, help="simulated minutes per clock step")
     add("--timeout", type=float, default=60.0, help="seconds to wait for the system to catch up")
     add("--max-seconds", type=float, default=600.0, help="give up after this many real seconds")

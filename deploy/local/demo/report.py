@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deploy.local.demo.checks import Check
+from deploy.local.demo.traffic import traits
 from shared.logs import TraceContextFilter, json_formatter
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -75,6 +76,60 @@ def indicators_table(indicators: dict[str, Any], title: str) -> Table:
     return table
 
 
+DUTIES = {
+    "apologies_on_time": "apologies on time",
+    "apologies_late": "apologies late",
+    "apologies_missing": "apologies missing",
+    "replies_late": "replies late",
+    "replies_awaited_past_due": "replies overdue now",
+}
+
+
+def duties(indicators: dict[str, Any], board: dict[str, Any]) -> dict[str, Any]:
+    """Per unit: its apologies as the competent unit (indicators), its late replies as a
+    consulted unit (board), and the totals."""
+    rows: dict[str, dict[str, Any]] = {}
+    for source in (indicators["units"], board["units"]):
+        for unit in source:
+            row = rows.setdefault(
+                unit["unit_code"],
+                {"unit_code": unit["unit_code"], "unit_name": unit["unit_name"]}
+                | dict.fromkeys(DUTIES, 0),
+            )
+            row.update({key: unit[key] for key in DUTIES if key in unit})
+    units = [row for row in rows.values() if any(row[key] for key in DUTIES)]
+    units.sort(key=lambda row: [-row[key] for key in DUTIES] + [row["unit_code"]])
+    total = {key: sum(row[key] for row in rows.values()) for key in DUTIES}
+    return {"units": units, "total": total}
+
+
+def duties_table(table_of: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("unit")
+    for label in DUTIES.values():
+        table.add_column(label, justify="right")
+    table.add_column("trait (traffic model)")
+    for row in table_of["units"]:
+        unit = traits(row["unit_code"])
+        trait = ", ".join(
+            label
+            for label, has in (
+                ("replies late", unit.replies_late),
+                ("ignores due-soon", unit.ignores_due_soon),
+            )
+            if has
+        )
+        table.add_row(
+            _short(row["unit_name"], row["unit_code"]),
+            *(str(row[key]) for key in DUTIES),
+            trait,
+        )
+    table.add_section()
+    total = table_of["total"]
+    table.add_row("total", *(str(total[key]) for key in DUTIES), "", style="bold")
+    return table
+
+
 def board_tables(board: dict[str, Any], title: str) -> tuple[Table, Table]:
     units = Table(title=f"{title}: steps per unit", title_justify="left")
     for label in ("unit", "early", "on time", "late", "late rate", "held now", "held past due"):
@@ -114,6 +169,11 @@ def print_check(check: Check) -> None:
         f" + {advance} in advance: extension asked, not due yet)"
         f" · [bold]late without apology {len(check.late_without_apology)}[/]"
         f" (indicator: {check.late_without_apology_indicator})  {mark}"
+    )
+    console.print(
+        f"consultations replied {check.replies}, late {check.replies_late}"
+        f" (board: {check.replies_late_board}, indicator consultations_replied_late:"
+        f" {check.replies_late_indicator})"
     )
     console.print(
         f"of the late dossiers, {len(check.planned_late)} were held past their due time by a"
