@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from deploy.local.clean_slate import SCHEMAS
 from deploy.local.demo.options import Options
-from deploy.local.demo.traffic import Dossier
+from deploy.local.demo.traffic import Dossier, traits
 from deploy.local.identity import head_of, officer_of, password_token
 from services.intake.handlers import PROJECTIONS
 
@@ -168,6 +168,23 @@ class Driver:
                 return False
             d.apology_expected = False
         return True
+
+    async def answer_due_soon(self, d: Dossier) -> None:
+        """The unit at fault answers the draft apology a due-soon opened for it: a unit that
+        knows it will be late (the dossier's fate) signs in time, unless it ignores due-soon
+        (its trait) and leaves it to the escalation; a unit that will finish in time leaves
+        it too. Nothing while no draft is open yet (the notifier has not seen the due-soon)."""
+        path = f"/v1/apologies/{d.code}/draft"
+        draft = await self.notifier.get(path, headers=await signed_in())
+        if draft.status_code != 200:
+            return
+        found = draft.json()
+        d.due_soon_answered = True
+        ignores = traits(found["unit_code"]).ignores_due_soon
+        if found["state"] == "issued" or ignores or not d.fate.past_due:
+            return
+        if not await self.sign_apology(d):
+            raise DemoError(f"{d.code}: the unit could not sign its due-soon apology")
 
     async def sign_apology(self, d: Dossier) -> bool:
         """The unit that asked for an extension completes its draft apology (Mẫu 04) with the

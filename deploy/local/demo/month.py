@@ -120,6 +120,11 @@ class Month:
         # soon, overdue or past its step's time shows the detection.
         watched = [d for d in self.dossiers if d.lateness_pending(moment)]
         await driver.until_all(watched, driver.lateness_detected, "lateness detection")
+        # Due soon: the unit at fault gets a draft apology (Mẫu 04); most fill it in and their
+        # head signs at once, a unit that ignores due-soon leaves it to the escalation.
+        for d in self.dossiers:
+            if d.clock.get("due_soon_detected_at") and not d.due_soon_answered:
+                await driver.answer_due_soon(d)
         acted = []
         for d in self.dossiers:
             for reply in d.replies_due(moment):

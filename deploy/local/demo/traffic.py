@@ -39,8 +39,7 @@ class UnitTraits:
 
     replies_late: bool = False  # answers consultations (lấy ý kiến) after their due time
     # Leaves the draft apology it gets when a dossier falls due soon unsigned, so it is
-    # escalated and apologises late (the due-soon draft workflow of issue 9; the demo does
-    # not act on it yet).
+    # escalated at the due date and the city apologises for it, late.
     ignores_due_soon: bool = False
 
 
@@ -138,6 +137,7 @@ class Dossier:
     expected: tuple[str, int | None] | None = None  # what that clock must show after our move
     completed: int | None = None  # ... and the parallel step it must show completed
     apology_expected: bool = False  # an extension was asked: the notifier must apologise
+    due_soon_answered: bool = False  # the unit at fault has seen its due-soon draft apology
     done: set[Move] = field(default_factory=set)
     resume_at: datetime | None = None
     return_at: datetime | None = None
