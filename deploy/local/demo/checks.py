@@ -20,15 +20,16 @@ class Check:
     Late is QĐ 766's meaning: finished after its due time (done late), or still running past
     it at the end (in progress past due); paused dossiers are not late, their due time moves
     by the pause. The deadline service marks a dossier overdue when its scheduler finds it
-    running past its due time, and the notifier apologises then, or earlier, when the unit
-    asks for an extension: an apology in advance, for a dossier that is not due yet, is right
-    (HCMC wants it no later than the due date) and is counted apart."""
+    running past its due time, and the notifier apologises then (for the city, late), or
+    earlier, when the unit signs its draft apology (at due-soon, or on asking for an
+    extension): an apology in advance, for a dossier that is not due yet, is right (HCMC wants
+    it no later than the due date) and is counted apart."""
 
     done_late: int
     in_progress_past_due: int
     overdue_detected: int
     apologies: int
-    in_advance: list[str]  # apologies for an extension asked, the dossier not due yet
+    in_advance: list[str]  # apologies signed before the dossier is due, not due yet at the end
     late_without_apology_indicator: int
     late_without_apology: list[str]
     late_by_clocks: int
@@ -66,7 +67,6 @@ async def check_apologies(
     not_yet_due: set[str] = set()  # running or paused within its due time at the end
     overdue: set[str] = set()
     apologised: set[str] = set()
-    extended: set[str] = set()
     for d, events in zip(dossiers, kinds, strict=True):
         c = d.clock
         running_past_due = c["status"] == "running" and parse_time(c["due_at"]) < end
@@ -77,13 +77,12 @@ async def check_apologies(
         for kind, found in (
             ("overdue", overdue),
             ("apology-issued", apologised),
-            ("extension-requested", extended),
         ):
             if kind in events:
                 found.add(d.code)
     total = indicators["total"]
     planned = {d.code for d in dossiers if d.fate.past_due}  # some are not due yet
-    in_advance = apologised & extended & not_yet_due
+    in_advance = apologised & not_yet_due
     check = Check(
         done_late=total["done_late"],
         in_progress_past_due=total["in_progress_past_due"],

@@ -166,7 +166,7 @@ def print_check(check: Check) -> None:
         f" + in progress past due {check.in_progress_past_due})"
         f" · found overdue by the deadline service {check.overdue_detected}"
         f" · apologies issued {check.apologies} ({check.apologies - advance} for late dossiers"
-        f" + {advance} in advance: extension asked, not due yet)"
+        f" + {advance} in advance: signed before the due date, not due yet)"
         f" · [bold]late without apology {len(check.late_without_apology)}[/]"
         f" (indicator: {check.late_without_apology_indicator})  {mark}"
     )
