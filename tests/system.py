@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from deploy.local.identity import password_token
 from deploy.local.inprocess import SERVICES, running_services
 from deploy.local.stack import service_database_urls
+from shared.clock import SimulatedClock
 from tests.waiting import eventually
 
 __all__ = ["OPERATOR", "Mailbox", "System", "eventually", "running_system"]
@@ -151,3 +152,23 @@ async def running_system(
             yield System(apps, clock, mailbox, exporter, readers)
     finally:
         mailbox.controller.stop()
+
+
+@asynccontextmanager
+async def simulated_system(
+    infrastructure: dict[str, str], start: datetime, purpose: str
+) -> AsyncIterator[System]:
+    """The four services in simulated time, from `start`, on the simulation database (its
+    schemas emptied) and topics of their own: simulated time must not reach other tests'
+    dossiers."""
+    from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
+
+    await clean_database(SIMULATION_DATABASE)
+    namespace = await throwaway_namespace(purpose)
+    async with running_system(
+        infrastructure,
+        SimulatedClock(start),
+        database=SIMULATION_DATABASE,
+        namespace=namespace,
+    ) as running:
+        yield running

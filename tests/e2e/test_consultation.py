@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from shared.clock import SimulatedClock
-from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import submission
-from tests.system import OPERATOR, System, eventually, running_system
+from tests.system import OPERATOR, System, eventually, simulated_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, head_of, officer_of
 
@@ -27,12 +26,8 @@ HEAD_CONG_AN, HEAD_NONG_NGHIEP = "giamdoc.catp@tphcm.gov.vn", "giamdoc.vpdkdd@tp
 
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
-    clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
-    await clean_database(SIMULATION_DATABASE)
-    namespace = await throwaway_namespace("sim")
-    async with running_system(
-        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
-    ) as running:
+    start = hcmc(2026, 12, 1, 8, 0)  # a Tuesday morning
+    async with simulated_system(infrastructure, start, "sim") as running:
         yield running
 
 

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.clock import SimulatedClock
-from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.e2e.test_lateness import _has, _parse, _planned, _when, act, clock_of, view
 from tests.factories import submission
-from tests.system import System, eventually, running_system
+from tests.system import System, eventually, simulated_system
 from tests.unit.conftest import hcmc
 from tests.users import counter_of, officer_of
 
@@ -28,12 +26,8 @@ SUPPLEMENT = {"reason": "Thiếu bản sao giấy tờ", "missing_documents": ["
 
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
-    clock = SimulatedClock(hcmc(2026, 12, 7, 8, 0))  # a Monday morning
-    await clean_database(SIMULATION_DATABASE)
-    namespace = await throwaway_namespace("ind")
-    async with running_system(
-        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
-    ) as running:
+    start = hcmc(2026, 12, 7, 8, 0)  # a Monday morning
+    async with simulated_system(infrastructure, start, "ind") as running:
         yield running
 
 

@@ -28,10 +28,9 @@ from shared.events import PUBLIC_TOPICS, RESTRICTED_READERS, dead_letter_topic
 from shared.logs import TraceContextFilter, json_formatter
 from shared.messaging.connection import KafkaConnection
 from tests.causal import assert_before, causal_history, kinds
-from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import APPLICANT, submission
 from tests.kafka_reader import read_to_end
-from tests.system import OPERATOR, System, eventually, running_system
+from tests.system import OPERATOR, System, eventually, simulated_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, head_of, name_of, officer_of
 
@@ -46,12 +45,8 @@ LOGS = io.StringIO()  # every log line of the four services while the module run
 
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
-    clock = SimulatedClock(hcmc(2026, 12, 1, 8, 0))  # a Tuesday morning
-    await clean_database(SIMULATION_DATABASE)
-    namespace = await throwaway_namespace("sim")  # topics and groups of its own
-    async with running_system(
-        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
-    ) as running:
+    start = hcmc(2026, 12, 1, 8, 0)  # a Tuesday morning
+    async with simulated_system(infrastructure, start, "sim") as running:
         # After the lifespans configured logging: what the personal-data scan reads.
         capture = logging.StreamHandler(LOGS)
         capture.setFormatter(json_formatter("all"))

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from shared.clock import SimulatedClock
-from tests.conftest import SIMULATION_DATABASE, clean_database, throwaway_namespace
 from tests.factories import submission
 from tests.metrics import samples
-from tests.system import System, eventually, running_system
+from tests.system import System, eventually, simulated_system
 from tests.unit.conftest import hcmc
 from tests.users import OPERATOR_USER, counter_of, officer_of
 
@@ -25,12 +24,8 @@ INTER_AGENCY = "2.000647"
 
 @pytest.fixture(scope="module")
 async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
-    clock = SimulatedClock(hcmc(2026, 12, 2, 8, 0))  # a Wednesday morning
-    await clean_database(SIMULATION_DATABASE)
-    namespace = await throwaway_namespace("projection")
-    async with running_system(
-        infrastructure, clock, database=SIMULATION_DATABASE, namespace=namespace
-    ) as running:
+    start = hcmc(2026, 12, 2, 8, 0)  # a Wednesday morning
+    async with simulated_system(infrastructure, start, "projection") as running:
         yield running
 
 
