@@ -21,7 +21,6 @@ import pytest
 from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from shared.clock import system_clock
-from tests.apologies import sign_apology
 from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, running_system
 from tests.users import OPERATOR_USER, counter_of, head_of, officer_of
@@ -245,12 +244,14 @@ async def test_the_holding_units_commands(caller: Caller) -> None:
         ("financial-obligations/fulfilment", {}, "A"),
         ("extension-requests", {"reason": "Cần xác minh thêm"}, "head B"),
         ("hand-offs", {"to_unit_code": HOLDER}, "B"),
+        ("send-backs", {"to_step_sequence": 1, "reason": "Cần kiểm tra lại bước trước"}, "B"),
     ]
     for action, body, who in steps:
         operation = f"intake POST /v1/dossiers/{{code}}/{action}"
         allowed = {"A": "counter A", "B": "officer B", "head B": "head B"}[who]
         base = DESK_ONLY if who == "A" else HOLDER_ONLY
-        expected = {**base, allowed: 202 if action == "hand-offs" else 200}
+        accepted = 202 if action in ("hand-offs", "send-backs") else 200  # routing decides
+        expected = {**base, allowed: accepted}
         await caller.expect(
             operation,
             expected,
@@ -401,8 +402,7 @@ async def test_clocks_and_letters(caller: Caller) -> None:
             f"/v1/dossiers/{code}/extension-requests", json={"reason": "Cần xác minh thêm"}
         )
         assert declared.status_code == 200, declared.text
-    async with caller.system.client("notifier") as notifier:
-        await sign_apology(notifier, code, HOLDER, "Cần xác minh thêm")
+    await _the_draft_apology(caller, code)
 
     async def letter_issued() -> bool:
         async with caller.system.client("notifier", OPERATOR_USER) as client:
@@ -482,3 +482,38 @@ async def _walking_codes_yields_nothing(caller: Caller, code: str, pin: str) -> 
                     assert response.status_code in (401, 404), (path, response.status_code)
                     leaked = [v for v in APPLICANT.values() if v in response.text]
                     assert not leaked, (path, "personal data in the answer")
+
+
+async def _the_draft_apology(caller: Caller, code: str) -> None:
+    """The draft apology (Mẫu 04) the extension opened: the unit at fault reads and fills it,
+    its head alone approves and signs; operators read it."""
+    path = f"/v1/apologies/{code}/draft"
+
+    async def opened() -> dict[str, Any] | None:
+        async with caller.system.client("notifier", OPERATOR_USER) as client:
+            draft = await client.get(path)
+        return draft.json() if draft.status_code == 200 else None
+
+    draft = await eventually(opened, what=f"the draft apology of {code}")
+    readers = statuses(200, anonymous=401, citizen=401, counter_a=403, officer_c=403)
+    await caller.expect(
+        f"notifier GET {path.replace(code, '{code}')}",
+        readers,
+        caller.sender("notifier", "GET", path, f"notifier GET {path.replace(code, '{code}')}"),
+    )
+    content = {
+        "reason": "Cần xác minh thêm với cơ quan liên quan",
+        "new_due_at": draft["latest_new_due_at"],
+    }
+    operation = "notifier PUT /v1/apologies/{code}/draft/content"
+    await caller.expect(
+        operation,
+        {**HOLDER_ONLY, "officer B": 200},
+        caller.sender("notifier", "PUT", f"{path}/content", operation, json=content),
+    )
+    operation = "notifier POST /v1/apologies/{code}/draft/approval"
+    await caller.expect(
+        operation,
+        {**HOLDER_ONLY, "officer B": 403, "head B": 201},
+        caller.sender("notifier", "POST", f"{path}/approval", operation),
+    )
