@@ -517,3 +517,14 @@ async def _the_draft_apology(caller: Caller, code: str) -> None:
         {**HOLDER_ONLY, "officer B": 403, "head B": 201},
         caller.sender("notifier", "POST", f"{path}/approval", operation),
     )
+
+
+async def test_every_operation_of_every_api_was_asked(caller: Caller) -> None:
+    """Runs last: the table holds each operation each service's OpenAPI document declares."""
+    declared = {
+        f"{service} {method.upper()} {path}"
+        for service, app in caller.system.apps.items()
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert declared - set(caller.outcomes.rows) == set()
