@@ -50,6 +50,17 @@ class _Kind:
         self.last: logging.LogRecord | None = None
 
 
+class TopicsEnsuredFilter(logging.Filter):
+    """FastStream warns at every subscriber's start that it will not create topics. Here that
+    is by design: each service creates the topics it writes and waits for those it reads
+    before it subscribes (shared/runtime.py), so the warning only hides real ones."""
+
+    MESSAGE = "Auto create topics is disabled. Make sure the topics exist."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("faststream") and record.getMessage() == self.MESSAGE)
+
+
 class RepeatFilter(logging.Filter):
     """Writes one record of a kind (logger, level, message template, `operation`) per interval:
     while Kafka restarts, aiokafka's reconnect loops log hundreds of lines a second.
@@ -165,6 +176,7 @@ def configure_logging(service: str, level: int | str | None = None) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter(service))
     handler.addFilter(TraceContextFilter())
+    handler.addFilter(TopicsEnsuredFilter())
     global _repeats
     _repeats = RepeatFilter(handler=handler)
     handler.addFilter(_repeats)

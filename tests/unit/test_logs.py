@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.logs import QUIET_LIBRARIES, RepeatFilter, configure_logging
+from shared.logs import QUIET_LIBRARIES, RepeatFilter, TopicsEnsuredFilter, configure_logging
 
 
 class FakeClock:
@@ -174,3 +174,15 @@ def test_at_debug_the_libraries_speak(
     configure_logging("notifier")
     logging.getLogger("fontTools.subset").info("glyf pruned")
     assert [line["logger"] for line in service_log()] == ["fontTools.subset"]
+
+
+def test_faststreams_warning_about_topics_it_will_not_create_is_dropped() -> None:
+    """The services create and wait for their topics themselves; other warnings stay."""
+
+    def record(name: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+
+    drop = TopicsEnsuredFilter()
+    assert not drop.filter(record("faststream.intake", TopicsEnsuredFilter.MESSAGE))
+    assert drop.filter(record("faststream.intake", "Topic creation is skipped"))
+    assert drop.filter(record("services.intake", TopicsEnsuredFilter.MESSAGE))
