@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -67,7 +67,8 @@ CHART_SERIES = (
     ("done_on_time", "Xong đúng hạn", "#1f5fa8"),
     ("done_late", "Xong quá hạn", "#b3261e"),
     ("in_progress_past_due", "Đang giải quyết quá hạn", "#e07b00"),
-    ("in_progress_within_due", "Đang giải quyết trong hạn", "#7a7a7a"),
+    ("in_progress_within_due", "Đang giải quyết trong hạn", "#6b6b6b"),
+    ("paused", "Tạm dừng, chờ công dân", "#6a3d9a"),
 )
 
 
@@ -166,7 +167,7 @@ def board_rows(
 class Bar:
     label: str
     color: str
-    x: float
+    x: float  # in percent of the largest unit's bar
     width: float
     value: int
 
@@ -174,38 +175,29 @@ class Bar:
 @dataclass(frozen=True)
 class ChartRow:
     unit_name: str
-    y: float
-    bars: list[Bar] = field(default_factory=list)
-    total: int = 0
+    bars: list[Bar]
+    total: int
+
+    @property
+    def description(self) -> str:
+        return ", ".join(f"{bar.label}: {bar.value}" for bar in self.bars) or "không có hồ sơ"
 
 
-@dataclass(frozen=True)
-class Chart:
-    rows: list[ChartRow]
-    width: int
-    height: int
-    label_width: int
-    row_height: int
-    legend: tuple[tuple[str, str, str], ...] = CHART_SERIES
-
-
-def chart(rows: list[BoardRow], *, width: int = 640, label_width: int = 0) -> Chart:
-    """Stacked horizontal bars, one per unit, scaled to the largest unit; the unit's name is
-    written above its bar so that long names fit a phone's width."""
-    row_height, bar_height = 44, 18
+def chart(rows: list[BoardRow]) -> list[ChartRow]:
+    """Stacked bars, one per unit, in percent of the largest unit's: each is drawn as its own
+    small SVG under the unit's name (HTML text), so that long names wrap on a phone."""
     largest = max((_charted(r) for r in rows), default=0) or 1
-    scale = (width - label_width - 40) / largest
     drawn: list[ChartRow] = []
-    for index, row in enumerate(rows):
-        x, bars = float(label_width), []
+    for row in rows:
+        x, bars = 0.0, []
         for name, label, color in CHART_SERIES:
             value = row.figures[name]
             if value:
-                bars.append(Bar(label, color, x, value * scale, value))
-                x += value * scale
-        drawn.append(ChartRow(row.unit_name, index * row_height + 18, bars, _charted(row)))
-    height = max(len(rows), 1) * row_height + bar_height
-    return Chart(drawn, width, height, label_width, row_height)
+                width = 100 * value / largest
+                bars.append(Bar(label, color, x, width, value))
+                x += width
+        drawn.append(ChartRow(row.unit_name, bars, _charted(row)))
+    return drawn
 
 
 def _charted(row: BoardRow) -> int:
@@ -366,6 +358,7 @@ def build_pages_router(reports: Reports, reader: DossierReader) -> APIRouter:
             total=total,
             officials=officials,
             chart=chart(rows),
+            legend=CHART_SERIES,
         )
         return _page(html)
 

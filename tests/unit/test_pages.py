@@ -12,6 +12,7 @@ import pytest
 from services.intake import indicators
 from services.intake.indicators import DossierRecord, Fact
 from services.intake.pages import (
+    CHART_SERIES,
     NOT_FOUND_MESSAGE,
     board_rows,
     chart,
@@ -119,6 +120,7 @@ def _board(**extra: Any) -> str:
             | {"steps": 4, "late": 1}
         ],
         "chart": chart(rows),
+        "legend": CHART_SERIES,
     }
     context.update(extra)
     return render("board.html", **context)
@@ -133,7 +135,11 @@ def test_the_board_renders_each_unit_its_figures_the_chart_and_the_late_official
     assert '<td data-figure="carried_over">2</td>' in html
     assert '<td data-figure="late_rate">25,0%</td>' in html  # 1 late of 4 done
     assert '<td data-figure="late_rate">—</td>' in html  # nothing done: no rate
-    assert "<svg" in html and 'role="img"' in html and "<title>Xong trước hạn: 3</title>" in html
+    assert "<title>Xong trước hạn: 3</title>" in html
+    # The largest unit's bar fills the width; the other is drawn to the same scale.
+    assert 'x="0.00" y="0" width="75.00"' in html  # 3 early of 4
+    assert 'x="0.00" y="0" width="25.00"' in html  # OTHER's one dossier past due
+    assert 'aria-label="Công an Thành phố: Đang giải quyết quá hạn: 1"' in html
     assert "Lê Văn Tám" in html
     assert 'for="thang"' in html  # the month picker is labelled
     assert "<script" not in html and "http" not in html.replace("http://www.w3.org", "")
