@@ -154,6 +154,10 @@ async def check_board(stack: Stack, page: Page) -> str:
             cell = indicator_row.locator(f'td[data-figure="{name}"]')
             assert await cell.inner_text() == str(figures[name]), (code, name)
     assert await page.locator("figure.chart svg rect").count() >= 1
+    assert "script-src" not in answer.headers["content-security-policy"]  # none: default-src
+
+    wrong = await call(stack, "GET", "/bang-tien-do", params={"thang": "2026-13"})
+    assert wrong.status_code == 422 and "ví dụ 2026-11" in wrong.text
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
@@ -168,7 +172,7 @@ async def check_look_up(stack: Stack, page: Page, receipt: dict[str, Any]) -> st
     await look_up(stack, page, f"{DESK}-991231-9999", pin)  # an unknown code
     assert await page.get_by_role("alert").inner_text() == NOT_FOUND_MESSAGE
 
-    await look_up(stack, page, code.lower(), pin)
+    headers = await look_up(stack, page, code.lower(), pin)
     assert pin not in page.url and "ma_pin" not in page.url
     status = page.locator(".result .status")
     label = STATUS_LABELS[DossierStatus.SUPPLEMENT_REQUESTED]
@@ -177,6 +181,7 @@ async def check_look_up(stack: Stack, page: Page, receipt: dict[str, Any]) -> st
     assert await page.get_by_role("alert").count() == 0
     html = await page.content()
     assert pin not in html
+    assert headers["cache-control"] == "no-store"
     await page.screenshot(path=str(ARTIFACTS / "lookup.png"), full_page=True)
 
     # Another site's form cannot post a look-up (the browser says it is cross-site).
@@ -191,10 +196,14 @@ async def check_look_up(stack: Stack, page: Page, receipt: dict[str, Any]) -> st
     return html
 
 
-async def look_up(stack: Stack, page: Page, code: str, pin: str) -> None:
-    """As a citizen would: type into the labelled fields, submit with the keyboard."""
+async def look_up(stack: Stack, page: Page, code: str, pin: str) -> dict[str, str]:
+    """As a citizen would: type into the labelled fields, submit with the keyboard. The
+    answer's headers."""
     await page.goto(f"{stack.url('intake')}/tra-cuu")
     await page.get_by_label("Mã hồ sơ").fill(code)
     await page.get_by_label("Mã PIN").fill(pin)
-    async with page.expect_navigation():
+    async with page.expect_navigation() as navigation:
         await page.get_by_label("Mã PIN").press("Enter")
+    answer = await navigation.value
+    assert answer is not None
+    return await answer.all_headers()
