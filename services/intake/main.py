@@ -19,6 +19,7 @@ from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
+from services.intake.pages import build_pages_router
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
@@ -91,6 +92,7 @@ def create_app(
     reader = install_api(app, intake, authenticator, max_request_bytes=settings.max_request_bytes)
     app.include_router(build_lifecycle_router(commands, authenticator))
     app.include_router(build_reports_router(reports, reader))
+    app.include_router(build_pages_router(reports, reader))  # the public web pages
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds

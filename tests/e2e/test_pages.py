@@ -1,0 +1,209 @@
+"""The public pages through the services running as processes, in Debian's Chromium: the
+lateness board shows the figures /v1/reports/indicators gives for the same period; the
+citizen's look-up with the receipt's PIN shows the status and what to bring, with a wrong
+PIN or an unknown code the same "not found"; the PIN never appears in a URL; the read is in
+the personal-data access log; no page holds the applicant's data.
+
+Screenshots: artifacts/board.png and artifacts/lookup.png."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from playwright.async_api import Page, async_playwright
+
+from deploy.local.stack import ROOT, Stack
+from services.intake.pages import LOOKUP_PURPOSE, NOT_FOUND_MESSAGE, STATUS_LABELS
+from shared.events import DossierStatus
+from tests.browser import chromium
+from tests.factories import APPLICANT, submission
+from tests.users import OPERATOR_USER, bearer, counter_of, officer_of
+from tests.waiting import eventually
+
+DESK = "000.00.00.H29"
+WITH_SUPPLEMENT, ONE_STEP = "1.004227", "1.000894"  # ONE_STEP: HOLDER alone, half a day
+HOLDER = "000.41.01.H29"
+ARTIFACTS = ROOT / "artifacts"
+MISSING = "Bản sao chứng thực Giấy chứng nhận quyền sử dụng đất"
+BOARD_FIGURES = (
+    "received",
+    "carried_over",
+    "in_progress_past_due",
+    "paused",
+    "done_early",
+    "done_on_time",
+    "done_late",
+)
+INDICATOR_FIGURES = ("received_counter", "returned", "apologies_issued", "apologies_missing")
+
+
+async def call(stack: Stack, method: str, path: str, user: str | None = None, **kw: Any) -> Any:
+    headers = {**kw.pop("headers", {}), **(await bearer(user) if user else {})}
+    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=30) as client:
+        return await client.request(method, path, headers=headers, **kw)
+
+
+async def submit(stack: Stack, procedure: str) -> dict[str, Any]:
+    posted = await call(
+        stack, "POST", "/v1/dossiers", counter_of(DESK), json=submission(procedure_code=procedure)
+    )
+    assert posted.status_code == 201, posted.text
+    receipt: dict[str, Any] = posted.json()
+    return receipt
+
+
+async def dossier(stack: Stack, code: str) -> dict[str, Any]:
+    found = await call(stack, "GET", f"/v1/dossiers/{code}", OPERATOR_USER)
+    assert found.status_code == 200, found.text
+    view: dict[str, Any] = found.json()
+    return view
+
+
+async def in_status(stack: Stack, code: str, status: DossierStatus) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        view = await dossier(stack, code)
+        return view if view["status"]["code"] == status else None
+
+    found: dict[str, Any] = await eventually(check, what=f"{code} in status {status.name}")
+    return found
+
+
+async def test_the_board_and_the_citizen_look_up(stack: Stack) -> None:
+    paused = await submit(stack, WITH_SUPPLEMENT)
+    done = await submit(stack, ONE_STEP)
+    processing = await submit(stack, ONE_STEP)
+
+    holder = (await in_status(stack, paused["dossier_code"], DossierStatus.PROCESSING))["routing"]
+    asked = await call(
+        stack,
+        "POST",
+        f"/v1/dossiers/{paused['dossier_code']}/supplement-requests",
+        officer_of(holder["current_unit_code"]),
+        json={"reason": "Thiếu bản sao chứng thực", "missing_documents": [MISSING]},
+    )
+    assert asked.status_code == 200, asked.text
+    await in_status(stack, done["dossier_code"], DossierStatus.PROCESSING)
+    ready = f"/v1/dossiers/{done['dossier_code']}/result"
+    result = await call(stack, "POST", ready, officer_of(HOLDER))
+    assert result.status_code == 202, result.text
+    finished = await in_status(stack, done["dossier_code"], DossierStatus.PROCESSED)
+    await eventually(
+        lambda: _completed(stack, done["dossier_code"]), what="the completion recorded"
+    )
+    await in_status(stack, processing["dossier_code"], DossierStatus.PROCESSING)
+    await in_status(stack, paused["dossier_code"], DossierStatus.SUPPLEMENT_REQUESTED)
+    assert finished["routing"]["competent_unit_code"] == HOLDER
+
+    async with async_playwright() as playwright:
+        browser = await chromium(playwright)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            board_html = await check_board(stack, page)
+            lookup_html = await check_look_up(stack, page, paused)
+        finally:
+            await browser.close()
+
+    for value in APPLICANT.values():
+        assert value not in board_html
+        assert value not in lookup_html
+
+    log = await call(
+        stack,
+        "GET",
+        "/v1/personal-data-access",
+        OPERATOR_USER,
+        params={"dossier_code": paused["dossier_code"]},
+    )
+    assert log.status_code == 200, log.text
+    entries = log.json()
+    reads = [e for e in entries if e["purpose"] == LOOKUP_PURPOSE]
+    # The right PIN's read only: a wrong PIN reads nothing.
+    assert len(reads) == 1 and reads[0]["subject"] == "citizen", entries
+
+
+async def _completed(stack: Stack, code: str) -> bool:
+    view = await dossier(stack, code)
+    return bool(view["deadline"] and view["deadline"]["completed_at"])
+
+
+async def check_board(stack: Stack, page: Page) -> str:
+    answer = await page.goto(f"{stack.url('intake')}/bang-tien-do")
+    assert answer is not None and answer.status == 200
+    start = await page.locator("time[data-from]").get_attribute("datetime")
+    end = await page.locator("time[data-to]").get_attribute("datetime")
+    api = await call(stack, "GET", "/v1/reports/indicators", params={"from": start, "to": end})
+    assert api.status_code == 200, api.text
+    expected = api.json()
+    units = {unit["unit_code"]: unit for unit in expected["units"]}
+    assert HOLDER in units and units[HOLDER]["done_early"] + units[HOLDER]["done_on_time"] >= 1
+
+    for code, figures in [*units.items(), ("", expected["total"])]:
+        row = page.locator(f'#bang-tien-do tr[data-unit="{code}"]')
+        if code:
+            assert await row.locator("th").inner_text() == figures["unit_name"]
+        for name in BOARD_FIGURES:
+            cell = row.locator(f'td[data-figure="{name}"]')
+            assert await cell.inner_text() == str(figures[name]), (code, name)
+        in_progress = int(await row.locator('td[data-figure="due_soon"]').inner_text()) + int(
+            await row.locator('td[data-figure="not_yet_due"]').inner_text()
+        )
+        assert in_progress == figures["in_progress_within_due"], code
+        indicator_row = page.locator(f'#chi-so-766 tr[data-unit="{code}"]')
+        for name in INDICATOR_FIGURES:
+            cell = indicator_row.locator(f'td[data-figure="{name}"]')
+            assert await cell.inner_text() == str(figures[name]), (code, name)
+    assert await page.locator("figure.chart svg rect").count() >= 1
+    assert "script-src" not in answer.headers["content-security-policy"]  # none: default-src
+
+    wrong = await call(stack, "GET", "/bang-tien-do", params={"thang": "2026-13"})
+    assert wrong.status_code == 422 and "ví dụ 2026-11" in wrong.text
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+    return await page.content()
+
+
+async def check_look_up(stack: Stack, page: Page, receipt: dict[str, Any]) -> str:
+    code, pin = receipt["dossier_code"], receipt["lookup_pin"]
+
+    await look_up(stack, page, code, pin + "0")  # a wrong PIN
+    assert await page.get_by_role("alert").inner_text() == NOT_FOUND_MESSAGE
+    await look_up(stack, page, f"{DESK}-991231-9999", pin)  # an unknown code
+    assert await page.get_by_role("alert").inner_text() == NOT_FOUND_MESSAGE
+
+    headers = await look_up(stack, page, code.lower(), pin)
+    assert pin not in page.url and "ma_pin" not in page.url
+    status = page.locator(".result .status")
+    label = STATUS_LABELS[DossierStatus.SUPPLEMENT_REQUESTED]
+    assert await status.inner_text() == label
+    assert MISSING in await page.locator(".awaited").inner_text()
+    assert await page.get_by_role("alert").count() == 0
+    html = await page.content()
+    assert pin not in html
+    assert headers["cache-control"] == "no-store"
+    await page.screenshot(path=str(ARTIFACTS / "lookup.png"), full_page=True)
+
+    # Another site's form cannot post a look-up (the browser says it is cross-site).
+    cross = await call(
+        stack,
+        "POST",
+        "/tra-cuu",
+        data={"ma_ho_so": code, "ma_pin": pin},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 403
+    return html
+
+
+async def look_up(stack: Stack, page: Page, code: str, pin: str) -> dict[str, str]:
+    """As a citizen would: type into the labelled fields, submit with the keyboard. The
+    answer's headers."""
+    await page.goto(f"{stack.url('intake')}/tra-cuu")
+    await page.get_by_label("Mã hồ sơ").fill(code)
+    await page.get_by_label("Mã PIN").fill(pin)
+    async with page.expect_navigation() as navigation:
+        await page.get_by_label("Mã PIN").press("Enter")
+    answer = await navigation.value
+    assert answer is not None
+    return await answer.all_headers()
