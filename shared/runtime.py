@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from fastapi import FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import CallbackOptions, Observation
 from prometheus_client import generate_latest
 from pydantic import BaseModel
 
@@ -119,13 +120,28 @@ class ServiceRuntime:
         self._broker_task: asyncio.Task[None] | None = None
         self._broker_started = asyncio.Event()
         self.consumers: list[EventConsumer] = []
-        self._background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         self._background_tasks: list[asyncio.Task[None]] = []
         self.retention: RetentionPurge | None = None
+        # A loop that ended (an error it does not retry) leaves the process up and healthy
+        # while its work stops: operators see it here (alert BackgroundLoopStopped).
+        self.meter.create_observable_gauge(
+            "onestop.background_loop.running",
+            callbacks=[self._observe_loops],
+            unit="{loop}",
+            description="1 while the background loop runs, 0 once it has ended, by loop",
+        )
 
-    def run_in_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """A loop the service runs once the database is ready, cancelled at stop."""
-        self._background.append(loop)
+    def run_in_background(
+        self, loop: Callable[[], Coroutine[Any, Any, None]], name: str | None = None
+    ) -> None:
+        """A loop the service runs once the database is ready, cancelled at stop; `name`
+        (its qualified name by default) labels it in onestop_background_loop_running."""
+        self._background.append((name or str(getattr(loop, "__qualname__", loop)), loop))
+
+    def _observe_loops(self, _: CallbackOptions) -> Iterable[Observation]:
+        for task in list(self._background_tasks):
+            yield Observation(0 if task.done() else 1, {"onestop.loop": task.get_name()})
 
     def enforce_retention(
         self,
@@ -143,7 +159,7 @@ class ServiceRuntime:
             erase_personal_data=erase_personal_data,
             max_backoff=self.settings.retry_max_backoff_seconds,
         )
-        self.run_in_background(purge.run)
+        self.run_in_background(purge.run, "retention")
         self.retention = purge
         return purge
 
@@ -186,8 +202,10 @@ class ServiceRuntime:
         )
         subscriber = subscribe(self.broker, consumer)
         self.consumers.append(consumer)
-        self.run_in_background(consumer.run_parking_lot)
-        self.run_in_background(lambda: refresh_lag_forever(subscriber, consumer))
+        self.run_in_background(consumer.run_parking_lot, f"parking-lot {group_id}")
+        self.run_in_background(
+            lambda: refresh_lag_forever(subscriber, consumer), f"consumer-lag {group_id}"
+        )
         return consumer
 
     async def start(self) -> None:
@@ -222,7 +240,9 @@ class ServiceRuntime:
             meter=self.meter,
         )
         self._broker_task = asyncio.create_task(self._start_broker(), name=f"{self.name}-broker")
-        self._background_tasks = [asyncio.create_task(loop()) for loop in self._background]
+        self._background_tasks = [
+            asyncio.create_task(loop(), name=name) for name, loop in self._background
+        ]
 
     async def _start_broker(self) -> None:
         written = [

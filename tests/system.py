@@ -18,8 +18,10 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from fastapi import FastAPI
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
 
 from deploy.local.identity import password_token
 from deploy.local.inprocess import SERVICES, running_services
@@ -101,6 +103,12 @@ class System:
     mailbox: Mailbox
     spans: InMemorySpanExporter
     readers: list[InMemoryMetricReader] = field(default_factory=list)
+    registries: dict[str, CollectorRegistry] = field(default_factory=dict)
+
+    def exposition(self, service: str) -> str:
+        """What the service's /metrics would answer (in one process the four services
+        cannot share Prometheus' global registry: each has one of its own here)."""
+        return generate_latest(self.registries[service]).decode()
 
     @asynccontextmanager
     async def client(
@@ -130,6 +138,7 @@ async def running_system(
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
     readers = [InMemoryMetricReader() for _ in SERVICES]
+    registries = {name: CollectorRegistry() for name in SERVICES}
     try:
         async with running_services(
             clock,
@@ -147,9 +156,12 @@ async def running_system(
                 },
             },
             span_exporters=[exporter],
-            metric_readers={name: [r] for name, r in zip(SERVICES, readers, strict=True)},
+            metric_readers={
+                name: [reader, PrometheusMetricReader(registry=registries[name])]
+                for name, reader in zip(SERVICES, readers, strict=True)
+            },
         ) as apps:
-            yield System(apps, clock, mailbox, exporter, readers)
+            yield System(apps, clock, mailbox, exporter, readers, registries)
     finally:
         mailbox.controller.stop()
 

@@ -98,8 +98,9 @@ def create_app(
         runtime.telemetry.tracer("onestop.deadline"),
         interval=settings.lateness_scan_interval_seconds,
         supplement_policy=settings.supplement_missed_policy,
+        meter=runtime.meter,
     )
-    runtime.run_in_background(scheduler.run)
+    runtime.run_in_background(scheduler.run, "lateness-scan")
     runtime.enforce_retention(clock)  # no personal data here: outbox and inbox only
     app = runtime.http_app(title="Deadline service", version="1.0.0")
     authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from opentelemetry import context as otel_context
+from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.trace import Tracer
 
 from services.deadline.domain import (
@@ -19,12 +20,14 @@ from services.deadline.domain import (
 )
 from services.deadline.repository import DeadlineUnitOfWork, Detection
 from shared.events import (
+    ConsultationReplyOverdueDetected,
     DueSoonDetected,
     Event,
     OverdueDetected,
     PromiseBrokenDetected,
     PromisedDateDueSoonDetected,
     StepOverdueDetected,
+    SupplementDeadlineMissed,
 )
 from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
@@ -42,12 +45,19 @@ class LatenessScheduler:
         tracer: Tracer,
         interval: float = 1.0,
         supplement_policy: SupplementMissedPolicy = SupplementMissedPolicy.ALERT,
+        meter: Meter | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._tracer = tracer
         self._interval = interval
         self._supplement_policy = supplement_policy
+        self._detected = (meter or NoOpMeter("none")).create_counter(
+            "onestop.lateness.detected",
+            unit="{detection}",
+            description="Lateness detections committed, by kind (due_soon, overdue, ...) and"
+            " the unit that holds the dossier",
+        )
 
     async def run(self) -> None:
         while True:
@@ -86,10 +96,13 @@ class LatenessScheduler:
         build: Callable[[Detection, datetime], Event],
         now: datetime,
     ) -> int:
+        counted: list[dict[str, str]] = []
         async with self._unit_of_work() as uow:
             detections = await claim(uow)
             for detection in detections:
                 event = build(detection, now)
+                kind = _KINDS.get(type(event), type(event).__name__)
+                counted.append({"kind": kind, "onestop.unit": detection.unit_code})
                 with self._tracer.start_as_current_span(
                     f"deadline detect {event.TYPE.rsplit('.', 2)[-2]}",
                     context=otel_context.Context(),  # a trace of its own ...
@@ -101,6 +114,8 @@ class LatenessScheduler:
                 ):
                     uow.emit(event, occurred_at=now)
             await uow.commit()
+        for attributes in counted:  # once committed: a rolled-back claim is claimed again
+            self._detected.add(1, attributes)
         return len(detections)
 
     def _supplement_missed(self, detection: Detection, now: datetime) -> Event:
@@ -113,6 +128,17 @@ class LatenessScheduler:
         )
         assert missed is not None  # the claim took only due times before `now`
         return missed
+
+
+_KINDS: dict[type[Event], str] = {
+    DueSoonDetected: "due_soon",
+    OverdueDetected: "overdue",
+    StepOverdueDetected: "step_overdue",
+    PromisedDateDueSoonDetected: "promised_date_due_soon",
+    PromiseBrokenDetected: "promise_broken",
+    SupplementDeadlineMissed: "supplement_missed",
+    ConsultationReplyOverdueDetected: "consultation_reply_overdue",
+}
 
 
 def _due_soon(detection: Detection, now: datetime) -> Event:

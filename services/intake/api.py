@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
+    Body,
     Depends,
     Header,
     HTTPException,
@@ -25,6 +26,7 @@ from services.intake.domain import may_read, pin_matches
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.reports import Reports
 from services.intake.schemas import (
+    EXAMPLE_SUBMISSION,
     CommandResult,
     ConsultationReplyBody,
     ConsultationRequestBody,
@@ -169,7 +171,17 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
         description="For a counter officer: the receiving unit and officer are the token's.",
     )
     async def post_dossier(
-        submission: DossierSubmission,
+        submission: Annotated[
+            DossierSubmission,
+            Body(
+                openapi_examples={
+                    "land_transfer": {
+                        "summary": "Đăng ký biến động: chuyển nhượng quyền sử dụng đất",
+                        "value": EXAMPLE_SUBMISSION,
+                    }
+                }
+            ),
+        ],
         request: Request,
         response: Response,
         idempotency_key: Annotated[

@@ -97,7 +97,7 @@ def create_app(
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
     )
-    runtime.run_in_background(gauges.run)
+    runtime.run_in_background(gauges.run, "workload-gauges")
     runtime.enforce_retention(clock, erase_personal_data=erase_applicants)
     return app
 

@@ -52,6 +52,27 @@ class DossierSubmission(_Strict):
     sets: int = Field(default=1, ge=1, le=20, description="number of sets (bộ hồ sơ)")
 
 
+# What "Try it out" on /docs posts: a land-use right transfer registration received at the
+# city's centre, with the documents its catalogue entry lists. The applicant is fictitious.
+EXAMPLE_SUBMISSION: dict[str, Any] = {
+    "procedure_code": "1.004227",
+    "channel": "counter",
+    "applicant": {
+        "full_name": "Lê Văn Tám",
+        "id_number": "079090001234",
+        "phone": "0912345678",
+        "email": "levantam@example.vn",
+        "address": "12 Nguyễn Huệ, phường Sài Gòn, Thành phố Hồ Chí Minh",
+    },
+    "documents": [
+        {"kind": "Đơn đăng ký biến động đất đai (Mẫu 11/ĐK)", "form": "original", "count": 1},
+        {"kind": "Hợp đồng chuyển nhượng đã công chứng", "form": "original", "count": 1},
+        {"kind": "Giấy chứng nhận quyền sử dụng đất", "form": "original", "count": 1},
+    ],
+    "sets": 1,
+}
+
+
 class NamedCode(BaseModel):
     code: str
     name: str

@@ -146,7 +146,7 @@ def create_app(
             description="Apology letters refused for good or past the attempt cap, by channel",
         ),
     )
-    runtime.run_in_background(deliverer.run)
+    runtime.run_in_background(deliverer.run, "letter-delivery")
     runtime.enforce_retention(clock, erase_personal_data=erase_addressees)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
     authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)

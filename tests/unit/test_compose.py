@@ -39,6 +39,7 @@ APP_SERVICES: dict[str, type[ServiceSettings]] = {
     "notifier": NotifierSettings,
 }
 INFRA_SERVICES = ("kafka", "kafka-access", "postgres", "jaeger", "keycloak")
+MONITORING_SERVICES = ("prometheus", "grafana")
 KAFKA_PRINCIPALS = (ADMIN, *sorted(APP_SERVICES), DOWNSTREAM)
 app_service = pytest.mark.parametrize("name", sorted(APP_SERVICES))
 
@@ -145,7 +146,7 @@ def _dockerignore_patterns() -> set[str]:
 
 def test_compose_parses_and_has_every_service(compose: dict[str, Any]) -> None:
     assert "version" not in compose, "the compose spec has no version key"
-    assert set(compose["services"]) == {*INFRA_SERVICES, *APP_SERVICES}
+    assert set(compose["services"]) == {*INFRA_SERVICES, *MONITORING_SERVICES, *APP_SERVICES}
 
 
 def test_every_environment_value_is_a_string(compose: dict[str, Any]) -> None:
@@ -257,6 +258,65 @@ def test_keycloak_imports_the_committed_realm_with_secrets_from_the_env_file(
     assert keycloak["ports"] == ["8080:8080"]
     assert env["KC_HEALTH_ENABLED"] == "true"
     assert "/tcp/127.0.0.1/" + env["KC_HTTP_MANAGEMENT_PORT"] in keycloak["healthcheck"]["test"][3]
+
+
+# --- dashboards and alerts --------------------------------------------------------------------
+
+
+def _mounts(compose: dict[str, Any], name: str) -> dict[str, str]:
+    """Host path (resolved) → container path, of each bind mount."""
+    return {
+        str((ROOT / v.split(":")[0]).resolve()): v.split(":")[1]
+        for v in _service(compose, name)["volumes"]
+        if v.startswith("./")
+    }
+
+
+@pytest.mark.parametrize("name", MONITORING_SERVICES)
+def test_monitoring_images_are_pinned_and_published_on_loopback_only(
+    compose: dict[str, Any], name: str
+) -> None:
+    image = _service(compose, name)["image"]
+    assert re.fullmatch(r"[a-z/]+:v?\d+\.\d+\.\d+", image), f"{name}: pin a version ({image})"
+    for published in _service(compose, name)["ports"]:
+        assert str(published).startswith("127.0.0.1:"), f"{name} publishes {published} to all"
+
+
+def test_prometheus_loads_the_committed_configuration_and_rules(compose: dict[str, Any]) -> None:
+    prometheus = _service(compose, "prometheus")
+    mounts = _mounts(compose, "prometheus")
+    config_path = mounts[str(ROOT / "deploy/prometheus/prometheus.yml")]
+    assert f"--config.file={config_path}" in prometheus["command"]
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text("utf-8"))
+    assert config["rule_files"] == [mounts[str(ROOT / "deploy/prometheus/alerts.yml")]]
+    # It scrapes each app service's /metrics at the port compose gives it, job = service.
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(APP_SERVICES)
+    for name, job in jobs.items():
+        assert job["metrics_path"] == "/metrics"
+        [target] = job["static_configs"][0]["targets"]
+        assert target == f"{name}:{_environment(compose, name)['HTTP_PORT']}"
+    assert set(prometheus["depends_on"]) == set(APP_SERVICES)
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(compose: dict[str, Any]) -> None:
+    mounts = _mounts(compose, "grafana")
+    assert mounts[str(ROOT / "deploy/grafana/provisioning")] == "/etc/grafana/provisioning"
+    dashboards_at = mounts[str(ROOT / "deploy/grafana/dashboards")]
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/onestop.yml").read_text("utf-8")
+    )
+    assert [p["options"]["path"] for p in provider["providers"]] == [dashboards_at]
+    [source] = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text("utf-8")
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in _service(compose, "prometheus")["ports"]
+    env = _environment(compose, "grafana")
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards_at + "/")
+    assert (ROOT / "deploy/grafana/dashboards" / home.rsplit("/", 1)[1]).is_file()
 
 
 # --- app services ----------------------------------------------------------------------------

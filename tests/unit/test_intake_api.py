@@ -335,3 +335,16 @@ def test_the_appointment_counts_in_the_competent_units_own_office_hours(
 
 def received(counter: Counter) -> list[DossierReceived]:
     return [p.event for p in counter.published if isinstance(p.event, DossierReceived)]
+
+
+def test_the_example_on_docs_is_received(counter: Counter) -> None:
+    """What "Try it out" on /docs posts (the first example of the request body in the
+    OpenAPI document) is a valid dossier: the counter gets its receipt."""
+    document = counter.anonymous.get("/openapi.json").json()
+    body = document["paths"]["/v1/dossiers"]["post"]["requestBody"]["content"]["application/json"]
+    example = next(iter(body["examples"].values()))["value"]
+
+    response = counter.client.post("/v1/dossiers", json=example)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["procedure"]["code"] == example["procedure_code"]
