@@ -377,28 +377,25 @@ class PostgresClockRepository(ClockRepository):
         return status == "UPDATE 1"
 
     async def claim_promise_due_soon(self, now: datetime, limit: int) -> list[Detection]:
-        return await self._claim(
-            "UPDATE clocks SET promise_due_soon_detected_at = $1 WHERE dossier_code IN ("
-            " SELECT dossier_code FROM clocks WHERE status = 'running'"
-            " AND promised_at IS NOT NULL AND promise_due_soon_detected_at IS NULL"
-            " AND promise_due_soon_at <= $1 AND promised_at >= $1"
-            " ORDER BY promise_due_soon_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
-            " submission_traceparent, NULL::integer AS step_sequence",
+        return await self._claim_clocks(
             now,
             limit,
+            mark="promise_due_soon_detected_at",
+            when="promised_at IS NOT NULL AND promise_due_soon_at <= $1 AND promised_at >= $1",
+            order="promise_due_soon_at",
+            unit="promise_unit_code",
+            due="promised_at",
         )
 
     async def claim_promise_broken(self, now: datetime, limit: int) -> list[Detection]:
-        return await self._claim(
-            "UPDATE clocks SET promise_broken_at = $1 WHERE dossier_code IN ("
-            " SELECT dossier_code FROM clocks WHERE status = 'running'"
-            " AND promise_broken_at IS NULL AND promised_at < $1"
-            " ORDER BY promised_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " RETURNING dossier_code, promise_unit_code AS unit_code, promised_at AS due_at,"
-            " submission_traceparent, NULL::integer AS step_sequence",
+        return await self._claim_clocks(
             now,
             limit,
+            mark="promise_broken_at",
+            when="promised_at < $1",
+            order="promised_at",
+            unit="promise_unit_code",
+            due="promised_at",
         )
 
     async def mark_overdue(self, dossier_code: str, at: datetime) -> None:
@@ -419,27 +416,13 @@ class PostgresClockRepository(ClockRepository):
         )
 
     async def claim_due_soon(self, now: datetime, limit: int) -> list[Detection]:
-        return await self._claim(
-            "UPDATE clocks SET due_soon_detected_at = $1 WHERE dossier_code IN ("
-            " SELECT dossier_code FROM clocks WHERE status = 'running'"
-            " AND due_soon_detected_at IS NULL AND due_soon_at <= $1"
-            " ORDER BY due_soon_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " RETURNING dossier_code, responsible_unit_code AS unit_code, due_at,"
-            " submission_traceparent, NULL::integer AS step_sequence",
-            now,
-            limit,
+        return await self._claim_clocks(
+            now, limit, mark="due_soon_detected_at", when="due_soon_at <= $1", order="due_soon_at"
         )
 
     async def claim_overdue(self, now: datetime, limit: int) -> list[Detection]:
-        return await self._claim(
-            "UPDATE clocks SET overdue_detected_at = $1 WHERE dossier_code IN ("
-            " SELECT dossier_code FROM clocks WHERE status = 'running'"
-            " AND overdue_detected_at IS NULL AND due_at < $1"
-            " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " RETURNING dossier_code, responsible_unit_code AS unit_code, due_at,"
-            " submission_traceparent, NULL::integer AS step_sequence",
-            now,
-            limit,
+        return await self._claim_clocks(
+            now, limit, mark="overdue_detected_at", when="due_at < $1", order="due_at"
         )
 
     async def claim_step_overdue(self, now: datetime, limit: int) -> list[Detection]:
@@ -466,15 +449,14 @@ class PostgresClockRepository(ClockRepository):
     async def claim_supplement_missed(self, now: datetime, limit: int) -> list[Detection]:
         """A clock paused for a supplement whose due time has passed, not yet seen missed;
         `due_at` of the detection is the supplement's due time."""
-        return await self._claim(
-            "UPDATE clocks SET supplement_missed_at = $1 WHERE dossier_code IN ("
-            " SELECT dossier_code FROM clocks WHERE status = 'paused'"
-            " AND supplement_missed_at IS NULL AND supplement_due_at < $1"
-            " ORDER BY supplement_due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " RETURNING dossier_code, responsible_unit_code AS unit_code,"
-            " supplement_due_at AS due_at, submission_traceparent, NULL::integer AS step_sequence",
+        return await self._claim_clocks(
             now,
             limit,
+            mark="supplement_missed_at",
+            when="supplement_due_at < $1",
+            order="supplement_due_at",
+            due="supplement_due_at",
+            status="paused",
         )
 
     async def add_consultations(self, event: ConsultationRequested) -> None:
@@ -517,6 +499,32 @@ class PostgresClockRepository(ClockRepository):
             "  ORDER BY k2.reply_due_at LIMIT $2 FOR UPDATE OF k2 SKIP LOCKED)"
             " RETURNING k.dossier_code, k.unit_code, k.reply_due_at AS due_at,"
             " c.submission_traceparent, k.consultation_id AS step_sequence",
+            now,
+            limit,
+        )
+
+    async def _claim_clocks(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        mark: str,
+        when: str,
+        order: str,
+        unit: str = "responsible_unit_code",
+        due: str = "due_at",
+        status: str = "running",
+    ) -> list[Detection]:
+        """Claim clocks in `status` matching `when` (at `now` = $1) whose `mark` is not set yet,
+        oldest `order` first, by setting it: each detection is made once, whichever instance
+        of the scheduler gets there first. The fragments are this class's constants."""
+        return await self._claim(
+            f"UPDATE clocks SET {mark} = $1 WHERE dossier_code IN ("
+            f" SELECT dossier_code FROM clocks WHERE status = '{status}'"
+            f" AND {mark} IS NULL AND {when}"
+            f" ORDER BY {order} LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            f" RETURNING dossier_code, {unit} AS unit_code, {due} AS due_at,"
+            " submission_traceparent, NULL::integer AS step_sequence",
             now,
             limit,
         )
