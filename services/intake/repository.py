@@ -23,6 +23,7 @@ from services.intake.schemas import (
     RoutingOut,
     StatusOut,
 )
+from services.intake.web_signin import PostgresWebSessions, WebSessions
 from shared.access_log import AccessLog, PostgresAccessLog
 from shared.events import DossierStatus
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
@@ -255,11 +256,13 @@ class IntakeUnitOfWork(PostgresUnitOfWork):
     dossiers: DossierRepository
     ledger: Ledger
     access_log: AccessLog
+    web_sessions: WebSessions
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
         self.access_log = PostgresAccessLog(connection)
+        self.web_sessions = PostgresWebSessions(connection)
 
 
 async def erase_applicants(
