@@ -34,3 +34,13 @@ class IntakeSettings(ServiceSettings, OidcSettings):
         description="time a consulted unit has to reply, in its working days (configurable"
         " default, not a figure from the law)",
     )
+    trace_ui_url: str = Field(
+        default="http://127.0.0.1:9411/zipkin",
+        description="the trace UI (Zipkin) the officials' pages link to: {url}/traces/{trace id}",
+    )
+    stuck_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description='how often the "stuck now" page refreshes its table in the browser',
+    )
