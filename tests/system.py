@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,9 +131,12 @@ async def running_system(
     *,
     database: str | None = None,
     namespace: str | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[System]:
     """`database` (a name: each service connects as its own role) and `namespace` give a
-    system of its own: simulated time must not reach the dossiers of the other tests."""
+    system of its own: simulated time must not reach the dossiers of the other tests.
+    `settings`: more settings of a service, by its name."""
+    more = settings or {}
     mailbox = Mailbox()
     mailbox.controller.start()
     exporter = InMemorySpanExporter()
@@ -147,13 +150,15 @@ async def running_system(
             kafka_namespace=infrastructure["kafka_namespace"] if namespace is None else namespace,
             common={"parking_retry_interval_seconds": 0.2},
             own={
-                "intake": {"workload_refresh_seconds": 0.2},
-                "deadline": {"lateness_scan_interval_seconds": 0.2},
+                "intake": {"workload_refresh_seconds": 0.2, **more.get("intake", {})},
+                "deadline": {"lateness_scan_interval_seconds": 0.2, **more.get("deadline", {})},
                 "notifier": {
                     "smtp_host": "127.0.0.1",
                     "smtp_port": mailbox.port,
                     "operator_emails": [OPERATOR],
+                    **more.get("notifier", {}),
                 },
+                **{name: own for name, own in more.items() if name == "routing"},
             },
             span_exporters=[exporter],
             metric_readers={
@@ -168,7 +173,10 @@ async def running_system(
 
 @asynccontextmanager
 async def simulated_system(
-    infrastructure: dict[str, str], start: datetime, purpose: str
+    infrastructure: dict[str, str],
+    start: datetime,
+    purpose: str,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[System]:
     """The four services in simulated time, from `start`, on the simulation database (its
     schemas emptied) and topics of their own: simulated time must not reach other tests'
@@ -182,5 +190,6 @@ async def simulated_system(
         SimulatedClock(start),
         database=SIMULATION_DATABASE,
         namespace=namespace,
+        settings=settings,
     ) as running:
         yield running
