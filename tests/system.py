@@ -139,6 +139,16 @@ async def running_system(
     more = settings or {}
     mailbox = Mailbox()
     mailbox.controller.start()
+    defaults: dict[str, dict[str, Any]] = {
+        "intake": {"workload_refresh_seconds": 0.2},
+        "routing": {},
+        "deadline": {"lateness_scan_interval_seconds": 0.2},
+        "notifier": {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "operator_emails": [OPERATOR],
+        },
+    }
     exporter = InMemorySpanExporter()
     readers = [InMemoryMetricReader() for _ in SERVICES]
     registries = {name: CollectorRegistry() for name in SERVICES}
@@ -149,17 +159,7 @@ async def running_system(
             database_urls=service_database_urls(database or infrastructure["database"]),
             kafka_namespace=infrastructure["kafka_namespace"] if namespace is None else namespace,
             common={"parking_retry_interval_seconds": 0.2},
-            own={
-                "intake": {"workload_refresh_seconds": 0.2, **more.get("intake", {})},
-                "deadline": {"lateness_scan_interval_seconds": 0.2, **more.get("deadline", {})},
-                "notifier": {
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": mailbox.port,
-                    "operator_emails": [OPERATOR],
-                    **more.get("notifier", {}),
-                },
-                **{name: own for name, own in more.items() if name == "routing"},
-            },
+            own={name: {**own, **more.get(name, {})} for name, own in defaults.items()},
             span_exporters=[exporter],
             metric_readers={
                 name: [reader, PrometheusMetricReader(registry=registries[name])]

@@ -48,6 +48,9 @@
         return response.text();
       })
       .then(function (html) {
+        if (paused) {
+          return; // paused while the request was under way: the table stays as it is
+        }
         replace(html);
         state.textContent = "";
       })
@@ -56,7 +59,7 @@
           state.textContent = "Phiên đăng nhập đã hết: hãy tải lại trang để đăng nhập lại.";
           paused = true;
           button.hidden = true;
-        } else {
+        } else if (!paused) {
           state.textContent = "Chưa cập nhật được (" + error.message + "); sẽ thử lại.";
         }
       })
