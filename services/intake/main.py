@@ -20,6 +20,7 @@ from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
 from services.intake.pages import build_pages_router
+from services.intake.rating_page import build_rating_router
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
@@ -76,7 +77,11 @@ def create_app(
         consultation_working_days=settings.consultation_reply_working_days,
     )
     reports = Reports(
-        catalog=catalog, calendar=calendars.default, unit_of_work=unit_of_work, clock=clock
+        catalog=catalog,
+        calendar=calendars.default,
+        unit_of_work=unit_of_work,
+        clock=clock,
+        satisfied_from=settings.rating_satisfied_from,
     )
     runtime.consume(
         group_id="intake-projection",
@@ -93,6 +98,7 @@ def create_app(
     app.include_router(build_lifecycle_router(commands, authenticator))
     app.include_router(build_reports_router(reports, reader))
     app.include_router(build_pages_router(reports, reader))  # the public web pages
+    app.include_router(build_rating_router(reports, reader))  # the citizen's rating
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds

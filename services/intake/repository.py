@@ -14,6 +14,7 @@ from typing import Protocol, Self
 import asyncpg
 
 from services.intake.ledger import Ledger
+from services.intake.ratings import RatingStore
 from services.intake.schemas import (
     DeadlineOut,
     DossierView,
@@ -255,11 +256,13 @@ class IntakeUnitOfWork(PostgresUnitOfWork):
     dossiers: DossierRepository
     ledger: Ledger
     access_log: AccessLog
+    ratings: RatingStore
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
         self.access_log = PostgresAccessLog(connection)
+        self.ratings = RatingStore(connection)
 
 
 async def erase_applicants(
@@ -274,5 +277,11 @@ async def erase_applicants(
         " LIMIT $2 FOR UPDATE SKIP LOCKED)",
         ended_before,
         limit,
+    )
+    # The citizens' comments may hold personal data too: they go with the applicant (also
+    # those written after the applicant was erased).
+    await connection.execute(
+        "UPDATE ratings SET comment = NULL FROM dossiers WHERE dossiers.code = ratings.dossier_code"
+        " AND dossiers.personal_data_erased_at IS NOT NULL AND ratings.comment IS NOT NULL"
     )
     return int(erased.rsplit(" ", 1)[-1])
