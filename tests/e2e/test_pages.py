@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright
 
+from deploy.local import kafka_access
 from deploy.local.stack import ROOT, Stack
 from services.intake.pages import LOOKUP_PURPOSE, NOT_FOUND_MESSAGE, STATUS_LABELS
 from services.intake.ratings import (
@@ -24,10 +25,12 @@ from services.intake.ratings import (
     RATING_PURPOSE,
     THANKS_MESSAGE,
 )
-from shared.events import DossierStatus, ServiceRated
+from shared.events import DossierStatus, ServiceRated, Topic
 from tests.accessibility import assert_accessible, violations
 from tests.browser import chromium
+from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
+from tests.kafka_reader import read_until
 from tests.users import OPERATOR_USER, bearer, counter_of, officer_of
 from tests.waiting import eventually
 
@@ -86,7 +89,7 @@ async def in_status(stack: Stack, code: str, status: DossierStatus) -> dict[str,
     return found
 
 
-async def test_the_board_and_the_citizen_look_up(stack: Stack) -> None:
+async def test_the_board_and_the_citizen_look_up(stack: Stack, kafka_bootstrap: str) -> None:
     paused = await submit(stack, WITH_SUPPLEMENT)
     done = await submit(stack, ONE_STEP)
     processing = await submit(stack, ONE_STEP)
@@ -157,6 +160,21 @@ async def test_the_board_and_the_citizen_look_up(stack: Stack) -> None:
     assert rated[0]["details"]["score"] == 4 and rated[0]["details"]["commented"] is True
     assert rated[0]["details"]["unit_codes"][:2] == [DESK, holder["current_unit_code"]]
     assert COMMENT not in timeline.text and APPLICANT["phone"] not in timeline.text
+
+    # Published on intake's public topic, as a downstream system reads it: without the comment.
+    code = paused["dossier_code"]
+    records = await read_until(
+        kafka_access.connection("downstream", kafka_bootstrap),
+        [TEST_NAMESPACE + Topic.INTAKE],
+        lambda seen: any(r.key == code and r.headers["ce_type"] == ServiceRated.TYPE for r in seen),
+        namespace=TEST_NAMESPACE,
+    )
+    [published] = [
+        r for r in records if r.key == code and r.headers["ce_type"] == ServiceRated.TYPE
+    ]
+    event = ServiceRated.model_validate_json(published.value)
+    assert (event.score, event.unit_codes) == (4, tuple(rated[0]["details"]["unit_codes"]))
+    assert APPLICANT["phone"].encode() not in published.value
 
 
 async def _completed(stack: Stack, code: str) -> bool:
