@@ -93,7 +93,14 @@ class OidcSettings(BaseSettings):
     )
     oidc_leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="clock skew")
     oidc_portal_client_id: str = Field(
-        default="onestop-portal", description="the public client /docs signs in with"
+        default="onestop-portal",
+        description="the public client that /docs and the web pages sign in with",
+    )
+    oidc_token_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="where the web pages exchange a sign-in code, when this service reaches the"
+        " provider by another address than browsers do (default: the issuer's token endpoint)",
     )
 
     @property

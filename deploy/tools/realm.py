@@ -150,7 +150,8 @@ def _users(catalog: Catalog) -> list[dict[str, Any]]:
 
 
 def _portal() -> dict[str, Any]:
-    """Where people sign in: Swagger UI's /docs (code flow with PKCE), curl and tests (password)."""
+    """Where people sign in: Swagger UI's /docs and intake's officials' pages (code flow with
+    PKCE), curl and tests (password)."""
     return {
         "clientId": PORTAL_CLIENT,
         "name": "One-stop portal and API docs",
@@ -165,7 +166,8 @@ def _portal() -> dict[str, Any]:
         "redirectUris": [f"http://{host}/*" for host in LOOPBACK_HOSTS],
         # Web origins have no such rule: Swagger UI's token request (CORS) is allowed from these.
         "webOrigins": [f"http://{host}:{port}" for host in LOOPBACK_HOSTS for port in DOCS_PORTS],
-        "attributes": {"pkce.code.challenge.method": "S256"},
+        # "+": signing out of the pages may come back to any address sign-in may.
+        "attributes": {"pkce.code.challenge.method": "S256", "post.logout.redirect.uris": "+"},
         "protocolMappers": [_unit_code_mapper(), *map(_audience_mapper, SERVICE_CLIENTS)],
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,11 +19,13 @@ from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.metrics import WorkloadGauges
-from services.intake.pages import build_pages_router
+from services.intake.office import OfficePages, build_office_router
+from services.intake.pages import BOARD_PATH, build_pages_router
 from services.intake.rating_page import build_rating_router
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
+from services.intake.web_signin import WebSignIn
 from shared.access_log import build_access_log_router
 from shared.api import OpenApi, amend_openapi, document_body_limit
 from shared.auth import Authenticator, TokenVerifier
@@ -47,7 +49,8 @@ def create_app(
     token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()  # type: ignore[call-arg]
-    authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)
+    verifier = token_verifier or TokenVerifier.from_settings(settings)
+    authenticator = Authenticator(verifier, settings)
     runtime = ServiceRuntime(
         NAME,
         settings,
@@ -99,6 +102,18 @@ def create_app(
     app.include_router(build_reports_router(reports, reader))
     app.include_router(build_pages_router(reports, reader))  # the public web pages
     app.include_router(build_rating_router(reports, reader))  # the citizen's rating
+    web = WebSignIn(
+        settings,
+        verifier,
+        unit_of_work,
+        clock,
+        session_lifetime=timedelta(hours=settings.web_session_hours),
+        idle_timeout=timedelta(minutes=settings.web_session_idle_minutes),
+        signed_out_path=BOARD_PATH,
+    )
+    office = OfficePages(web, catalog)
+    web.install(app, office.error)
+    app.include_router(build_office_router(office))  # the officials' pages
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds

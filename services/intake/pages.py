@@ -28,11 +28,13 @@ from services.intake import indicators, ratings
 from services.intake.api import DossierReader
 from services.intake.reports import Reports
 from services.intake.schemas import DossierView
+from services.intake.web_signin import SIGN_OUT_PATH
 from shared.calendar import HCMC
 from shared.events import DOSSIER_CODE_PATTERN, DossierStatus, SupplementRequested
 
 TEMPLATES = Path(__file__).parent / "templates"
 BOARD_PATH, LOOKUP_PATH, STYLE_PATH = "/bang-tien-do", "/tra-cuu", "/giao-dien/site.css"
+OFFICE_PATH = "/van-hanh"  # the officials' pages, behind sign-in (services/intake/office.py)
 LOOKUP_PURPOSE = f"POST {LOOKUP_PATH}"  # as the access log names the API's reads
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 NOT_FOUND_MESSAGE = "Không tìm thấy hồ sơ với mã hồ sơ và mã PIN này."
@@ -308,7 +310,13 @@ def environment() -> jinja2.Environment:
     )
     env.filters["local"] = _local
     env.filters["percent"] = _percent
-    env.globals.update(board_path=BOARD_PATH, lookup_path=LOOKUP_PATH, style_path=STYLE_PATH)
+    env.globals.update(
+        board_path=BOARD_PATH,
+        lookup_path=LOOKUP_PATH,
+        style_path=STYLE_PATH,
+        office_path=OFFICE_PATH,
+        sign_out_path=SIGN_OUT_PATH,
+    )
     env.globals.update(rating_path=ratings.RATING_PATH, score_labels=ratings.SCORE_LABELS)
     return env
 

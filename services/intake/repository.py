@@ -24,6 +24,7 @@ from services.intake.schemas import (
     RoutingOut,
     StatusOut,
 )
+from services.intake.web_signin import PostgresWebSessions, WebSessions
 from shared.access_log import AccessLog, PostgresAccessLog
 from shared.events import DossierStatus
 from shared.messaging.unit_of_work import Emitter, PostgresUnitOfWork
@@ -257,12 +258,14 @@ class IntakeUnitOfWork(PostgresUnitOfWork):
     ledger: Ledger
     access_log: AccessLog
     ratings: RatingStore
+    web_sessions: WebSessions
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
         self.access_log = PostgresAccessLog(connection)
         self.ratings = RatingStore(connection)
+        self.web_sessions = PostgresWebSessions(connection)
 
 
 async def erase_applicants(

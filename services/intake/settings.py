@@ -16,6 +16,12 @@ class IntakeSettings(ServiceSettings, OidcSettings):
         description="derives the lookup PIN printed on each receipt; changing it voids the"
         " PINs already printed",
     )
+    web_session_hours: float = Field(
+        default=8, gt=0, le=24, description="an official's web session ends this long after sign-in"
+    )
+    web_session_idle_minutes: float = Field(
+        default=60, gt=0, le=24 * 60, description="and this long after its last request"
+    )
     max_request_bytes: int = Field(default=256 * 1024, gt=0)
     workload_refresh_seconds: float = Field(default=15.0, gt=0)
     supplement_deadline_working_days: float = Field(

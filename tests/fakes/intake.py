@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 
 from services.intake.repository import DossierRepository, IdempotencyKey, UnitWorkload
 from services.intake.schemas import DossierView, Receipt, StatusOut
+from services.intake.web_signin import PendingSignIn, WebSession, WebSessions
 from shared.access_log import AccessLog, PersonalDataAccess
 from shared.events import DossierStatus
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
@@ -71,6 +73,7 @@ class InMemoryIntakeUnitOfWork(InMemoryUnitOfWork):
         super().__init__()
         self.dossiers: DossierRepository = dossiers or InMemoryDossierRepository()
         self.access_log: AccessLog = access_log or InMemoryAccessLog()
+        self.web_sessions: WebSessions = InMemoryWebSessions()
 
 
 class InMemoryAccessLog(AccessLog):
@@ -98,3 +101,36 @@ class InMemoryAccessLog(AccessLog):
             and (until is None or a.accessed_at < until)
         ]
         return found[:limit]
+
+
+class InMemoryWebSessions(WebSessions):
+    def __init__(self) -> None:
+        self.pending: dict[str, PendingSignIn] = {}
+        self.sessions: dict[str, WebSession] = {}
+
+    async def begin(self, pending: PendingSignIn) -> None:
+        self.pending[pending.state] = pending
+
+    async def take_pending(self, state: str, now: datetime) -> PendingSignIn | None:
+        pending = self.pending.pop(state, None)
+        return pending if pending and pending.expires_at > now else None
+
+    async def open(self, key: str, session: WebSession) -> None:
+        self.sessions[key] = session
+
+    async def find(self, key: str) -> WebSession | None:
+        return self.sessions.get(key)
+
+    async def touch(self, key: str, now: datetime) -> None:
+        self.sessions[key] = replace(self.sessions[key], last_seen_at=now)
+
+    async def close(self, key: str) -> WebSession | None:
+        return self.sessions.pop(key, None)
+
+    async def purge(self, now: datetime, idle: timedelta) -> None:
+        for key, session in list(self.sessions.items()):
+            if not session.alive(now, idle):
+                del self.sessions[key]
+        for state, pending in list(self.pending.items()):
+            if pending.expires_at <= now:
+                del self.pending[state]
