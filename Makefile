@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 # uv lives in its own venv, so that syncing .venv to the lock never removes it.
 UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
+AXE_HOME := .cache/axe
+AXE := $(AXE_HOME)/node_modules/axe-core/axe.min.js
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
 .PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
@@ -18,7 +20,16 @@ help:
 	@echo "make bench  what tracing costs intake throughput; consumer lag of the whole pipeline under load"
 	@echo "make stop   stop everything the project started"
 
-install: $(STAMP)
+install: $(STAMP) $(AXE)
+
+# axe-core, the accessibility engine the pages' browser test runs: Deque's own npm package,
+# pinned with its integrity hash in tools/axe/package-lock.json (npm ci checks it), rather
+# than a Python wrapper that bundles an older copy. Installed outside the source tree.
+$(AXE): tools/axe/package.json tools/axe/package-lock.json
+	@echo "[install] axe-core (pinned, tools/axe/package-lock.json) in $(AXE_HOME)"
+	@mkdir -p $(AXE_HOME) && cp tools/axe/package.json tools/axe/package-lock.json $(AXE_HOME)/
+	@cd $(AXE_HOME) && npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
 
 $(UV_HOME)/bin/uv: deploy/uv-requirements.txt
 	@echo "[install] uv (pinned with hashes) in $(UV_HOME)"
