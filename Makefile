@@ -23,11 +23,11 @@ help:
 install: $(STAMP) $(AXE)
 
 # axe-core, the accessibility engine the pages' browser test runs: Deque's own npm package,
-# pinned with its integrity hash in tools/axe/package-lock.json (npm ci checks it), rather
+# pinned with its integrity hash in deploy/tools/axe/package-lock.json (npm ci checks it), rather
 # than a Python wrapper that bundles an older copy. Installed outside the source tree.
-$(AXE): tools/axe/package.json tools/axe/package-lock.json
-	@echo "[install] axe-core (pinned, tools/axe/package-lock.json) in $(AXE_HOME)"
-	@mkdir -p $(AXE_HOME) && cp tools/axe/package.json tools/axe/package-lock.json $(AXE_HOME)/
+$(AXE): deploy/tools/axe/package.json deploy/tools/axe/package-lock.json
+	@echo "[install] axe-core (pinned, deploy/tools/axe/package-lock.json) in $(AXE_HOME)"
+	@mkdir -p $(AXE_HOME) && cp deploy/tools/axe/package.json deploy/tools/axe/package-lock.json $(AXE_HOME)/
 	@cd $(AXE_HOME) && npm ci --ignore-scripts --no-audit --no-fund --silent
 	@touch $@
 

@@ -1,5 +1,5 @@
 """The accessibility check of the public pages: axe-core (Deque's engine, the npm package
-pinned in tools/axe/package-lock.json, installed by `make install` into .cache/axe) run in
+pinned in deploy/tools/axe/package-lock.json, installed by `make install` into .cache/axe) run in
 the page, in the same Chromium as the browser tests.
 
 The pages' Content-Security-Policy forbids every script, axe's too: only the test's browser
