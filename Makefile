@@ -7,8 +7,13 @@ PY := $(VENV)/bin/python
 UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
+# deploy/k8s is rendered by this kustomize (built by the Go toolchain from the Go module proxy)
+# and checked against the operators' CRDs (deploy/tools/crds.py): both for tests/unit/test_k8s.py.
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := .cache/bin/kustomize-$(KUSTOMIZE_VERSION)
+CRDS := .cache/k8s/crds/.fetched
 
-.PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
+.PHONY: help install k8s lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL, Zipkin, Keycloak and the four services"
@@ -18,7 +23,19 @@ help:
 	@echo "make bench  what tracing costs intake throughput; consumer lag of the whole pipeline under load"
 	@echo "make stop   stop everything the project started"
 
-install: $(STAMP)
+install: $(STAMP) $(KUSTOMIZE) $(CRDS)
+
+$(KUSTOMIZE):
+	@command -v go >/dev/null || { echo "[install] FAILED: kustomize is built with Go (https://go.dev/dl/), which is not on PATH" >&2; exit 1; }
+	@echo "[install] kustomize $(KUSTOMIZE_VERSION) in .cache/bin"
+	@mkdir -p .cache/bin
+	@GOBIN=$(CURDIR)/.cache/gobin GOFLAGS=-modcacherw go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@mv .cache/gobin/kustomize $@
+
+$(CRDS): deploy/tools/crds.py $(STAMP)
+	@rm -rf $(@D)
+	@$(PY) -m deploy.tools.crds
+	@touch $@
 
 $(UV_HOME)/bin/uv: deploy/uv-requirements.txt
 	@echo "[install] uv (pinned with hashes) in $(UV_HOME)"
@@ -86,6 +103,11 @@ asyncapi: install
 realm: install
 	@$(PY) -m deploy.tools.realm
 	@echo "wrote deploy/keycloak/onestop-realm.json"
+
+# After changing what the services need (topics, principals, settings): regenerate the
+# Kubernetes base, then commit it.
+k8s: install
+	@$(PY) -m deploy.tools.k8s
 
 stop:
 	@deploy/local/stop-all.sh
