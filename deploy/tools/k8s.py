@@ -58,7 +58,8 @@ DEAD_LETTER_RETENTION_MS = 30 * DAY_MS  # operators inspect and replay them
 # Port of each service's HTTP server (/healthz, /readyz, /metrics and its API): as compose.
 HTTP_PORTS = {"intake": 8000, "routing": 8001, "deadline": 8002, "notifier": 8003}
 WITH_OIDC = ("intake", "deadline", "notifier")  # the services with a bearer-token API
-PUBLIC = ("intake", "notifier")  # reached through the ingress controller (notifier: letters)
+# Reached through the ingress controller: their APIs (officials, the portal) and the letters.
+PUBLIC = WITH_OIDC
 SIGNING_MOUNT = "/etc/onestop/signing"
 KAFKA_CA_MOUNT = "/etc/onestop/kafka-ca"
 

@@ -188,6 +188,11 @@ def test_consumers_scale_on_their_own_groups_lag(name: str) -> None:
         assert groups == set(access.CONSUMER_GROUPS[service])
         for trigger in spec["triggers"]:
             assert trigger["type"] == "kafka"
+            # KEDA's operator runs in its own namespace: the brokers' full name.
+            namespace = scaled_object["metadata"]["namespace"]
+            assert trigger["metadata"]["bootstrapServers"] == (
+                f"{k8s.KAFKA_CLUSTER}-kafka-bootstrap.{namespace}.svc:9093"
+            )
             assert trigger["metadata"]["sasl"] == "scram_sha512"
             auth = _of(documents, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
             secrets = {r["parameter"]: r["name"] for r in auth["spec"]["secretTargetRef"]}
@@ -504,5 +509,6 @@ def test_network_policies_deny_by_default_and_open_only_the_needed_paths(name: s
         ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
         assert {53, 9093, 5432, 4318} <= ports, service
         assert (443 in ports) == (service in k8s.WITH_OIDC), "Keycloak, only if it checks tokens"
+        assert (service in k8s.PUBLIC) == (service != "routing"), "routing has no API"
         allowed_in = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
         assert allowed_in == ({k8s.HTTP_PORTS[service]} if service in k8s.PUBLIC else set())
