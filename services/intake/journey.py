@@ -395,7 +395,8 @@ def letters(
 ) -> list[Letter]:
     """The letters of the dossier as far as intake's events tell: the forms of Thông tư
     01/2018/TT-VPCP the units issued, and the consultations' letters. An apology owed but not
-    issued is listed too, with its due date."""
+    issued is listed too, with its due date, once the dossier is overdue (before that, the
+    notifier's obligation is only what it would owe)."""
     found: list[Letter] = []
     apologised = False
     for event in events:
@@ -468,7 +469,7 @@ def letters(
     if apology_due_by is not None and not apologised:
         found.append(
             Letter(
-                "Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04): chưa ban hành",
+                "Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04): chưa ban hành, hồ sơ đã quá hạn",
                 apology_due_by,
                 "—",
                 apology_signer,
@@ -519,6 +520,7 @@ def journey(
     ]
     steps = [s.model_dump() for s in (view.routing.steps if view.routing else [])]
     notifier = view.notifier
+    overdue = view.deadline is not None and view.deadline.overdue_at is not None
     return Journey(
         dossier_code=view.dossier_code,
         procedure_name=view.receipt.procedure.name,
@@ -543,7 +545,7 @@ def journey(
         letters=letters(
             events,
             unit_name,
-            apology_due_by=notifier.apology_due_by if notifier else None,
+            apology_due_by=notifier.apology_due_by if notifier and overdue else None,
             apology_signer=notifier.signer_title if notifier else None,
         ),
         trace_url=trace_link(trace_ui_url, view.trace_id),
