@@ -469,7 +469,8 @@ def letters(
     if apology_due_by is not None and not apologised:
         found.append(
             Letter(
-                "Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04): chưa ban hành, hồ sơ đã quá hạn",
+                "Phiếu xin lỗi và hẹn lại ngày trả kết quả (Mẫu 04): chưa ban hành,"
+                " hồ sơ đã quá hạn",
                 apology_due_by,
                 "—",
                 apology_signer,

@@ -52,6 +52,7 @@ async def intake_url(system: System) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
+
     async def started() -> bool:
         return server.started
 
@@ -157,8 +158,9 @@ async def journey_of_a_dossier(system: System) -> dict[str, Any]:
     await until(
         system,
         code,
-        lambda v: v["routing"]["current_unit_code"] == CONG_AN
-        and v["routing"]["steps"][0]["timeliness"],
+        lambda v: (
+            v["routing"]["current_unit_code"] == CONG_AN and v["routing"]["steps"][0]["timeliness"]
+        ),
         "handed to Công an, step 1 judged",
     )
     set_clock(system, hcmc(2026, 12, 3, 11, 0))  # Công an has held it for a while

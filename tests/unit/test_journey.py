@@ -287,7 +287,9 @@ def test_the_page_shows_bars_slip_letters_and_trace_but_no_applicant_data() -> N
             steps=[step],
         ),
         # Owed if late; not overdue yet, so not listed as a letter.
-        notifier=NotifierOut(signer_title="Giám đốc", apology_due_by=at(90), apology_issued_at=None),
+        notifier=NotifierOut(
+            signer_title="Giám đốc", apology_due_by=at(90), apology_issued_at=None
+        ),
         updated_at=at(5),
     )
     timeline = {
