@@ -2,10 +2,11 @@
 running Keycloak: the services on the real Kafka broker and PostgreSQL server in simulated time
 (so that units hold the dossier for working hours, not seconds), intake's app served over
 HTTP. Sở Công Thương asks for a supplement (the clock pauses until the desk receives it),
-consults Sở Nông nghiệp (which replies) and hands the dossier to Công an; an officer of Công an
-opens the journey: a bar per unit, the pause and the consultation marked on Sở Công Thương's,
-the control slip's hand-overs, the letters and the link to the submission's trace. An officer
-of an unrelated unit gets 403. No applicant data on the page.
+consults Văn phòng Đăng ký đất đai (which replies) and hands the dossier to Công an. An
+officer of Công an opens the journey: a bar per unit, the pause and the consultation marked
+on Sở Công Thương's bar, the control slip's hand-overs, the letters and the link to the
+submission's trace. An officer of an unrelated unit gets 403. No applicant data on the page,
+and opening it is not logged as a personal-data access.
 
 Screenshots: artifacts/journey.png (a phone) and artifacts/journey-desktop.png."""
 
@@ -246,3 +247,12 @@ async def test_an_involved_officer_reads_the_journey_and_an_unrelated_one_is_ref
             assert unknown.status == 404
         finally:
             await browser.close()
+
+    # The page shows no personal data: opening it is no personal-data access (the operator's
+    # API reads above are, which shows the log is written for this dossier).
+    async with system.client("intake", OPERATOR_USER) as client:
+        log = await client.get("/v1/personal-data-access", params={"dossier_code": code})
+    assert log.status_code == 200, log.text
+    purposes = {entry["purpose"] for entry in log.json()}
+    assert "GET /v1/dossiers/{code}" in purposes
+    assert not any(JOURNEY_PATH in purpose for purpose in purposes), purposes
