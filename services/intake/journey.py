@@ -100,6 +100,88 @@ def consultations(rows: Iterable[Mapping[str, Any]]) -> list[Interval]:
     ]
 
 
+def all_holdings(
+    holdings: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]],
+    routing: Mapping[str, Any] | None,
+    unit_name: Callable[[str | None], str],
+) -> list[dict[str, Any]]:
+    """The timeline's holdings (each step's last pass, and the one held now), with what a
+    send-back or parallel steps leave out of them:
+
+    - the earlier passes of steps a send-back reopened (their hand-offs are on the timeline);
+    - the holding that ended in a send-back: from the hand-over before it to the send-back;
+    - while parallel steps are open, each unit holding one besides the holding shown now
+      (they started together, when the dossier was last handed over)."""
+    found = [{**h, "pass": "last"} for h in holdings]
+    last_passes = {(int(h["step"]), _maybe_instant(h.get("to"))) for h in holdings}
+    handed_over: datetime | None = None
+    for event in events:
+        kind, details = event["event_type"], _details(event)
+        if kind == HandOffRecorded.TYPE:
+            step, end = int(details["step_sequence"]), _instant(details["handed_off_at"])
+            if (step, end) not in last_passes:
+                found.append(
+                    _extra(step, details.get("from_unit_code"), unit_name, "redone")
+                    | {
+                        "official": details.get("official"),
+                        "from": _instant(details["step_started_at"]),
+                        "to": end,
+                    }
+                )
+            handed_over = end
+        elif kind == DossierSentBack.TYPE:
+            end = _instant(details["sent_back_at"])
+            if handed_over is not None:
+                found.append(
+                    _extra(
+                        int(details["from_step_sequence"]),
+                        details.get("from_unit_code"),
+                        unit_name,
+                        "sent_back",
+                    )
+                    | {"official": details.get("official"), "from": handed_over, "to": end}
+                )
+            handed_over = end
+        elif kind == DossierRouted.TYPE:
+            handed_over = _instant(details.get("routed_at", event["occurred_at"]))
+    held_now = [h for h in found if h.get("to") is None]
+    if routing and held_now and len(routing.get("holding_unit_codes") or ()) > 1:
+        shown = {h.get("unit_code") for h in held_now}
+        for unit in routing["holding_unit_codes"]:
+            open_step: Mapping[str, Any] | None = next(
+                (
+                    s
+                    for s in routing["steps"]
+                    if s["unit_code"] == unit
+                    and s.get("finished_at") is None
+                    and s["sequence"] >= (routing.get("current_step") or 1)
+                ),
+                None,
+            )
+            if unit in shown or open_step is None:
+                continue
+            found.append(
+                _extra(int(open_step["sequence"]), unit, unit_name, "last")
+                | {"from": held_now[0]["from"], "to": None, "step_due_at": open_step.get("due_at")}
+            )
+    return sorted(found, key=lambda h: (_instant(h["from"]), int(h["step"])))
+
+
+def _extra(
+    step: int, unit: str | None, unit_name: Callable[[str | None], str], kind: str
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "unit_code": unit,
+        "unit_name": unit_name(unit),
+        "official": None,
+        "step_due_at": None,
+        "timeliness": None,
+        "pass": kind,
+    }
+
+
 # --- the bars (pure) ---------------------------------------------------------------------------
 
 
@@ -131,6 +213,15 @@ class HoldingBar:
     marks: tuple[Mark, ...]
     parallel: bool = False
     after_send_back: bool = False
+    pass_kind: str = "last"  # "redone": a send-back reopened it; "sent_back": it ended so
+
+    @property
+    def pass_note(self) -> str | None:
+        if self.pass_kind == "redone":
+            return "lượt trước, phải làm lại sau khi bị trả lại"
+        if self.pass_kind == "sent_back":
+            return "kết thúc bằng trả lại bước trước"
+        return None
 
     @property
     def net_hours(self) -> float:
@@ -158,7 +249,7 @@ class HoldingBar:
             return TIMELINESS_LABELS.get(self.timeliness, self.timeliness)
         if self.end is None:
             return "Đang giữ, quá thời gian được giao" if self.over else "Đang giữ, trong hạn"
-        return NO_VERDICT
+        return self.pass_note or NO_VERDICT
 
     @property
     def title(self) -> str:
@@ -278,6 +369,7 @@ def bars(
                 marks=tuple(marks),
                 parallel=any(o["start"] < until and start < o["until"] for o in others),
                 after_send_back=start in sent_back,
+                pass_kind=str(holding.get("pass", "last")),
             )
         )
     return [UnitBars(name, tuple(held)) for name, held in grouped.items()]
@@ -519,7 +611,8 @@ def journey(
         for e in events
         if e["event_type"] == DossierSentBack.TYPE
     ]
-    steps = [s.model_dump() for s in (view.routing.steps if view.routing else [])]
+    routing = view.routing.model_dump() if view.routing else None
+    steps = routing["steps"] if routing else []
     notifier = view.notifier
     overdue = view.deadline is not None and view.deadline.overdue_at is not None
     return Journey(
@@ -529,7 +622,7 @@ def journey(
         received_at=view.receipt.received_at,
         due_at=view.deadline.due_at if view.deadline else view.receipt.appointment_at,
         units=bars(
-            timeline["holdings"],
+            all_holdings(timeline["holdings"], events, routing, unit_name),
             paused,
             consultations(timeline["consultations"]),
             sent_back,

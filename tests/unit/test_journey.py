@@ -10,6 +10,7 @@ from typing import Any
 
 from services.intake.journey import (
     Interval,
+    all_holdings,
     bars,
     consultations,
     control_slip,
@@ -148,6 +149,78 @@ def test_bars_count_working_hours_of_the_calendar(calendar: WorkingCalendar) -> 
 
     (unit,) = bars([row], [], [], [], working, now=wednesday_8)
     assert 0 < unit.bars[0].held_hours == round(hours, 2) < 24
+
+
+def test_a_send_back_keeps_the_earlier_pass_and_the_holding_it_ended() -> None:
+    events = [
+        event(DossierRouted.TYPE, at(0), routed_at=at(0).isoformat(), current_unit_code=A),
+        event(
+            HandOffRecorded.TYPE,
+            at(5),
+            step_sequence=1,
+            from_unit_code=A,
+            official="An",
+            step_started_at=at(0).isoformat(),
+            handed_off_at=at(5).isoformat(),
+        ),
+        event(
+            DossierSentBack.TYPE,
+            at(7),
+            from_step_sequence=2,
+            from_unit_code=B,
+            official="Cúc",
+            sent_back_at=at(7).isoformat(),
+        ),
+        event(
+            HandOffRecorded.TYPE,
+            at(9),
+            step_sequence=1,
+            from_unit_code=A,
+            official="An",
+            step_started_at=at(7).isoformat(),
+            handed_off_at=at(9).isoformat(),
+        ),
+    ]
+    timeline = [holding(1, A, 7, 9, 12, timeliness="early"), holding(2, B, 9, None, 20)]
+    found = all_holdings(timeline, events, None, name)
+    assert [(h["step"], h["unit_code"], h["from"], h["to"], h["pass"]) for h in found] == [
+        (1, A, at(0), at(5), "redone"),
+        (2, B, at(5), at(7), "sent_back"),
+        (1, A, at(7), at(9), "last"),
+        (2, B, at(9), None, "last"),
+    ]
+    units = bars(found, [], [], [at(7)], wall_hours, now=at(10))
+    first_pass, last_pass = units[0].bars
+    assert first_pass.verdict == "lượt trước, phải làm lại sau khi bị trả lại"
+    assert first_pass.allotted_hours is None and first_pass.due_x is None
+    assert last_pass.after_send_back and last_pass.verdict == "Trước hạn"
+    assert units[1].bars[0].pass_note == "kết thúc bằng trả lại bước trước"
+
+
+def test_every_unit_holding_a_parallel_step_gets_a_bar() -> None:
+    routing = {
+        "holding_unit_codes": [B, DESK],
+        "current_step": 2,
+        "steps": [
+            {"sequence": 1, "unit_code": A, "finished_at": at(5), "due_at": at(6)},
+            {"sequence": 2, "unit_code": B, "finished_at": None, "due_at": at(20)},
+            {"sequence": 3, "unit_code": DESK, "finished_at": None, "due_at": at(15)},
+            {"sequence": 4, "unit_code": A, "finished_at": None, "due_at": at(30)},
+        ],
+    }
+    timeline = [holding(1, A, 0, 5, 6), holding(2, B, 5, None, 20)]
+    found = all_holdings(timeline, [], routing, name)
+    assert [(h["step"], h["unit_code"], h["from"], h["to"]) for h in found] == [
+        (1, A, at(0), at(5)),
+        (2, B, at(5), None),
+        (3, DESK, at(5), None),
+    ]
+    assert found[2]["step_due_at"] == at(15)
+    branches = [u.bars[0] for u in bars(found, [], [], [], wall_hours, now=at(8))[1:]]
+    assert all(bar.parallel for bar in branches)
+    # Not while one unit holds it: nothing is added.
+    alone = {**routing, "holding_unit_codes": [B]}
+    assert len(all_holdings(timeline, [], alone, name)) == 2
 
 
 def test_the_control_slip_has_each_hand_over_with_its_verdict() -> None:
