@@ -18,6 +18,7 @@ from services.intake.api import (
 from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
+from services.intake.journey import build_journey_router
 from services.intake.metrics import WorkloadGauges
 from services.intake.office import OfficePages, build_office_router
 from services.intake.pages import BOARD_PATH, build_pages_router
@@ -114,6 +115,7 @@ def create_app(
     office = OfficePages(web, catalog)
     web.install(app, office.error)
     app.include_router(build_office_router(office))  # the officials' pages
+    app.include_router(build_journey_router(office, reports, reader, settings.trace_ui_url))
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds

@@ -41,3 +41,8 @@ class IntakeSettings(ServiceSettings, OidcSettings):
         description="time a consulted unit has to reply, in its working days (configurable"
         " default, not a figure from the law)",
     )
+    trace_ui_url: str = Field(
+        default="http://127.0.0.1:9411/zipkin",
+        description="the trace UI (Zipkin) the officials' pages link to: a trace is at"
+        " {trace_ui_url}/traces/{trace_id}",
+    )
