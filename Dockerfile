@@ -1,34 +1,51 @@
 # One image per service, from one file. Build context is the repository root:
 #   docker build --build-arg SERVICE=intake --build-arg HTTP_PORT=8000 -t onestop-intake .
-# docker-compose.yml builds all four this way; tests/unit/test_compose.py checks both files.
-FROM python:3.11-slim
+# docker-compose.yml builds all four this way, deploy/k8s runs them; tests/unit/test_compose.py
+# checks this file.
+#
+# Two stages: `builder` installs exactly uv.lock into a virtual environment with uv;
+# `runtime` is the same base image with only that environment (no uv, no pip cache, no sources).
+# The base is pinned to an exact patch version, so a rebuild gets the same Python (a digest
+# would pin it further; pass one with --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:…).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/opt/onestop
 
+WORKDIR /build
+# uv itself, pinned with hashes.
+COPY deploy/uv-requirements.txt deploy/
+RUN pip install --no-cache-dir --require-hashes -r deploy/uv-requirements.txt
+# The dependencies first (their own layer, reused while only the sources change): exactly the
+# versions and hashes of uv.lock, without the dev extra; --locked fails on a stale lock.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-install-project --no-editable --no-cache --python python3
+# Then the package itself, non-editable: its migrations and the catalog are package data.
+COPY shared/ shared/
+COPY services/ services/
+RUN uv sync --locked --no-editable --no-cache --python python3
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+# Bytecode is compiled in the builder: the root filesystem may be read-only (deploy/k8s).
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/onestop/bin:$PATH
+
+# The uid deploy/k8s runs as (runAsUser 10001).
 RUN groupadd --system --gid 10001 onestop \
     && useradd --system --uid 10001 --gid onestop --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin onestop
 
-# Exactly the versions and hashes of uv.lock (without the dev extra), the package itself
-# installed non-editable; uv and the sources are removed afterwards, so the service runs only
-# what the package ships (its migrations and the catalog are package data). SERVICE is declared
-# below this layer, so the four services share it.
-WORKDIR /build
-COPY deploy/uv-requirements.txt deploy/
-COPY pyproject.toml uv.lock ./
-COPY shared/ shared/
-COPY services/ services/
-RUN pip install --no-cache-dir --require-hashes -r deploy/uv-requirements.txt \
-    && uv sync --locked --no-editable --no-cache --python python3 \
-    && pip uninstall --yes uv \
-    && rm -rf /build
-ENV PATH=/opt/onestop/bin:$PATH
+COPY --from=builder /opt/onestop /opt/onestop
 
+# Declared after the environment, so the four services share every layer above.
 ARG SERVICE
 ARG HTTP_PORT=8000
 # Fail the build, not the container, on a missing or misspelt service name.
@@ -36,7 +53,7 @@ RUN python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('se
     || { echo "build with --build-arg SERVICE=intake|routing|deadline|notifier (got '${SERVICE}')" >&2; exit 1; }
 
 WORKDIR /app
-USER onestop
+USER 10001:10001
 
 ENV ONESTOP_SERVICE=${SERVICE} \
     HTTP_HOST=0.0.0.0 \

@@ -6,9 +6,17 @@ PY := $(VENV)/bin/python
 # uv lives in its own venv, so that syncing .venv to the lock never removes it.
 UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
+AXE_HOME := .cache/axe
+AXE := $(AXE_HOME)/node_modules/axe-core/axe.min.js
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
+# deploy/k8s is rendered by this kustomize (built by the Go toolchain from the Go module proxy)
+# and checked against the operators' CRDs (deploy/tools/crds.py): both for tests/unit/test_k8s.py.
+KUSTOMIZE_VERSION := v5.7.1
+GO := $(or $(shell command -v go),/usr/local/go/bin/go)
+KUSTOMIZE := .cache/bin/kustomize-$(KUSTOMIZE_VERSION)
+CRDS := .cache/k8s/crds/.fetched
 
-.PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
+.PHONY: help install k8s lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL, Zipkin, Keycloak and the four services"
@@ -18,7 +26,28 @@ help:
 	@echo "make bench  what tracing costs intake throughput; consumer lag of the whole pipeline under load"
 	@echo "make stop   stop everything the project started"
 
-install: $(STAMP)
+install: $(STAMP) $(AXE) $(KUSTOMIZE) $(CRDS)
+
+# axe-core, the accessibility engine the pages' browser test runs: Deque's own npm package,
+# pinned with its integrity hash in deploy/tools/axe/package-lock.json (npm ci checks it), rather
+# than a Python wrapper that bundles an older copy. Installed outside the source tree.
+$(AXE): deploy/tools/axe/package.json deploy/tools/axe/package-lock.json
+	@echo "[install] axe-core (pinned, deploy/tools/axe/package-lock.json) in $(AXE_HOME)"
+	@mkdir -p $(AXE_HOME) && cp deploy/tools/axe/package.json deploy/tools/axe/package-lock.json $(AXE_HOME)/
+	@cd $(AXE_HOME) && npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
+
+$(KUSTOMIZE):
+	@test -x "$(GO)" || { echo "[install] FAILED: kustomize is built with Go (https://go.dev/dl/), found neither on PATH nor in /usr/local/go" >&2; exit 1; }
+	@echo "[install] kustomize $(KUSTOMIZE_VERSION) in .cache/bin"
+	@mkdir -p .cache/bin
+	@GOBIN=$(CURDIR)/.cache/gobin GOFLAGS=-modcacherw $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@mv .cache/gobin/kustomize $@
+
+$(CRDS): deploy/tools/crds.py $(STAMP)
+	@rm -rf $(@D)
+	@$(PY) -m deploy.tools.crds
+	@touch $@
 
 $(UV_HOME)/bin/uv: deploy/uv-requirements.txt
 	@echo "[install] uv (pinned with hashes) in $(UV_HOME)"
@@ -86,6 +115,11 @@ asyncapi: install
 realm: install
 	@$(PY) -m deploy.tools.realm
 	@echo "wrote deploy/keycloak/onestop-realm.json"
+
+# After changing what the services need (topics, principals, settings): regenerate the
+# Kubernetes base, then commit it.
+k8s: install
+	@$(PY) -m deploy.tools.k8s
 
 stop:
 	@deploy/local/stop-all.sh

@@ -397,6 +397,25 @@ class ProcessingStopped(Event):
     stopped_at: datetime
 
 
+class ServiceRated(Event):
+    """The citizen rated the service on their dossier (1 to 5), once, from the look-up page
+    with the receipt's PIN: satisfaction per unit (SIPAS; QĐ 766/QĐ-TTg's satisfaction
+    group). The citizen's free-text comment is not in it: it may hold personal data and stays
+    in intake's database."""
+
+    TYPE: ClassVar[str] = f"{TYPE_PREFIX}.dossier.service-rated.v1"
+    TOPIC: ClassVar[Topic] = Topic.INTAKE
+
+    score: int = Field(ge=1, le=5)
+    unit_codes: tuple[str, ...] = Field(
+        min_length=1,
+        description="the units the rating counts for: the receiving unit, then every unit"
+        " that held the dossier before it was rated",
+    )
+    commented: bool = Field(description="whether the citizen also wrote a comment")
+    rated_at: datetime
+
+
 class ConsultedUnit(_Payload):
     consultation_id: int = Field(ge=1, description="the consultation's number in the dossier")
     unit_code: str
@@ -747,6 +766,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DossierWithdrawn,
         DossierRefused,
         ProcessingStopped,
+        ServiceRated,
         ConsultationRequested,
         ConsultationReplied,
         DossierRouted,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.intake.ratings import Rating
 from shared.events import (
     ApologyIssued,
     Channel,
@@ -35,6 +36,12 @@ from shared.events import (
 )
 
 NOT_ROUTED = "(not yet routed)"
+# QĐ 766/QĐ-TTg's satisfaction group (mức độ hài lòng), from the citizens' ratings of the
+# period: how many, the sum of their scores (the average is points / ratings) and how many
+# were satisfied. QĐ 766 scores satisfaction from the citizens' assessments; which scores
+# count as "satisfied" is our configurable default (4 and 5 of 5), not a figure from it.
+SATISFACTION_FIGURES = ("ratings", "rating_points", "ratings_satisfied")
+SATISFIED_FROM = 4
 
 
 def kind_of(event: type[Event] | str) -> str:
@@ -81,12 +88,17 @@ FIGURES = (
     "apologies_missing",
     "late_without_apology",
     "consultations_replied_late",
+    *SATISFACTION_FIGURES,
 )
 NOTES = (
     "consultations_replied_late counts the replies to inter-agency consultations (lấy ý kiến)"
     " given in the period after their due time, under the unit responsible for the dossier;"
     " the lateness board shows them per consulted unit.",
     "late_without_apology is apologies_missing, kept for existing readers.",
+    "ratings, rating_points and ratings_satisfied are the citizens' ratings (1-5) given in the"
+    " period; a rating counts for the receiving unit and each unit that held the dossier, and"
+    " once in the total; satisfied means a score of at least the configured threshold"
+    " (default 4). The average is rating_points / ratings.",
 )
 
 
@@ -116,18 +128,40 @@ class Indicators:
     total: dict[str, int]
 
 
-def compute(records: Iterable[DossierRecord], start: datetime, end: datetime) -> Indicators:
-    """The figures of the period [start, end), per responsible unit and in total."""
+def compute(
+    records: Iterable[DossierRecord],
+    start: datetime,
+    end: datetime,
+    ratings: Iterable[Rating] = (),
+    *,
+    satisfied_from: int = SATISFIED_FROM,
+) -> Indicators:
+    """The figures of the period [start, end), per responsible unit and in total; the
+    ratings given in the period per unit they count for, and each once in the total."""
     units: dict[str, Counter[str]] = {}
     for record in records:
         unit, figures = dossier_figures(record, start, end)
         if figures:
             units.setdefault(unit, Counter()).update(figures)
+    rated: Counter[str] = Counter()
+    for rating in ratings:
+        if start <= rating.rated_at < end:
+            figures = rating_figures(rating, satisfied_from)
+            rated.update(figures)
+            for unit in dict.fromkeys(rating.unit_codes):
+                units.setdefault(unit, Counter()).update(figures)
     as_dicts = {
         unit: {name: counts[name] for name in FIGURES} for unit, counts in sorted(units.items())
     }
     total = {name: sum(unit[name] for unit in as_dicts.values()) for name in FIGURES}
+    total.update({name: rated[name] for name in SATISFACTION_FIGURES})
     return Indicators(units=as_dicts, total=total)
+
+
+def rating_figures(rating: Rating, satisfied_from: int = SATISFIED_FROM) -> Counter[str]:
+    return Counter(
+        ratings=1, rating_points=rating.score, ratings_satisfied=int(rating.score >= satisfied_from)
+    )
 
 
 def dossier_figures(

@@ -18,9 +18,11 @@ from services.intake.api import (
 from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
+from services.intake.journey import build_journey_router
 from services.intake.metrics import WorkloadGauges
 from services.intake.office import OfficePages, build_office_router
 from services.intake.pages import BOARD_PATH, build_pages_router
+from services.intake.rating_page import build_rating_router
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
@@ -80,7 +82,11 @@ def create_app(
         consultation_working_days=settings.consultation_reply_working_days,
     )
     reports = Reports(
-        catalog=catalog, calendar=calendars.default, unit_of_work=unit_of_work, clock=clock
+        catalog=catalog,
+        calendar=calendars.default,
+        unit_of_work=unit_of_work,
+        clock=clock,
+        satisfied_from=settings.rating_satisfied_from,
     )
     runtime.consume(
         group_id="intake-projection",
@@ -97,6 +103,7 @@ def create_app(
     app.include_router(build_lifecycle_router(commands, authenticator))
     app.include_router(build_reports_router(reports, reader))
     app.include_router(build_pages_router(reports, reader))  # the public web pages
+    app.include_router(build_rating_router(reports, reader))  # the citizen's rating
     web = WebSignIn(
         settings,
         verifier,
@@ -109,6 +116,7 @@ def create_app(
     office = OfficePages(web, catalog)
     web.install(app, office.error)
     app.include_router(build_office_router(office))  # the officials' pages
+    app.include_router(build_journey_router(office, reports, reader, settings.trace_ui_url))
     app.include_router(
         build_stuck_router(
             office,

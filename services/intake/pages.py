@@ -24,7 +24,7 @@ import jinja2
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
-from services.intake import indicators
+from services.intake import indicators, ratings
 from services.intake.api import DossierReader
 from services.intake.reports import Reports
 from services.intake.schemas import DossierView
@@ -163,6 +163,16 @@ def board_rows(
     ]
     total = BoardRow("", "Tổng cộng", computed.total, sum(due_soon.values()))
     return rows, total
+
+
+def satisfaction_rows(
+    rows: list[BoardRow], total: BoardRow
+) -> list[tuple[BoardRow, ratings.Satisfaction]]:
+    """The units rated in the period, and the total (each rating once), for the board."""
+    rated = [(row, ratings.satisfaction_of(row.figures)) for row in rows]
+    return [(row, s) for row, s in rated if s.ratings] + [
+        (total, ratings.satisfaction_of(total.figures))
+    ]
 
 
 @dataclass(frozen=True)
@@ -307,6 +317,7 @@ def environment() -> jinja2.Environment:
         office_path=OFFICE_PATH,
         sign_out_path=SIGN_OUT_PATH,
     )
+    env.globals.update(rating_path=ratings.RATING_PATH, score_labels=ratings.SCORE_LABELS)
     return env
 
 
@@ -349,7 +360,10 @@ def build_pages_router(reports: Reports, reader: DossierReader) -> APIRouter:
         start, end = month_period(month, now)
         async with reports.unit_of_work() as uow:
             records = await uow.ledger.indicator_records(start, end)
-        computed = indicators.compute(records, start, end)
+            rated = await uow.ratings.in_period(start, end)
+        computed = indicators.compute(
+            records, start, end, rated, satisfied_from=reports.satisfied_from
+        )
         rows, total = board_rows(computed, due_soon_by_unit(records, start, end), unit_name)
         lateness = await reports.lateness(start, end)
         officials = [
@@ -367,6 +381,8 @@ def build_pages_router(reports: Reports, reader: DossierReader) -> APIRouter:
             officials=officials,
             chart=chart(rows),
             legend=CHART_SERIES,
+            satisfaction=satisfaction_rows(rows, total),
+            satisfied_from=reports.satisfied_from,
         )
         return _page(html)
 
@@ -398,8 +414,10 @@ def build_pages_router(reports: Reports, reader: DossierReader) -> APIRouter:
             return _page(not_found, status.HTTP_404_NOT_FOUND, private=True)
         async with reports.unit_of_work() as uow:
             timeline = [dict(e) for e in await uow.ledger.timeline(code)]
+            rating = await uow.ratings.of(code)
         result = lookup_result(view, timeline)
-        return _page(render("lookup.html", result=result, code=code, error=None), private=True)
+        html = render("lookup.html", result=result, code=code, error=None, rating=rating, pin=pin)
+        return _page(html, private=True)
 
     return router
 

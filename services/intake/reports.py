@@ -22,6 +22,7 @@ class Reports:
     calendar: WorkingCalendar
     unit_of_work: Callable[[], IntakeUnitOfWork]
     clock: Callable[[], datetime]
+    satisfied_from: int = indicators.SATISFIED_FROM  # the lowest rating counted as satisfied
 
     def period(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
         """The given period; by default the 30 days up to `end` (or now), from the first day
@@ -150,7 +151,10 @@ class Reports:
         events recorded later never change a closed period's figures."""
         async with self.unit_of_work() as uow:
             records = await uow.ledger.indicator_records(start, end)
-        computed = indicators.compute(records, start, end)
+            ratings = await uow.ratings.in_period(start, end)
+        computed = indicators.compute(
+            records, start, end, ratings, satisfied_from=self.satisfied_from
+        )
         units = [
             {"unit_code": code, "unit_name": self._unit_name(code), **figures}
             for code, figures in computed.units.items()

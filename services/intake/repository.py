@@ -14,6 +14,7 @@ from typing import Protocol, Self
 import asyncpg
 
 from services.intake.ledger import Ledger
+from services.intake.ratings import RatingStore
 from services.intake.schemas import (
     DeadlineOut,
     DossierView,
@@ -256,12 +257,14 @@ class IntakeUnitOfWork(PostgresUnitOfWork):
     dossiers: DossierRepository
     ledger: Ledger
     access_log: AccessLog
+    ratings: RatingStore
     web_sessions: WebSessions
 
     def bind(self, connection: asyncpg.Connection) -> None:
         self.dossiers = PostgresDossierRepository(connection)
         self.ledger = Ledger(connection)
         self.access_log = PostgresAccessLog(connection)
+        self.ratings = RatingStore(connection)
         self.web_sessions = PostgresWebSessions(connection)
 
 
@@ -277,5 +280,11 @@ async def erase_applicants(
         " LIMIT $2 FOR UPDATE SKIP LOCKED)",
         ended_before,
         limit,
+    )
+    # The citizens' comments may hold personal data too: they go with the applicant (also
+    # those written after the applicant was erased).
+    await connection.execute(
+        "UPDATE ratings SET comment = NULL FROM dossiers WHERE dossiers.code = ratings.dossier_code"
+        " AND dossiers.personal_data_erased_at IS NOT NULL AND ratings.comment IS NOT NULL"
     )
     return int(erased.rsplit(" ", 1)[-1])

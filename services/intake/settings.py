@@ -27,6 +27,13 @@ class IntakeSettings(ServiceSettings, OidcSettings):
     supplement_deadline_working_days: float = Field(
         default=10, gt=0, description="time the citizen has to supplement (unverified default)"
     )
+    rating_satisfied_from: int = Field(
+        default=4,
+        ge=1,
+        le=5,
+        description="the lowest citizen's rating (1-5) counted as satisfied on the board and in"
+        " the indicators (configurable default, not a figure from QĐ 766)",
+    )
     consultation_reply_working_days: float = Field(
         default=5,
         gt=0,
@@ -36,7 +43,8 @@ class IntakeSettings(ServiceSettings, OidcSettings):
     )
     trace_ui_url: str = Field(
         default="http://127.0.0.1:9411/zipkin",
-        description="the trace UI (Zipkin) the officials' pages link to: {url}/traces/{trace id}",
+        description="the trace UI (Zipkin) the officials' pages link to: a trace is at"
+        " {trace_ui_url}/traces/{trace_id}",
     )
     stuck_refresh_seconds: float = Field(
         default=30,

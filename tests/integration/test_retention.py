@@ -1,7 +1,8 @@
 """Retention, on the real Kafka broker and PostgreSQL server with the four services in this
 process and a simulated clock: published outbox rows and processed inbox rows are purged after
 their periods, and a dossier's personal data is erased a period after its end, in intake's
-receipt and the notifier's copy (its letter's PDF and HTML too), while the dossier stays."""
+receipt, the citizen's rating comment and the notifier's copy (its letter's PDF and HTML too),
+while the dossier stays."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ async def personal_values_in(system: System, code: str) -> dict[str, list[str]]:
     tables = {
         "intake.dossiers": "SELECT t::text FROM intake.dossiers t WHERE code = $1",
         "intake.outbox": "SELECT t::text FROM intake.outbox t WHERE message_key = $1",
+        "intake.ratings": "SELECT t::text FROM intake.ratings t WHERE dossier_code = $1",
         "notifier.addressees": "SELECT t::text FROM notifier.addressees t WHERE dossier_code = $1",
         # the letter's record and HTML; its PDF (compressed) is checked for NULL below
         "notifier.apologies": "SELECT t::text FROM notifier.apologies t WHERE dossier_code = $1",
@@ -157,6 +159,18 @@ async def test_personal_data_is_erased_a_period_after_the_dossiers_end(system: S
             f"/v1/dossiers/{code}/withdrawal", json={"reason": "Công dân xin rút hồ sơ"}
         )
         assert withdrawn.status_code == 200, withdrawn.text
+    # The citizen rates it, and writes their phone number in the comment.
+    async with system.client("intake") as citizen:
+        rated = await citizen.post(
+            "/tra-cuu/danh-gia",
+            data={
+                "ma_ho_so": code,
+                "ma_pin": posted.json()["lookup_pin"],
+                "diem": "2",
+                "y_kien": f"Chậm quá, gọi tôi {APPLICANT['phone']}",
+            },
+        )
+        assert rated.status_code == 200, rated.text
     await eventually(
         lambda: query(
             system,
@@ -171,6 +185,7 @@ async def test_personal_data_is_erased_a_period_after_the_dossiers_end(system: S
     await purge_all(system)
     assert set(await personal_values_in(system, code)) >= {
         "intake.dossiers",
+        "intake.ratings",  # the comment
         "notifier.addressees",
         "notifier.apologies",
     }
@@ -184,6 +199,8 @@ async def test_personal_data_is_erased_a_period_after_the_dossiers_end(system: S
     assert after.status_code == 200, after.text
     assert after.json()["receipt"]["applicant"] is None
     assert after.json()["status"]["code"] == 7 and after.json()["notifier"]["apology_issued_at"]
+    [rating] = await query(system, "SELECT score FROM intake.ratings WHERE dossier_code = $1", code)
+    assert rating["score"] == 2  # the rating stays, its comment is gone
     [letter] = await query(
         system,
         "SELECT letter_number, html, pdf, letter ? 'addressee' AS named, delivered_at"

@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 import pytest
 import yaml
 
+from deploy.tools import k8s
 from services.deadline.settings import DeadlineSettings
 from services.intake.settings import IntakeSettings
 from services.notifier.settings import NotifierSettings
@@ -333,26 +334,73 @@ def test_builds_from_the_one_dockerfile(compose: dict[str, Any], name: str) -> N
     }
 
 
+def _stages(instructions: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's instructions, by the name its FROM gives it."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, arguments in instructions:
+        if keyword == "FROM":
+            image, _, name = arguments.partition(" AS ")
+            assert image == "${PYTHON_IMAGE}", f"every stage from the one pinned base: {arguments}"
+            current = stages.setdefault(name.strip(), [])
+        current.append((keyword, arguments))
+    return stages
+
+
+def test_dockerfile_has_a_builder_and_a_runtime_stage_from_one_pinned_base() -> None:
+    instructions = _instructions()
+    keyword, base = instructions[0]
+    assert keyword == "ARG" and base.startswith("PYTHON_IMAGE=")
+    image = base.removeprefix("PYTHON_IMAGE=")
+    # An exact patch version of the Python the project is developed on, never a moving tag.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", image), image
+    stages = _stages(instructions)
+    assert list(stages) == ["builder", "runtime"], "the last stage is the image"
+    runtime = stages["runtime"]
+    copied = [a for kw, a in runtime if kw == "COPY"]
+    assert copied == ["--from=builder /opt/onestop /opt/onestop"], "only the environment"
+    for keyword, arguments in runtime:
+        if keyword == "RUN":
+            assert not re.search(r"\b(pip|uv)\b", arguments), (
+                f"installs in the runtime: {arguments}"
+            )
+
+
 def test_dockerfile_runs_the_service_as_non_root() -> None:
     instructions = _instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
-    assert ("ARG", "SERVICE") in instructions
-    assert _image_env(instructions)["ONESTOP_SERVICE"] == "${SERVICE}"
+    runtime = _stages(instructions)["runtime"]
+    assert ("ARG", "SERVICE") in runtime
+    assert _image_env(runtime)["ONESTOP_SERVICE"] == "${SERVICE}"
     user = _only(instructions, "USER")
     assert user not in {"root", "0"} and not user.startswith(("root:", "0:"))
+    # Numeric, so Kubernetes' runAsNonRoot can check it; the uid deploy/k8s runs as.
+    uid, _, gid = user.partition(":")
+    [useradd] = [a for kw, a in runtime if kw == "RUN" and "useradd" in a]
+    assert f"--uid {uid}" in useradd and f"--gid {gid}" in useradd
+    assert (
+        int(uid)
+        == k8s.deployment("intake")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    )
     healthcheck = _only(instructions, "HEALTHCHECK")
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck
 
 
 def test_dockerfile_installs_from_the_lock() -> None:
-    instructions = _instructions()
-    [install] = [a for kw, a in instructions if kw == "RUN" and "uv sync" in a]
-    assert "--require-hashes -r deploy/uv-requirements.txt" in install, "uv itself, pinned"
-    assert "--locked" in install, "fail, do not re-resolve, when uv.lock is stale"
-    assert "--no-editable" in install and "--extra" not in install
-    assert "rm -rf /build" in install, "the service runs what the package ships"
-    # Declared after the install, so that the four images share its layer.
-    assert instructions.index(("RUN", install)) < instructions.index(("ARG", "SERVICE"))
+    builder = _stages(_instructions())["builder"]
+    runs = [a for kw, a in builder if kw == "RUN"]
+    [uv] = [a for a in runs if "pip install" in a]
+    assert "--require-hashes -r deploy/uv-requirements.txt" in uv, "uv itself, pinned"
+    syncs = [a for a in runs if "uv sync" in a]
+    assert len(syncs) == 2 and "--no-install-project" in syncs[0], "dependencies, then the package"
+    for sync in syncs:
+        assert "--locked" in sync, "fail, do not re-resolve, when uv.lock is stale"
+        assert "--no-editable" in sync and "--extra" not in sync
+    env = _image_env(builder)
+    assert env["UV_PROJECT_ENVIRONMENT"] == "/opt/onestop" and env["UV_COMPILE_BYTECODE"] == "1"
+    # The dependencies' layer is built before the sources are copied, so it is reused.
+    copies = [a for kw, a in builder if kw == "COPY"]
+    assert builder.index(("RUN", syncs[0])) < builder.index(("COPY", "shared/ shared/"))
+    assert copies.index("pyproject.toml uv.lock ./") < copies.index("shared/ shared/")
 
 
 def test_dockerfile_copies_only_what_exists_and_is_in_the_context() -> None:
@@ -360,7 +408,7 @@ def test_dockerfile_copies_only_what_exists_and_is_in_the_context() -> None:
     sources = [
         source
         for keyword, arguments in _instructions()
-        if keyword == "COPY"
+        if keyword == "COPY" and not arguments.startswith("--from=")  # from the context
         for source in arguments.split()[:-1]
     ]
     assert {"pyproject.toml", "uv.lock", "shared/", "services/"} <= set(sources)

@@ -25,6 +25,7 @@ from services.intake.pages import (
     parse_month,
     previous_month,
     render,
+    satisfaction_rows,
 )
 from services.intake.schemas import DeadlineOut, DossierView, NotifierOut, Receipt, StatusOut
 from shared.events import DossierStatus, SupplementRequested
@@ -121,6 +122,8 @@ def _board(**extra: Any) -> str:
         ],
         "chart": chart(rows),
         "legend": CHART_SERIES,
+        "satisfaction": satisfaction_rows(rows, total),
+        "satisfied_from": 4,
     }
     context.update(extra)
     return render("board.html", **context)
@@ -148,7 +151,14 @@ def test_the_board_renders_each_unit_its_figures_the_chart_and_the_late_official
 def test_an_empty_month_says_so() -> None:
     computed = indicators.Indicators(units={}, total=_figures())
     rows, total = board_rows(computed, Counter(), str)
-    html = _board(rows=rows, total=total, officials=[], chart=chart(rows), following=None)
+    html = _board(
+        rows=rows,
+        total=total,
+        officials=[],
+        chart=chart(rows),
+        following=None,
+        satisfaction=satisfaction_rows(rows, total),
+    )
     assert "Chưa có hồ sơ nào trong kỳ này." in html
     assert "Không có bước xử lý nào trễ hạn trong kỳ." in html
 
