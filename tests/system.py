@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,11 +131,24 @@ async def running_system(
     *,
     database: str | None = None,
     namespace: str | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[System]:
     """`database` (a name: each service connects as its own role) and `namespace` give a
-    system of its own: simulated time must not reach the dossiers of the other tests."""
+    system of its own: simulated time must not reach the dossiers of the other tests.
+    `settings`: more settings of a service, by its name."""
+    more = settings or {}
     mailbox = Mailbox()
     mailbox.controller.start()
+    defaults: dict[str, dict[str, Any]] = {
+        "intake": {"workload_refresh_seconds": 0.2},
+        "routing": {},
+        "deadline": {"lateness_scan_interval_seconds": 0.2},
+        "notifier": {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "operator_emails": [OPERATOR],
+        },
+    }
     exporter = InMemorySpanExporter()
     readers = [InMemoryMetricReader() for _ in SERVICES]
     registries = {name: CollectorRegistry() for name in SERVICES}
@@ -146,15 +159,7 @@ async def running_system(
             database_urls=service_database_urls(database or infrastructure["database"]),
             kafka_namespace=infrastructure["kafka_namespace"] if namespace is None else namespace,
             common={"parking_retry_interval_seconds": 0.2},
-            own={
-                "intake": {"workload_refresh_seconds": 0.2},
-                "deadline": {"lateness_scan_interval_seconds": 0.2},
-                "notifier": {
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": mailbox.port,
-                    "operator_emails": [OPERATOR],
-                },
-            },
+            own={name: {**own, **more.get(name, {})} for name, own in defaults.items()},
             span_exporters=[exporter],
             metric_readers={
                 name: [reader, PrometheusMetricReader(registry=registries[name])]
@@ -168,7 +173,10 @@ async def running_system(
 
 @asynccontextmanager
 async def simulated_system(
-    infrastructure: dict[str, str], start: datetime, purpose: str
+    infrastructure: dict[str, str],
+    start: datetime,
+    purpose: str,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[System]:
     """The four services in simulated time, from `start`, on the simulation database (its
     schemas emptied) and topics of their own: simulated time must not reach other tests'
@@ -182,5 +190,6 @@ async def simulated_system(
         SimulatedClock(start),
         database=SIMULATION_DATABASE,
         namespace=namespace,
+        settings=settings,
     ) as running:
         yield running

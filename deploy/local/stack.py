@@ -47,6 +47,7 @@ LOCAL_TELEMETRY = {
     "OTEL_TRACES_SAMPLER": "parentbased_always_on",
     "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=local",
     "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans reach the UI within a second
+    "TRACE_UI_URL": f"{ZIPKIN_URL}/zipkin",  # where the officials' pages link a dossier's trace
 }
 
 

@@ -171,6 +171,7 @@ def main() -> int:
             f"  Citizen look-up:     {stack.url('intake')}/tra-cuu  (code + receipt PIN)\n"
             f"  Officials' pages:    {stack.url('intake')}/van-hanh  (operator / onestop-demo)\n"
             f"  Dossier journey:     {stack.url('intake')}/van-hanh/ho-so/<code>  (officials)\n"
+            f"  Stuck now:           {stack.url('intake')}/van-hanh/ton-dong  (officials sign in)\n"
             f"  Traces (Zipkin):     {ZIPKIN_URL}/zipkin/  (search onestop.dossier.code=…)\n"
             f"  Metrics:             {stack.url('intake')}/metrics (and each service's port)\n"
             f"  Supervisor metrics:  http://127.0.0.1:{metrics_port}/metrics  (restarts)\n"

@@ -19,6 +19,22 @@ from shared.events import (
     PlannedStep,
 )
 
+# A step is stuck when it is open (not finished) past its due time, its unit holds the dossier
+# (parallel steps: each holding unit's first open step from the current one), and the dossier
+# is neither paused for the citizen, finished nor closed. $2 (unit) and $3 (procedures) filter
+# when given. The partial index dossier_steps_open_due keeps the scan to open steps.
+_STUCK_JOIN = "FROM dossier_steps s JOIN dossiers d ON d.code = s.dossier_code"
+_STUCK_WHERE = (
+    "WHERE s.finished_at IS NULL AND s.due_at < $1"
+    " AND d.closed_at IS NULL AND d.completed_at IS NULL AND d.paused_since IS NULL"
+    " AND s.step_sequence >= d.current_step AND s.unit_code = ANY(d.holding_unit_codes)"
+    " AND NOT EXISTS (SELECT 1 FROM dossier_steps e WHERE e.dossier_code = s.dossier_code"
+    "  AND e.unit_code = s.unit_code AND e.finished_at IS NULL"
+    "  AND e.step_sequence >= d.current_step AND e.step_sequence < s.step_sequence)"
+    " AND ($2::text IS NULL OR s.unit_code = $2)"
+    " AND ($3::text[] IS NULL OR d.procedure_code = ANY($3::text[]))"
+)
+
 
 class Ledger:
     def __init__(self, connection: asyncpg.Connection) -> None:
@@ -214,6 +230,50 @@ class Ledger:
                 code,
             )
         )
+
+    # --- stuck now: steps held past their due time ---------------------------------------------
+
+    async def stuck_steps(
+        self,
+        now: datetime,
+        *,
+        unit_code: str | None,
+        procedure_codes: list[str] | None,
+        limit: int,
+    ) -> tuple[list[asyncpg.Record], dict[str, int]]:
+        """The most overdue open steps now (at most `limit`), and how many there are per unit.
+        With the official of the unit who last acted on it since it holds it, and the oldest
+        consultation it awaits a reply to."""
+        rows = await self._db.fetch(
+            "SELECT s.dossier_code, s.step_sequence, s.unit_code, s.task, s.due_at,"
+            " d.procedure_code, d.submission_traceparent,"
+            " coalesce(d.holder_since, d.routed_at) AS since,"
+            " o.official, c.unit_code AS consulted_unit_code, c.reply_due_at"
+            f" {_STUCK_JOIN}"
+            " LEFT JOIN LATERAL (SELECT t.details->>'official' AS official FROM timeline t"
+            "  WHERE t.dossier_code = s.dossier_code AND t.unit_code = s.unit_code"
+            "   AND t.occurred_at >= coalesce(d.holder_since, d.routed_at)"
+            "   AND t.details ? 'official'"
+            "  ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) o ON true"
+            " LEFT JOIN LATERAL (SELECT k.unit_code, k.reply_due_at FROM consultations k"
+            "  WHERE k.dossier_code = s.dossier_code AND k.requesting_unit_code = s.unit_code"
+            "   AND k.replied_at IS NULL"
+            "  ORDER BY k.reply_due_at, k.consultation_id LIMIT 1) c ON true"
+            f" {_STUCK_WHERE}"
+            " ORDER BY s.due_at, s.dossier_code, s.step_sequence LIMIT $4",
+            now,
+            unit_code,
+            procedure_codes,
+            limit,
+        )
+        counts = await self._db.fetch(
+            f"SELECT s.unit_code, count(*) AS stuck {_STUCK_JOIN} {_STUCK_WHERE}"
+            " GROUP BY s.unit_code",
+            now,
+            unit_code,
+            procedure_codes,
+        )
+        return list(rows), {r["unit_code"]: int(r["stuck"]) for r in counts}
 
     async def lateness_by_unit(self, start: datetime, end: datetime) -> list[asyncpg.Record]:
         """Steps finished in the period by each unit, and dossiers it holds past due now."""

@@ -26,6 +26,7 @@ from services.intake.rating_page import build_rating_router
 from services.intake.reports import Reports
 from services.intake.repository import IntakeUnitOfWork, erase_applicants
 from services.intake.settings import IntakeSettings
+from services.intake.stuck import build_stuck_router
 from services.intake.web_signin import WebSignIn
 from shared.access_log import build_access_log_router
 from shared.api import OpenApi, amend_openapi, document_body_limit
@@ -116,6 +117,16 @@ def create_app(
     web.install(app, office.error)
     app.include_router(build_office_router(office))  # the officials' pages
     app.include_router(build_journey_router(office, reports, reader, settings.trace_ui_url))
+    app.include_router(
+        build_stuck_router(
+            office,
+            unit_of_work,
+            calendars.of,
+            clock,
+            trace_ui_url=settings.trace_ui_url,
+            refresh_seconds=settings.stuck_refresh_seconds,
+        )
+    )
     app.include_router(build_access_log_router(authenticator, unit_of_work, service=NAME))
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds

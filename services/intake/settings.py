@@ -46,3 +46,9 @@ class IntakeSettings(ServiceSettings, OidcSettings):
         description="the trace UI (Zipkin) the officials' pages link to: a trace is at"
         " {trace_ui_url}/traces/{trace_id}",
     )
+    stuck_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description='how often the "stuck now" page refreshes its table in the browser',
+    )
