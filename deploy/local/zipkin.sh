@@ -3,7 +3,8 @@
 # No Docker: Zipkin's executable jar comes from Maven Central (deploy/local/zipkin/pom.xml).
 #
 # Usage: deploy/local/zipkin.sh start|stop|restart|status
-# Env:   ZIPKIN_PORT (9411: UI at /zipkin/, API at /api/v2/), ZIPKIN_MEM_MAX_SPANS (500000),
+# Env:   ZIPKIN_PORT (9411: UI at /zipkin/, API at /api/v2/), ZIPKIN_MEM_MAX_SPANS (100000),
+#        ZIPKIN_HEAP (768m),
 #        ZIPKIN_START_TIMEOUT (90 s), ZIPKIN_STOP_TIMEOUT (30 s)
 # Files: jar in .cache/zipkin/libs; pid and log in .run/zipkin
 # Services send spans in Zipkin's own format, straight to Zipkin's collector:
@@ -19,7 +20,10 @@ RUN="$ROOT/.run/zipkin"
 PIDFILE="$RUN/zipkin.pid"
 LOG="$RUN/zipkin.log"               # Zipkin logs to its console: JVM stdout/stderr
 PORT="${ZIPKIN_PORT:-9411}"
-MAX_SPANS="${ZIPKIN_MEM_MAX_SPANS:-500000}"
+# In-memory storage drops the oldest traces past MAX_SPANS; the heap must hold that many, with
+# room for the collector's queue under load (500,000 spans in 512 MB ran out of memory).
+MAX_SPANS="${ZIPKIN_MEM_MAX_SPANS:-100000}"
+HEAP="${ZIPKIN_HEAP:-768m}"
 START_TIMEOUT="${ZIPKIN_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${ZIPKIN_STOP_TIMEOUT:-30}"
 URL="http://127.0.0.1:$PORT"
@@ -84,7 +88,7 @@ start() {
   # The listen address is loopback only (a list property: port and protocols must be restated).
   # setsid: Zipkin must outlive this shell and not get its terminal's signals;
   # 9>&-: it must not inherit (and so hold forever) the lock taken below.
-  setsid nohup java -Xms128m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+  setsid nohup java -Xms128m -Xmx"$HEAP" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dzipkin.storage.type=mem -Dzipkin.storage.mem.max-spans="$MAX_SPANS" \
     -Dzipkin.collector.kafka.enabled=false -Dzipkin.collector.rabbitmq.enabled=false \
     -Dzipkin.collector.activemq.enabled=false -Dzipkin.collector.pulsar.enabled=false \
