@@ -1,0 +1,66 @@
+"""What a bench run measured: plain data, so the report can be drawn from a saved JSON."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Sample:
+    """One request: when it was sent (seconds since the phase began), how long it took."""
+
+    at: float
+    latency_ms: float
+    ok: bool
+
+
+@dataclass
+class Phase:
+    """One measured load: a closed loop (count at a concurrency) or an open model (a rate)."""
+
+    name: str
+    kind: str  # "closed", "open", "kafka", "pipeline"
+    seconds: float = 0.0
+    samples: list[Sample] = field(default_factory=list)
+    completed: int = 0  # requests answered 2xx, messages consumed, or dossiers at the notifier
+    failures: dict[str, int] = field(default_factory=dict)
+    end_to_end_ms: list[float] = field(default_factory=list)  # pipeline: POST to outcome
+    outcomes_at: list[float] = field(default_factory=list)  # pipeline: seconds since start
+    rate: float | None = None  # open model: the offered rate, per second
+    note: str = ""
+
+    @property
+    def throughput(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class CpuSample:
+    at: float  # seconds since the run began
+    phase: str
+    cpu_percent: dict[str, float]  # process group -> percent of one core
+    rss_mb: dict[str, float]
+
+
+@dataclass
+class BenchRun:
+    quick: bool
+    settings: dict[str, object]
+    phases: list[Phase] = field(default_factory=list)
+    cpu: list[CpuSample] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)  # paths under artifacts/bench/
+    started: str = ""
+    code: str = ""  # the commit benchmarked
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (inclusive method), None for no values."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1]
