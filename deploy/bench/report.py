@@ -3,8 +3,10 @@ files it writes, so a smoke test runs it on tiny inputs."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -58,7 +60,46 @@ def rss_peaks(run: BenchRun) -> dict[str, float]:
     return peaks
 
 
-def markdown(run: BenchRun) -> str:
+def waits_by_phase(run: BenchRun) -> dict[str, dict[str, float]]:
+    """Mean number of the database's active backends per wait event, during each phase."""
+    counts: dict[str, int] = defaultdict(int)
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for sample in run.database_waits:
+        phase = str(sample["phase"])
+        counts[phase] += 1
+        for event, backends in sample.items():
+            if event != "phase":
+                sums[phase][event] += float(backends)  # type: ignore[arg-type]
+    return {
+        phase: {event: total / counts[phase] for event, total in events.items()}
+        for phase, events in sums.items()
+    }
+
+
+def top_frames(profile: dict[str, Any], limit: int = 8) -> list[tuple[str, float]]:
+    """The project's own functions (services/, shared/) taking the most samples, inclusive,
+    in a py-spy speedscope profile: where the time goes, in the code we can change."""
+    frames = profile["shared"]["frames"]
+    inclusive: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for sampled in profile["profiles"]:
+        for stack, weight in zip(sampled["samples"], sampled["weights"], strict=True):
+            total += weight
+            names = set()
+            for index in stack:
+                frame = frames[index]
+                path = str(frame.get("file", ""))
+                for root in ("/services/", "/shared/"):
+                    if root in path and "site-packages" not in path:
+                        short = root.strip("/") + "/" + path.split(root, 1)[1]
+                        names.add(f"{frame['name']} ({short}:{frame.get('line', '?')})")
+            for name in names:
+                inclusive[name] += weight
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:limit]
+    return [(name, weight / total * 100) for name, weight in ranked] if total else []
+
+
+def markdown(run: BenchRun, folder: Path | None = None) -> str:
     bare, kafka = run.phase(BARE_HTTP), run.phase(BARE_KAFKA)
     lines = [
         "# `make bench` report",
@@ -156,9 +197,30 @@ def markdown(run: BenchRun) -> str:
             "|---|---:|",
             *(f"| {g} | {peaks[g]:.0f} |" for g in sorted(peaks)),
         ]
+    waits = waits_by_phase(run)
+    events = sorted({e for per in waits.values() for e in per})
+    if events:
+        lines += [
+            "",
+            "## What the database's active backends wait on (mean backends)",
+            "",
+            "| load | " + " | ".join(events) + " |",
+            "|---|" + "---:|" * len(events),
+        ]
+        for phase in run.phases:
+            per = waits.get(phase.name)
+            if per:
+                lines.append(
+                    f"| {phase.name} | " + " | ".join(f"{per.get(e, 0):.1f}" for e in events) + " |"
+                )
     if run.profiles:
-        lines += ["", "## Profiles (py-spy, under load)", ""]
-        lines += [f"- [{path}]({path})" for path in run.profiles]
+        lines += ["", "## Profiles (py-spy speedscope JSON, under load)", ""]
+        for path in run.profiles:
+            lines.append(f"- [{path}]({path})")
+            profile = folder / path if folder is not None else None
+            if profile is not None and profile.exists():
+                for name, share in top_frames(json.loads(profile.read_text())):
+                    lines.append(f"  - {share:.0f}% of samples in `{name}`")
     for phase in run.phases:
         if phase.note and phase.kind != "backlog":
             lines.append(f"- {phase.name}: {phase.note}")
@@ -240,5 +302,5 @@ def write(run: BenchRun, folder: Path) -> Path:
     plot_latency(run, folder / PLOTS[1])
     plot_cpu(run, folder / PLOTS[2])
     report = folder / "report.md"
-    report.write_text(markdown(run))
+    report.write_text(markdown(run, folder))
     return report

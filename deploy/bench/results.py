@@ -50,6 +50,9 @@ class BenchRun:
     phases: list[Phase] = field(default_factory=list)
     cpu: list[CpuSample] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)  # paths under artifacts/bench/
+    # per half second: the phase, and how many active backends of the bench's database wait
+    # on each wait event ("on CPU" for none)
+    database_waits: list[dict[str, object]] = field(default_factory=list)
     started: str = ""
     code: str = ""  # the commit benchmarked
 

@@ -3,8 +3,9 @@ an open-model run, CPU and RSS per process, profiles; then the report (deploy/be
 
 Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes);
 BENCH_DOSSIERS, BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS, BENCH_KAFKA_MESSAGES,
-BENCH_PROFILE=0 (no py-spy). ONESTOP_BENCH_DATABASE, ONESTOP_BENCH_NAMESPACE and
-ONESTOP_BENCH_PORT keep a second bench apart from `make run` and from another bench."""
+BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode).
+ONESTOP_BENCH_DATABASE, ONESTOP_BENCH_NAMESPACE and ONESTOP_BENCH_PORT keep a second bench
+apart from `make run` and from another bench."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
@@ -43,13 +45,13 @@ DATABASE = os.environ.get("ONESTOP_BENCH_DATABASE", "onestop_bench")
 NAMESPACE = os.environ.get("ONESTOP_BENCH_NAMESPACE", "bench.")
 BASE_PORT = int(os.environ.get("ONESTOP_BENCH_PORT", "18500"))
 BASELINE_PORT = BASE_PORT + 10
-DOSSIERS = int(os.environ.get("BENCH_DOSSIERS", "300" if QUICK else "3000"))
+DOSSIERS = int(os.environ.get("BENCH_DOSSIERS", "200" if QUICK else "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 RATE = float(os.environ.get("BENCH_RATE", "100"))
-OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "5" if QUICK else "30"))
+OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "3" if QUICK else "30"))
 KAFKA_MESSAGES = int(os.environ.get("BENCH_KAFKA_MESSAGES", "5000" if QUICK else "50000"))
-PROFILE = os.environ.get("BENCH_PROFILE", "1") == "1"
-WARMUP = 50 if QUICK else 200
+PROFILE = os.environ.get("BENCH_PROFILE", "0" if QUICK else "1") == "1"
+WARMUP = 30 if QUICK else 200
 DRAIN_TIMEOUT = 120.0 if QUICK else 600.0  # seconds for every dossier to reach the notifier
 DESK = "000.00.00.H29"  # the city centre's desk receives the load
 ARTIFACTS = ROOT / "artifacts" / "bench"
@@ -93,6 +95,26 @@ class Outcomes:
             if reached == len(codes):
                 return
             await asyncio.sleep(0.2)
+
+
+async def database_waits(
+    sampler: Sampler, waits: list[dict[str, object]], stop: asyncio.Event
+) -> None:
+    """What the bench database's busy backends wait on, every half second: a lock held until
+    commit shows as many backends waiting on Lock/transactionid or Lock/tuple."""
+    connection = await asyncpg.connect(database_url(DATABASE))
+    try:
+        while not stop.is_set():
+            rows = await connection.fetch(
+                "SELECT coalesce(wait_event_type || '/' || wait_event, 'on CPU') AS event,"
+                " count(*) AS backends FROM pg_stat_activity"
+                " WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1",
+                DATABASE,
+            )
+            waits.append({"phase": sampler.phase, **{r["event"]: r["backends"] for r in rows}})
+            await asyncio.sleep(sampler.interval)
+    finally:
+        await connection.close()
 
 
 class Bench:
@@ -333,9 +355,9 @@ def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes]:
             "50",
             "--nonblocking",
             "--format",
-            "speedscope" if name.startswith("pipeline") else "flamegraph",
+            "speedscope",  # https://www.speedscope.app opens it; the report lists its top frames
             "--output",
-            str(folder / (f"{name}.json" if name.startswith("pipeline") else f"{name}.svg")),
+            str(folder / f"{name}.speedscope.json"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -399,6 +421,7 @@ async def main() -> None:
         background = [
             asyncio.create_task(sampler.run(stop, bench.run.cpu.append)),
             asyncio.create_task(outcomes.run(stop)),
+            asyncio.create_task(database_waits(sampler, bench.run.database_waits, stop)),
         ]
         try:
             await bench.baseline_http()
