@@ -185,7 +185,7 @@ def markdown(run: BenchRun, folder: Path | None = None) -> str:
             per = cpu.get(phase.name)
             if not per:
                 continue
-            busiest = max(per, key=lambda g: per[g])
+            busiest = max(per.items(), key=lambda item: item[1])[0]
             cells = " | ".join(f"{per[g]:.0f}" if g in per else "–" for g in groups)
             lines.append(f"| {phase.name} | {cells} | {busiest} |")
         peaks = rss_peaks(run)
