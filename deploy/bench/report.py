@@ -23,6 +23,7 @@ PIPELINE_ON = "pipeline end to end, tracing on"
 PIPELINE_OFF = "pipeline end to end, tracing off"
 OPEN = "open model at a fixed rate"
 BACKLOG = "backlog becoming overdue at once"
+ENTRY_FRAMES = {"<module>", "serve"}  # in every sample of a service: they say nothing
 PLOTS = ("throughput.png", "latency.png", "cpu.png")
 
 
@@ -89,6 +90,8 @@ def top_frames(profile: dict[str, Any], limit: int = 8) -> list[tuple[str, float
             for index in stack:
                 frame = frames[index]
                 path = str(frame.get("file", ""))
+                if frame["name"] in ENTRY_FRAMES:
+                    continue
                 for root in ("/services/", "/shared/"):
                     if root in path and "site-packages" not in path:
                         short = root.strip("/") + "/" + path.split(root, 1)[1]

@@ -67,3 +67,32 @@ def percentile(values: list[float], p: float) -> float | None:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1]
+
+
+def merge_rounds(phases: list[Phase]) -> list[Phase]:
+    """Phases of the same name (rounds) as one: their counts and seconds added up, so its
+    throughput is over all of its rounds; in the order each name first came."""
+    merged: dict[str, Phase] = {}
+    for phase in phases:
+        into = merged.get(phase.name)
+        if into is None:
+            merged[phase.name] = Phase(
+                phase.name,
+                phase.kind,
+                seconds=phase.seconds,
+                samples=list(phase.samples),
+                completed=phase.completed,
+                failures=dict(phase.failures),
+                end_to_end_ms=list(phase.end_to_end_ms),
+                outcomes_at=list(phase.outcomes_at),
+                rate=phase.rate,
+                note=phase.note,
+            )
+            continue
+        into.seconds += phase.seconds
+        into.samples += phase.samples
+        into.completed += phase.completed
+        for failure, count in phase.failures.items():
+            into.failures[failure] = into.failures.get(failure, 0) + count
+        into.end_to_end_ms += phase.end_to_end_ms
+    return list(merged.values())

@@ -3,7 +3,8 @@ an open-model run, CPU and RSS per process, profiles; then the report (deploy/be
 
 Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes);
 BENCH_DOSSIERS, BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS, BENCH_KAFKA_MESSAGES,
-BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode).
+BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode), BENCH_ROUNDS,
+BENCH_COMPARE=<git ref> (that ref's intake too, in the same rounds: before and after).
 ONESTOP_BENCH_DATABASE, ONESTOP_BENCH_NAMESPACE and ONESTOP_BENCH_PORT keep a second bench
 apart from `make run` and from another bench."""
 
@@ -17,8 +18,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.bench import load, report
-from deploy.bench.results import BenchRun, Phase
+from deploy.bench.results import BenchRun, Phase, merge_rounds
 from deploy.bench.sampler import Sampler
 from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database, recreate_topics
@@ -52,6 +55,11 @@ OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "3" if QUICK else "30"
 KAFKA_MESSAGES = int(os.environ.get("BENCH_KAFKA_MESSAGES", "5000" if QUICK else "50000"))
 PROFILE = os.environ.get("BENCH_PROFILE", "0" if QUICK else "1") == "1"
 WARMUP = 30 if QUICK else 200
+# Baseline and intake rounds alternate, then each one's rounds are added up: the machine's
+# other load then falls on all of them alike.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
+# A git ref (e.g. main) whose intake runs alone in the same rounds: before and after a change.
+COMPARE = os.environ.get("BENCH_COMPARE", "")
 DRAIN_TIMEOUT = 120.0 if QUICK else 600.0  # seconds for every dossier to reach the notifier
 DESK = "000.00.00.H29"  # the city centre's desk receives the load
 ARTIFACTS = ROOT / "artifacts" / "bench"
@@ -135,6 +143,7 @@ class Bench:
                 "rate": RATE,
                 "open_seconds": OPEN_SECONDS,
                 "kafka_messages": KAFKA_MESSAGES,
+                "rounds": ROUNDS,
                 "cores": os.cpu_count() or 0,
             },
         )
@@ -151,13 +160,16 @@ class Bench:
     async def _token(self) -> str:
         return await password_token(counter_of(DESK))
 
-    async def closed(self, name: str, url: str, token: str | None) -> Phase:
+    async def closed(
+        self, name: str, url: str, token: str | None, warm: Callable[[], None] = lambda: None
+    ) -> Phase:
         phase = Phase(name, "closed")
         task = self._task(name, DOSSIERS)
         async with load.client(url, token) as http:
             await load.closed_loop(
                 http, self.bodies[:WARMUP], Phase("warm-up", "closed"), CONCURRENCY, lambda: None
             )
+            warm()
             self._measure(name)
             await load.closed_loop(
                 http,
@@ -230,19 +242,25 @@ class Bench:
             await producer.stop()
         self.run.phases.append(phase)
 
-    async def intake_alone(self, name: str, environment: dict[str, str], profile: bool) -> None:
-        stack = Stack(database=DATABASE, base_port=BASE_PORT, namespace=NAMESPACE)
+    async def intake_alone(
+        self, name: str, environment: dict[str, str], profile: bool, root: Path = ROOT
+    ) -> None:
+        stack = Stack(database=DATABASE, base_port=BASE_PORT, namespace=NAMESPACE, root=root)
         stack.extra_env = environment
         stack.start(["intake"])
         self.sampler.watch("intake", stack.processes["intake"].pid)
-        spy = None
+        spies: list[subprocess.Popen[bytes]] = []
+        pid = stack.processes["intake"].pid
+
+        def warm() -> None:  # the profile starts after the warm-up (first JWKS fetch, ...)
+            if profile:
+                spies.append(_py_spy(pid, "intake-post"))
+
         try:
             await asyncio.to_thread(stack.wait_ready, ["intake"])
-            if profile:
-                spy = _py_spy(stack.processes["intake"].pid, "intake-post")
-            await self.closed(name, stack.url("intake"), await self._token())
+            await self.closed(name, stack.url("intake"), await self._token(), warm)
         finally:
-            if spy is not None:
+            for spy in spies:
                 self.run.profiles.append(_stop_py_spy(spy))
             self.sampler.forget("intake")
             await asyncio.to_thread(stack.stop)
@@ -389,6 +407,26 @@ async def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float 
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+def _checkout(ref: str) -> Path:
+    """The ref's code in a detached worktree under .cache/ (made once per commit)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    folder = ROOT / ".cache" / "bench-compare" / commit
+    if not folder.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(folder), commit],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return folder
+
+
 def _commit() -> str:
     result = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
@@ -424,10 +462,16 @@ async def main() -> None:
             asyncio.create_task(database_waits(sampler, bench.run.database_waits, stop)),
         ]
         try:
-            await bench.baseline_http()
+            compared = _checkout(COMPARE) if COMPARE else None
+            for _ in range(ROUNDS):
+                await bench.baseline_http()
+                await bench.intake_alone(report.INTAKE_ON, TRACING_ON, profile=False)
+                if compared is not None:
+                    name = f"{report.INTAKE_ON}, at {COMPARE} ({compared.name[:9]})"
+                    await bench.intake_alone(name, TRACING_ON, profile=False, root=compared)
+                await bench.intake_alone(report.INTAKE_OFF, TRACING_OFF, profile=False)
+            bench.run.phases = merge_rounds(bench.run.phases)
             await bench.baseline_kafka()
-            await bench.intake_alone(report.INTAKE_ON, TRACING_ON, profile=False)
-            await bench.intake_alone(report.INTAKE_OFF, TRACING_OFF, profile=False)
             if PROFILE:
                 await bench.intake_alone(
                     f"{report.INTAKE_ON}, under py-spy", TRACING_ON, profile=True

@@ -14,7 +14,7 @@ from deploy.local.kafka_access import service_environment
 from deploy.local.stack import ROOT, database_url
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
-from services.intake.repository import IntakeUnitOfWork
+from services.intake.repository import IntakeUnitOfWork, PostgresDailySequences
 from services.intake.schemas import DossierSubmission
 from shared import db
 from shared.auth import Principal, Role
@@ -71,6 +71,7 @@ async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str
         ),
         clock=lambda: datetime.now(UTC),
         lookup_pin_key=b"integration-tests-lookup-pin-key",
+        sequences=PostgresDailySequences(lambda: pool),
     )
     counter = Principal(
         subject="counter-in-tests",

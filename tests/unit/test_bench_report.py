@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from deploy.bench import report
-from deploy.bench.results import BenchRun, CpuSample, Phase, Sample, percentile
+from deploy.bench.results import BenchRun, CpuSample, Phase, Sample, merge_rounds, percentile
 
 
 def closed(name: str, completed: int, seconds: float, kind: str = "closed") -> Phase:
@@ -105,3 +105,13 @@ def test_percentiles_of_nothing_one_and_many_values() -> None:
     assert percentile([], 99) is None
     assert percentile([7.0], 50) == 7.0
     assert percentile([float(v) for v in range(1, 102)], 50) == 51.0
+
+
+def test_rounds_of_a_load_add_up_to_one_figure() -> None:
+    rounds = [closed("a", 4, 1.0), closed("b", 1, 1.0), closed("a", 2, 2.0)]
+
+    merged = merge_rounds(rounds)
+
+    assert [p.name for p in merged] == ["a", "b"]
+    assert (merged[0].completed, merged[0].seconds, len(merged[0].samples)) == (6, 3.0, 6)
+    assert merged[0].throughput == 2.0
