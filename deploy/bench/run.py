@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -439,6 +440,7 @@ async def main() -> None:
         f"bench: database {DATABASE}, topics {NAMESPACE}*, ports {BASE_PORT}-{BASELINE_PORT}"
         + (", quick mode" if QUICK else "")
     )
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # nothing of an earlier run in this report
     await clean_database(DATABASE)
     await kafka_access.grant(NAMESPACE)
     topics = [NAMESPACE + str(topic) for topic in Topic] + [NAMESPACE + "bench.raw-baseline"]
