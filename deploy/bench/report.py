@@ -235,20 +235,18 @@ def plot_throughput(run: BenchRun, path: Path) -> None:
     """Completions per second over each phase's time."""
     figure, axes = plt.subplots(figsize=(9, 4.5))
     for phase in run.phases:
-        moments = (
-            phase.outcomes_at
-            if phase.kind in {"pipeline", "open"}
-            else [s.at + s.latency_ms / 1000 for s in phase.samples if s.ok]
-        )
+        moments = phase.outcomes_at or [s.at + s.latency_ms / 1000 for s in phase.samples if s.ok]
         if not moments:
             continue
         buckets: dict[int, int] = defaultdict(int)
         for moment in moments:
             buckets[int(moment)] += 1
         seconds = range(0, max(buckets) + 1)
-        axes.plot(list(seconds), [buckets.get(s, 0) for s in seconds], label=phase.name)
+        counts = [buckets.get(s, 0) for s in seconds]
+        axes.plot(list(seconds), counts, marker=".", markersize=4, label=phase.name)
     axes.set_xlabel("seconds since the phase began")
-    axes.set_ylabel("completed per second")
+    axes.set_ylabel("completed per second (symlog: Kafka's baseline is far above)")
+    axes.set_yscale("symlog", linthresh=10)
     axes.set_title("Throughput over time")
     axes.legend(fontsize=7)
     figure.tight_layout()
@@ -307,3 +305,12 @@ def write(run: BenchRun, folder: Path) -> Path:
     report = folder / "report.md"
     report.write_text(markdown(run, folder))
     return report
+
+
+if __name__ == "__main__":  # draw a saved run again: python -m deploy.bench.report [folder]
+    import sys
+
+    from deploy.bench.results import load
+
+    where = Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts/bench")
+    print(write(load(json.loads((where / "results.json").read_text())), where))

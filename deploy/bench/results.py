@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -96,3 +97,12 @@ def merge_rounds(phases: list[Phase]) -> list[Phase]:
             into.failures[failure] = into.failures.get(failure, 0) + count
         into.end_to_end_ms += phase.end_to_end_ms
     return list(merged.values())
+
+
+def load(data: dict[str, Any]) -> BenchRun:
+    """A run back from its results.json (asdict of a BenchRun)."""
+    phases = [
+        Phase(**{**p, "samples": [Sample(**s) for s in p["samples"]]}) for p in data["phases"]
+    ]
+    cpu = [CpuSample(**c) for c in data["cpu"]]
+    return BenchRun(**{**data, "phases": phases, "cpu": cpu})

@@ -4,10 +4,11 @@ timing here: the figures are given, only their arithmetic and the files are chec
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from deploy.bench import report
-from deploy.bench.results import BenchRun, CpuSample, Phase, Sample, merge_rounds, percentile
+from deploy.bench.results import BenchRun, CpuSample, Phase, Sample, load, merge_rounds, percentile
 
 
 def closed(name: str, completed: int, seconds: float, kind: str = "closed") -> Phase:
@@ -99,6 +100,14 @@ def test_the_report_gives_each_figure_as_a_ratio_to_the_same_run_s_baseline(
     assert "25% of samples in `next_sequence (services/intake/repository.py:85)`" in text
     for plot in report.PLOTS:
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_saved_run_draws_the_same_report(tmp_path: Path) -> None:
+    run = tiny_run()
+
+    again = load(json.loads(json.dumps(asdict(run))))
+
+    assert report.markdown(again) == report.markdown(run)
 
 
 def test_percentiles_of_nothing_one_and_many_values() -> None:
