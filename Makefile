@@ -23,7 +23,7 @@ help:
 	@echo "make test   install what is missing, start what the tests need, run the whole suite"
 	@echo "make demo   a simulated month of traffic across many units; prints indicators and board"
 	@echo "make demo-counters   with make run up: counters post a batch, units act on it"
-	@echo "make bench  what tracing costs intake throughput; consumer lag of the whole pipeline under load"
+	@echo "make bench  throughput and latency against bare baselines: artifacts/bench/report.md (BENCH_QUICK=1: small)"
 	@echo "make stop   stop everything the project started"
 
 install: $(STAMP) $(AXE) $(KUSTOMIZE) $(CRDS)
@@ -86,8 +86,7 @@ demo-counters: install
 	@$(PY) -m deploy.local.demo_counters
 
 bench: infra
-	@$(PY) -m deploy.local.bench_tracing
-	@$(PY) -m deploy.local.bench_pipeline
+	@$(PY) -m deploy.bench
 
 test: install
 	@deploy/local/run-tests.sh

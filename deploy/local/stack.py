@@ -143,6 +143,7 @@ class Stack:
     base_port: int = 8000
     namespace: str = ""  # a prefix for every topic and consumer group: a system of its own
     extra_env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # the checkout whose services run (`make bench` compares two)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
     logs: dict[str, RotatingLog] = field(default_factory=dict)
@@ -186,7 +187,7 @@ class Stack:
             self._wait_log_copied(service)  # the previous run's last lines come first
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.environment(service),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

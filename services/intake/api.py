@@ -156,6 +156,11 @@ def build_router(intake: Intake, authenticator: Authenticator, reader: DossierRe
             "description": "A field is missing, malformed or unknown, or the Idempotency-Key"
             " was first sent with another body",
         },
+        409: {
+            "model": Problem,
+            "description": "daily_sequence_exhausted: the unit has issued all 9,999 dossier codes"
+            " of the day (the code's NNNN); it receives again from midnight, Asia/Ho_Chi_Minh",
+        },
         503: {"model": Problem, "description": "Storage is unavailable; retry with the same key"},
         **AUTH_RESPONSES,
     }

@@ -21,7 +21,12 @@ from services.intake.domain import (
     received_event,
     resolve,
 )
-from services.intake.repository import IdempotencyKey, IntakeUnitOfWorkPort, ReceivingUnitOfWork
+from services.intake.repository import (
+    DailySequences,
+    IdempotencyKey,
+    IntakeUnitOfWorkPort,
+    ReceivingUnitOfWork,
+)
 from services.intake.schemas import DossierSubmission, Receipt
 from shared.auth import Principal
 from shared.calendar import UnitCalendars
@@ -67,6 +72,7 @@ class Intake:
     unit_of_work: UnitOfWorkFactory
     clock: Callable[[], datetime]
     lookup_pin_key: bytes
+    sequences: DailySequences
 
 
 async def receive_dossier(
@@ -84,6 +90,10 @@ async def receive_dossier(
         else None
     )
     for _ in range(2):  # a concurrent post with the same key wins the race at most once
+        received_at = intake.clock()
+        receipt_date = received_at.astimezone(intake.calendars.default.tz).date()
+        # Before the dossier's transaction, not in it (DailySequences says why and the cost).
+        sequence = await intake.sequences.next(unit.code, receipt_date)
         async with intake.unit_of_work() as uow:
             if idempotency:
                 existing = await uow.dossiers.find_idempotent(idempotency.subject, idempotency.key)
@@ -98,9 +108,6 @@ async def receive_dossier(
                     assert stored is not None
                     annotate_current_span(stored)
                     return _with_pin(intake, stored), False
-            received_at = intake.clock()
-            receipt_date = received_at.astimezone(intake.calendars.default.tz).date()
-            sequence = await uow.dossiers.next_sequence(unit.code, receipt_date)
             code = dossier_code(unit.code, receipt_date, sequence)
             receipt = issue_receipt(
                 submission,

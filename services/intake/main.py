@@ -19,12 +19,16 @@ from services.intake.commands import Commands
 from services.intake.errors import BodySizeLimit, install_error_handlers
 from services.intake.handlers import PROJECTIONS, Intake
 from services.intake.journey import build_journey_router
-from services.intake.metrics import WorkloadGauges
+from services.intake.metrics import WorkloadGauges, observe_daily_sequences
 from services.intake.office import OfficePages, build_office_router
 from services.intake.pages import BOARD_PATH, build_pages_router
 from services.intake.rating_page import build_rating_router
 from services.intake.reports import Reports
-from services.intake.repository import IntakeUnitOfWork, erase_applicants
+from services.intake.repository import (
+    IntakeUnitOfWork,
+    PostgresDailySequences,
+    erase_applicants,
+)
 from services.intake.settings import IntakeSettings
 from services.intake.stuck import build_stuck_router
 from services.intake.web_signin import WebSignIn
@@ -72,6 +76,7 @@ def create_app(
         unit_of_work=unit_of_work,
         clock=clock,
         lookup_pin_key=settings.lookup_pin_key.get_secret_value().encode(),
+        sequences=PostgresDailySequences(lambda: runtime.pool),
     )
     commands = Commands(
         calendars=calendars,
@@ -131,6 +136,7 @@ def create_app(
     gauges = WorkloadGauges(
         runtime.meter, unit_of_work, clock, interval=settings.workload_refresh_seconds
     )
+    observe_daily_sequences(runtime.meter, intake.sequences, clock, calendars.default.tz)
     runtime.run_in_background(gauges.run, "workload-gauges")
     runtime.enforce_retention(clock, erase_personal_data=erase_applicants)
     return app

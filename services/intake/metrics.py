@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from opentelemetry.metrics import Meter, Observation
 
-from services.intake.repository import IntakeUnitOfWork, UnitWorkload
+from services.intake.domain import MAX_DAILY_SEQUENCE
+from services.intake.repository import DailySequences, IntakeUnitOfWork, UnitWorkload
 from shared.messaging.loops import stop_if_cancelled
 from shared.messaging.retry import is_transient
 
@@ -63,3 +64,24 @@ class WorkloadGauges:
                     "workload gauges not refreshed", extra={"error": type(error).__name__}
                 )
             await asyncio.sleep(self._interval)
+
+
+def observe_daily_sequences(
+    meter: Meter, sequences: DailySequences, clock: Callable[[], datetime], tz: tzinfo
+) -> None:
+    """How much of today's code sequence each unit has used (0 to 1): at 1 its counters get
+    the 409 daily_sequence_exhausted until midnight (alert DailySequenceNearlyExhausted)."""
+
+    def observe(_: object) -> Iterable[Observation]:
+        today = clock().astimezone(tz).date()
+        for unit, (day, highest) in list(sequences.highest.items()):
+            used = highest / MAX_DAILY_SEQUENCE if day == today else 0.0  # a new day: none used
+            yield Observation(used, {"onestop.unit": unit})
+
+    meter.create_observable_gauge(
+        "onestop.intake.daily_sequence.used",
+        callbacks=[observe],
+        unit="1",
+        description="Share of today's dossier codes (NNNN of 9999) a unit has used, as taken"
+        " by this intake process",
+    )

@@ -6,6 +6,7 @@ and the projection of the other services' events (columns that each event update
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -46,11 +47,47 @@ class UnitWorkload:
     overdue: int
 
 
-class DossierRepository(abc.ABC):
-    @abc.abstractmethod
-    async def next_sequence(self, unit_code: str, receipt_date: date) -> int:
-        """The next number of the unit's daily sequence; serialised per unit and day."""
+class DailySequences(abc.ABC):
+    """The numbers of dossier codes, per receiving unit and day (the NNNN of the code).
 
+    A number is taken in a transaction of its own, before the dossier's: a busy unit's
+    receipts then wait on its counter row only for one statement, not until each dossier
+    commits. Unique, increasing, but gap-tolerant: a dossier whose transaction fails after
+    taking its number (a storage error, an Idempotency-Key repeated or raced) leaves that
+    number unused, and the unit reaches the 409 daily_sequence_exhausted that much earlier."""
+
+    def __init__(self) -> None:
+        self.highest: dict[str, tuple[date, int]] = {}  # unit -> its latest day, highest taken
+
+    async def next(self, unit_code: str, receipt_date: date) -> int:
+        value = await self._take(unit_code, receipt_date)
+        latest = self.highest.get(unit_code)
+        if latest is None or (receipt_date, value) > latest:
+            self.highest[unit_code] = (receipt_date, value)
+        return value
+
+    @abc.abstractmethod
+    async def _take(self, unit_code: str, receipt_date: date) -> int: ...
+
+
+class PostgresDailySequences(DailySequences):
+    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+        super().__init__()
+        self._pool = pool
+
+    async def _take(self, unit_code: str, receipt_date: date) -> int:
+        # Autocommit on a connection of its own, released before the dossier's is taken.
+        value = await self._pool().fetchval(
+            "INSERT INTO dossier_sequences AS s (unit_code, receipt_date, last_value)"
+            " VALUES ($1, $2, 1) ON CONFLICT (unit_code, receipt_date)"
+            " DO UPDATE SET last_value = s.last_value + 1 RETURNING last_value",
+            unit_code,
+            receipt_date,
+        )
+        return int(value)
+
+
+class DossierRepository(abc.ABC):
     @abc.abstractmethod
     async def add(
         self,
@@ -83,16 +120,6 @@ class DossierRepository(abc.ABC):
 class PostgresDossierRepository(DossierRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._db = connection
-
-    async def next_sequence(self, unit_code: str, receipt_date: date) -> int:
-        value = await self._db.fetchval(
-            "INSERT INTO dossier_sequences AS s (unit_code, receipt_date, last_value)"
-            " VALUES ($1, $2, 1) ON CONFLICT (unit_code, receipt_date)"
-            " DO UPDATE SET last_value = s.last_value + 1 RETURNING last_value",
-            unit_code,
-            receipt_date,
-        )
-        return int(value)
 
     async def add(
         self,

@@ -5,12 +5,32 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from services.intake.repository import DossierRepository, IdempotencyKey, UnitWorkload
+from services.intake.repository import (
+    DailySequences,
+    DossierRepository,
+    IdempotencyKey,
+    UnitWorkload,
+)
 from services.intake.schemas import DossierView, Receipt, StatusOut
 from services.intake.web_signin import PendingSignIn, WebSession, WebSessions
 from shared.access_log import AccessLog, PersonalDataAccess
 from shared.events import DossierStatus
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
+
+
+class InMemoryDailySequences(DailySequences):
+    def __init__(self) -> None:
+        super().__init__()
+        self._sequences: dict[tuple[str, date], int] = {}
+
+    def used(self, unit_code: str, receipt_date: date, value: int) -> None:
+        """As if the unit had taken `value` numbers that day."""
+        self._sequences[(unit_code, receipt_date)] = value
+
+    async def _take(self, unit_code: str, receipt_date: date) -> int:
+        value = self._sequences.get((unit_code, receipt_date), 0) + 1
+        self._sequences[(unit_code, receipt_date)] = value
+        return value
 
 
 class InMemoryDossierRepository(DossierRepository):
@@ -19,12 +39,6 @@ class InMemoryDossierRepository(DossierRepository):
     def __init__(self) -> None:
         self.receipts: dict[str, Receipt] = {}
         self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-        self._sequences: dict[tuple[str, date], int] = {}
-
-    async def next_sequence(self, unit_code: str, receipt_date: date) -> int:
-        value = self._sequences.get((unit_code, receipt_date), 0) + 1
-        self._sequences[(unit_code, receipt_date)] = value
-        return value
 
     async def add(
         self,

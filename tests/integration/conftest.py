@@ -14,7 +14,7 @@ from deploy.local.kafka_access import service_environment
 from deploy.local.stack import ROOT, database_url
 from services.intake.handlers import Intake, receive_dossier
 from services.intake.main import MIGRATIONS as INTAKE_MIGRATIONS
-from services.intake.repository import IntakeUnitOfWork
+from services.intake.repository import IntakeUnitOfWork, PostgresDailySequences
 from services.intake.schemas import DossierSubmission
 from shared import db
 from shared.auth import Principal, Role
@@ -60,25 +60,36 @@ async def publisher(kafka_admin: KafkaConnection) -> AsyncIterator[KafkaPublishe
     await kafka.stop()
 
 
-async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str]:
-    """Intake's own transaction: dossier rows and their outbox rows; no relay running."""
+def intake_on(
+    pool: asyncpg.Pool, unit_of_work: type[IntakeUnitOfWork] = IntakeUnitOfWork
+) -> Intake:
+    """Intake's handlers on the pool, as the service wires them (no HTTP, no relay)."""
     catalog = load_catalog(DEFAULT_CATALOG)
-    intake = Intake(
+    return Intake(
         catalog=catalog,
         calendars=UnitCalendars(catalog),
-        unit_of_work=lambda: IntakeUnitOfWork(
+        unit_of_work=lambda: unit_of_work(
             pool, source="/onestop/intake", notify_channel="intake_outbox"
         ),
         clock=lambda: datetime.now(UTC),
         lookup_pin_key=b"integration-tests-lookup-pin-key",
+        sequences=PostgresDailySequences(lambda: pool),
     )
-    counter = Principal(
+
+
+def counter_at(unit: str) -> Principal:
+    return Principal(
         subject="counter-in-tests",
         username=f"counter.{unit.lower()}",
         name="Cán bộ tiếp nhận",
         roles=frozenset({Role.COUNTER_OFFICER}),
         unit_code=unit,
     )
+
+
+async def commit_dossiers(pool: asyncpg.Pool, count: int, unit: str) -> list[str]:
+    """Intake's own transaction: dossier rows and their outbox rows; no relay running."""
+    intake, counter = intake_on(pool), counter_at(unit)
     body = DossierSubmission.model_validate(submission())
     return [
         (await receive_dossier(intake, body, counter, None))[0].dossier_code for _ in range(count)

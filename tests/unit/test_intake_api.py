@@ -23,6 +23,7 @@ from tests.factories import APPLICANT, submission
 from tests.fakes.identity import ISSUER, LocalIssuer
 from tests.fakes.intake import (
     InMemoryAccessLog,
+    InMemoryDailySequences,
     InMemoryDossierRepository,
     InMemoryIntakeUnitOfWork,
 )
@@ -39,6 +40,7 @@ class Counter:
 
     def __init__(self, catalog: Catalog, calendar: WorkingCalendar, now: datetime) -> None:
         self.repository = InMemoryDossierRepository()
+        self.sequences = InMemoryDailySequences()
         self.access_log = InMemoryAccessLog()
         self.published: list[PendingEvent] = []
         self.issuer = LocalIssuer()
@@ -60,6 +62,7 @@ class Counter:
                 unit_of_work=unit_of_work,
                 clock=lambda: now,
                 lookup_pin_key=PIN_KEY,
+                sequences=self.sequences,
             ),
             Authenticator(self.issuer.verifier(), settings),
             max_request_bytes=16 * 1024,
@@ -107,6 +110,22 @@ def test_codes_follow_a_daily_sequence_per_unit(counter: Counter) -> None:
     other_unit = other_desk.post("/v1/dossiers", json=submission()).json()["dossier_code"]
     assert codes == [f"000.00.00.H29-261123-000{i}" for i in (1, 2, 3)]
     assert other_unit == "000.41.01.H29-261123-0001"
+
+
+def test_a_unit_past_its_9999th_code_of_the_day_gets_a_409_until_midnight(
+    counter: Counter,
+) -> None:
+    counter.sequences.used(DESK, MONDAY_MORNING.date(), 9998)
+
+    last = counter.client.post("/v1/dossiers", json=submission())
+    refused = counter.client.post("/v1/dossiers", json=submission())
+
+    assert last.json()["dossier_code"] == f"{DESK}-261123-9999"
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "daily_sequence_exhausted"
+    assert counter.sequences.highest[DESK] == (MONDAY_MORNING.date(), 10000)
+    other_desk = counter.signed_in(Role.COUNTER_OFFICER, unit_code="000.41.01.H29")
+    assert other_desk.post("/v1/dossiers", json=submission()).status_code == 201
 
 
 def test_a_repeated_idempotency_key_returns_the_first_receipt(counter: Counter) -> None:

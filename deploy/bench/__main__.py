@@ -1,0 +1,5 @@
+import asyncio
+
+from deploy.bench.run import main
+
+asyncio.run(main())
