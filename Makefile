@@ -6,12 +6,18 @@ PY := $(VENV)/bin/python
 # uv lives in its own venv, so that syncing .venv to the lock never removes it.
 UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
+# The multi-node mode: `make run SCALE=3 BROKERS=3` runs 3 instances of each service on a
+# three-broker Kafka cluster (deploy/local/kafka-cluster.sh); the defaults keep one of each.
+SCALE ?= 1
+BROKERS ?= 1
+CLUSTER := $(shell [ "$(BROKERS)" -gt 1 ] 2>/dev/null && echo 1)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
 .PHONY: help install lock infra run test test-unit test-integration test-e2e lint stop demo demo-counters bench asyncapi realm clean
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL, Zipkin, Keycloak and the four services"
+	@echo "            make run SCALE=3 BROKERS=3: 3 instances of each on a three-broker Kafka cluster"
 	@echo "make test   install what is missing, start what the tests need, run the whole suite"
 	@echo "make demo   a simulated month of traffic across many units; prints indicators and board"
 	@echo "make demo-counters   with make run up: counters post a batch, units act on it"
@@ -43,12 +49,17 @@ lock: $(UV_HOME)/bin/uv
 infra: install
 	@$(PY) -m deploy.local.signing >/dev/null
 	@deploy/local/postgres.sh start
+ifeq ($(CLUSTER),1)
+	@KAFKA_CLUSTER_NODES=$(BROKERS) deploy/local/kafka-cluster.sh start
+else
 	@deploy/local/kafka.sh start
+endif
 	@deploy/local/zipkin.sh start
 	@deploy/local/keycloak.sh start
 
 run: infra
-	@$(PY) -m deploy.local.supervisor
+	@ONESTOP_SCALE=$(SCALE) ONESTOP_KAFKA_CLUSTER=$(CLUSTER) $(if $(CLUSTER),KAFKA_CLUSTER_NODES=$(BROKERS)) \
+	  $(PY) -m deploy.local.supervisor
 
 demo: infra
 	@$(PY) -m deploy.local.demo_month
