@@ -119,6 +119,8 @@ async def cluster_stack(kafka_cluster: KafkaConnection) -> AsyncIterator[Stack]:
         running.stop()
 
 
+# About 2.5 min on an idle 2-core machine; the limit leaves room for a shared, loaded one.
+@pytest.mark.timeout(900)
 async def test_killing_a_broker_and_an_instance_of_each_service_loses_and_repeats_nothing(
     cluster_stack: Stack, kafka_cluster: KafkaConnection
 ) -> None:
