@@ -145,7 +145,8 @@ async def run(scale: int) -> Result:
         namespace=NAMESPACE,
         scale=scale,
         kafka_bootstrap=kafka_access.CLUSTER_BOOTSTRAP,
-        extra_env=kafka_access.cluster_environment(),
+        # No spans (as with tracing sampled off): what scales is the services' own work.
+        extra_env={**kafka_access.cluster_environment(), "OTEL_TRACES_EXPORTER": "none"},
     )
     stack.start()
     pool = await asyncpg.create_pool(database_url(DATABASE), min_size=1, max_size=2)
