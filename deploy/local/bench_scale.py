@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database, recreate_topics
@@ -92,9 +93,11 @@ async def groups_stable(scale: int) -> bool:
     admin = AIOKafkaAdminClient(
         **kafka_access.connection(bootstrap=kafka_access.CLUSTER_BOOTSTRAP).client_options()
     )
-    await admin.start()
     try:
+        await admin.start()
         described = await admin.describe_consumer_groups([NAMESPACE + g for g in GROUPS])
+    except KafkaError:
+        return False  # a connection the broker closed: ask again
     finally:
         await admin.close()
     states = [group[:6] for response in described for group in response.groups]
