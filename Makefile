@@ -8,6 +8,11 @@ UV_HOME := .cache/uv
 UV := UV_PYTHON_DOWNLOADS=never $(UV_HOME)/bin/uv
 AXE_HOME := .cache/axe
 AXE := $(AXE_HOME)/node_modules/axe-core/axe.min.js
+# The multi-node mode: `make run SCALE=3 BROKERS=3` runs 3 instances of each service on a
+# three-broker Kafka cluster (deploy/local/kafka-cluster.sh); the defaults keep one of each.
+SCALE ?= 1
+BROKERS ?= 1
+CLUSTER := $(shell [ "$(BROKERS)" -gt 1 ] 2>/dev/null && echo 1)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -c1-12)
 # deploy/k8s is rendered by this kustomize (built by the Go toolchain from the Go module proxy)
 # and checked against the operators' CRDs (deploy/tools/crds.py): both for tests/unit/test_k8s.py.
@@ -20,6 +25,7 @@ CRDS := .cache/k8s/crds/.fetched
 
 help:
 	@echo "make run    install what is missing, start Kafka, PostgreSQL, Zipkin, Keycloak and the four services"
+	@echo "            make run SCALE=3 BROKERS=3: 3 instances of each on a three-broker Kafka cluster"
 	@echo "make test   install what is missing, start what the tests need, run the whole suite"
 	@echo "make demo   a simulated month of traffic across many units; prints indicators and board"
 	@echo "make demo-counters   with make run up: counters post a batch, units act on it"
@@ -72,12 +78,17 @@ lock: $(UV_HOME)/bin/uv
 infra: install
 	@$(PY) -m deploy.local.signing >/dev/null
 	@deploy/local/postgres.sh start
+ifeq ($(CLUSTER),1)
+	@KAFKA_CLUSTER_NODES=$(BROKERS) deploy/local/kafka-cluster.sh start
+else
 	@deploy/local/kafka.sh start
+endif
 	@deploy/local/zipkin.sh start
 	@deploy/local/keycloak.sh start
 
 run: infra
-	@$(PY) -m deploy.local.supervisor
+	@ONESTOP_SCALE=$(SCALE) ONESTOP_KAFKA_CLUSTER=$(CLUSTER) $(if $(CLUSTER),KAFKA_CLUSTER_NODES=$(BROKERS)) \
+	  $(PY) -m deploy.local.supervisor
 
 demo: infra
 	@$(PY) -m deploy.local.demo_month

@@ -70,7 +70,8 @@ def create_broker(
         )
     connection = settings.kafka_connection()
     return KafkaBroker(
-        connection.bootstrap_servers,
+        # A list: FastStream takes a comma-separated string for one host name.
+        [server.strip() for server in connection.bootstrap_servers.split(",")],
         security=connection.security(),
         client_id=client_id,
         enable_idempotence=True,

@@ -33,6 +33,11 @@ class ServiceSettings(RetentionSettings, BaseSettings):
     database_url: PostgresDsn
     http_host: str = "127.0.0.1"
     http_port: int = Field(gt=0, lt=65536)
+    http_reuse_port: bool = Field(
+        default=False,
+        description="bind with SO_REUSEPORT: several instances share one port, the kernel"
+        " spreads the connections (the local multi-node mode's intake)",
+    )
     catalog_path: Path = DEFAULT_CATALOG
     calendar_overrides_path: Path = Field(
         default=DEFAULT_CALENDAR_OVERRIDES,

@@ -46,6 +46,7 @@ async def recreate_topics(
     *,
     partitions: int,
     timeout: float,
+    replication_factor: int = 1,
 ) -> None:
     """Delete every topic whose name starts with one of `prefixes` (a namespace: and so its
     consumer groups' offsets in them), then create `topics` empty, so that no event of an
@@ -63,4 +64,6 @@ async def recreate_topics(
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    await ensure_topics(admin_connection, list(topics), partitions=partitions, replication_factor=1)
+    await ensure_topics(
+        admin_connection, list(topics), partitions=partitions, replication_factor=replication_factor
+    )

@@ -21,6 +21,13 @@ from shared.messaging import access
 from shared.messaging.connection import KafkaConnection, SaslMechanism, SecurityProtocol
 
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+# The three-broker cluster of deploy/local/kafka-cluster.sh (node N on KAFKA_CLUSTER_PORT + N - 1)
+# and what the services' topics get there (KAFKA_CLUSTER_PARTITIONS: 12 by default).
+CLUSTER_PORT = int(os.environ.get("KAFKA_CLUSTER_PORT", "29092"))
+CLUSTER_NODES = int(os.environ.get("KAFKA_CLUSTER_NODES", "3"))
+CLUSTER_BOOTSTRAP = ",".join(f"127.0.0.1:{CLUSTER_PORT + n}" for n in range(CLUSTER_NODES))
+CLUSTER_PARTITIONS = int(os.environ.get("KAFKA_CLUSTER_PARTITIONS", "12"))
+CLUSTER_REPLICATION_FACTOR = 3
 SECURITY_PROTOCOL = SecurityProtocol.SASL_PLAINTEXT
 SASL_MECHANISM = SaslMechanism.SCRAM_SHA_512
 PRINCIPALS = (access.ADMIN, *access.SERVICES, access.DOWNSTREAM)
@@ -60,6 +67,16 @@ def service_environment(service: str) -> dict[str, str]:
 async def grant(*namespaces: str, bootstrap: str = KAFKA_BOOTSTRAP) -> int:
     """The ACLs of the namespaces, those missing created; returns how many were."""
     return await access.grant(connection(access.ADMIN, bootstrap), *namespaces)
+
+
+def cluster_environment(partitions: int = CLUSTER_PARTITIONS) -> dict[str, str]:
+    """A service's environment on the cluster: its bootstrap, and the partitions and replicas
+    of the topics it creates."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": CLUSTER_BOOTSTRAP,
+        "KAFKA_PARTITIONS": str(partitions),
+        "KAFKA_REPLICATION_FACTOR": str(CLUSTER_REPLICATION_FACTOR),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,12 @@ Each service is its own process (`python -m services.<name>`), with its log and 
 A service's stdout goes through a pipe to a thread of this process that writes its log, so
 that the log can be rotated by size while the service runs: a service that floods fills
 at most `LOG_BACKUPS + 1` files of `LOG_MAX_BYTES`. A Stack's first start of a service moves
-the previous run's log to .1 (.1 to .2, …); a restart within the same Stack appends."""
+the previous run's log to .1 (.1 to .2, …); a restart within the same Stack appends.
+
+With `scale` above 1 (the multi-node mode), each service runs as that many instances, named
+`routing`, `routing-2`, `routing-3`…: the consumers of a service in one consumer group, each on
+its own HTTP port (+10 per instance), the intakes all on intake's port (SO_REUSEPORT), the
+deadline schedulers claiming clocks with row locks (each lateness detected once)."""
 
 from __future__ import annotations
 
@@ -49,6 +54,14 @@ LOCAL_TELEMETRY = {
     "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans reach the UI within a second
     "TRACE_UI_URL": f"{ZIPKIN_URL}/zipkin",  # where the officials' pages link a dossier's trace
 }
+
+
+INSTANCE_PORT_STEP = 10  # instance k of a service listens on its port + 10 (k - 1)
+
+
+def service_of(instance: str) -> str:
+    """`routing-2` is an instance of routing."""
+    return instance.split("-", 1)[0]
 
 
 def access_settings() -> dict[str, str]:
@@ -142,6 +155,8 @@ class Stack:
     database: str = "onestop"
     base_port: int = 8000
     namespace: str = ""  # a prefix for every topic and consumer group: a system of its own
+    scale: int = 1  # instances of each service
+    kafka_bootstrap: str = KAFKA_BOOTSTRAP
     extra_env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # the checkout whose services run (`make bench` compares two)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -149,24 +164,39 @@ class Stack:
     logs: dict[str, RotatingLog] = field(default_factory=dict)
     _log_copiers: dict[str, threading.Thread] = field(default_factory=dict, init=False, repr=False)
 
-    def port(self, service: str) -> int:
-        return self.base_port + SERVICES.index(service)
+    def instances(self, services: Iterable[str] = SERVICES) -> list[str]:
+        """Every instance of the services, in their order: `routing`, `routing-2`, …"""
+        return [
+            service if k == 1 else f"{service}-{k}"
+            for service in services
+            for k in range(1, self.scale + 1)
+        ]
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.port(service)}"
+    def port(self, instance: str) -> int:
+        service = service_of(instance)
+        port = self.base_port + SERVICES.index(service)
+        if service == "intake":
+            return port  # its instances share the port
+        k = int(instance.partition("-")[2] or 1)
+        return port + INSTANCE_PORT_STEP * (k - 1)
 
-    def log_path(self, service: str) -> Path:
-        return RUN_DIR / f"{service}-{self.port(service)}.log"
+    def url(self, instance: str) -> str:
+        return f"http://127.0.0.1:{self.port(instance)}"
 
-    def environment(self, service: str) -> dict[str, str]:
+    def log_path(self, instance: str) -> Path:
+        return RUN_DIR / f"{instance}-{self.port(instance)}.log"
+
+    def environment(self, instance: str) -> dict[str, str]:
+        service = service_of(instance)
         return {
             **LOCAL_TELEMETRY,  # the environment may override these
             **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             **service_environment(service),  # its own Kafka principal
             "DATABASE_URL": database_url(self.database, service),
             "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(self.port(service)),
+            "HTTP_PORT": str(self.port(instance)),
+            "HTTP_REUSE_PORT": "true" if self.scale > 1 and service == "intake" else "false",
             "KAFKA_NAMESPACE": self.namespace,
             "OTEL_SERVICE_NAME": service,
             "PYTHONUNBUFFERED": "1",
@@ -175,18 +205,18 @@ class Stack:
             **self.extra_env,
         }
 
-    def start(self, services: Iterable[str] = SERVICES) -> None:
-        """Start each service; one started before by this Stack (restarted) appends to its
-        log, otherwise the previous run's log is rotated to .1."""
+    def start(self, instances: Iterable[str] | None = None) -> None:
+        """Start each instance (all by default); one started before by this Stack (restarted)
+        appends to its log, otherwise the previous run's log is rotated to .1."""
         RUN_DIR.mkdir(parents=True, exist_ok=True)
-        for service in services:
+        for service in self.instances() if instances is None else instances:
             log = self.logs.get(service)
             if log is None:
                 log = self.logs[service] = RotatingLog(self.log_path(service))
                 log.rotate()
             self._wait_log_copied(service)  # the previous run's last lines come first
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service}"],
+                [sys.executable, "-m", f"services.{service_of(service)}"],
                 cwd=self.root,
                 env=self.environment(service),
                 stdin=subprocess.DEVNULL,
@@ -222,10 +252,11 @@ class Stack:
         if copier is not None and (process is None or process.poll() is not None):
             copier.join(timeout=5)  # a grandchild holding the pipe must not block us
 
-    def wait_ready(self, services: Iterable[str] = SERVICES, timeout: float = 120.0) -> None:
-        """Poll each service's /readyz until it answers 200, or fail naming the laggard."""
+    def wait_ready(self, instances: Iterable[str] | None = None, timeout: float = 120.0) -> None:
+        """Poll each instance's /readyz until it answers 200, or fail naming the laggard. (The
+        intakes share a port: that answers once one of them is ready.)"""
         deadline = time.monotonic() + timeout
-        pending = list(services)
+        pending = self.instances() if instances is None else list(instances)
         while pending:
             service = pending[0]
             process = self.processes.get(service)
@@ -259,7 +290,8 @@ class Stack:
     ) -> None:
         """SIGTERM, then SIGKILL after `timeout`. One by one follows SERVICES' order: intake
         first, so that no new dossier comes in while the others finish theirs."""
-        ordered = [service for service in SERVICES if service in self.processes]
+        ordered = [i for i in self.instances() if i in self.processes]
+        ordered += [i for i in self.processes if i not in ordered]
         batches = [[service] for service in ordered] if one_by_one else [ordered]
         for batch in batches:
             for service in batch:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops everything the project started locally, found through the pid files under .run/:
 # services (.run/services/*.pid) first, as they use Kafka and PostgreSQL (and send traces to Zipkin,
-# and verify tokens against Keycloak), then Keycloak, Zipkin (.run/zipkin/*.pid), Kafka, PostgreSQL.
+# and verify tokens against Keycloak), then Keycloak, Zipkin (.run/zipkin/*.pid), Kafka (and the
+# three-broker cluster of the multi-node mode), PostgreSQL.
 # Anything not running is skipped. Env: SERVICE_STOP_TIMEOUT (15 s) before SIGKILL.
 set -euo pipefail
 
@@ -49,5 +50,6 @@ for f in "$ROOT"/.run/services/*.pid; do stop_pidfile "$f" || rc=1; done
 "$HERE/keycloak.sh" stop || rc=1
 "$HERE/zipkin.sh" stop || rc=1
 "$HERE/kafka.sh" stop || rc=1
+"$HERE/kafka-cluster.sh" stop || rc=1
 "$HERE/postgres.sh" stop || rc=1
 exit "$rc"

@@ -6,7 +6,12 @@ Configured by environment, so that a test can run one beside `make run`:
 ONESTOP_BASE_PORT (8000: intake, +1 routing, +2 deadline, +3 notifier), ONESTOP_DATABASE
 (onestop), KAFKA_NAMESPACE (none), SUPERVISOR_METRICS_PORT (8009; its Prometheus text:
 restarts and which service is up), ONESTOP_KEEP_INFRA=1 (leave Kafka, PostgreSQL and Zipkin
-running on exit)."""
+running on exit).
+
+The multi-node mode (`make run SCALE=3 BROKERS=3`): ONESTOP_SCALE (1) instances of each service
+(deploy/local/stack.py says how they share the work), and ONESTOP_KAFKA_CLUSTER=1 to use the
+three-broker cluster of deploy/local/kafka-cluster.sh, where the services create their topics
+with KAFKA_CLUSTER_PARTITIONS (12) partitions and 3 replicas."""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from rich.console import Console
 
-from deploy.local.stack import ROOT, SERVICES, ZIPKIN_URL, Stack
+from deploy.local.kafka_access import KAFKA_BOOTSTRAP, cluster_environment
+from deploy.local.stack import ROOT, ZIPKIN_URL, Stack
 
 console = Console(soft_wrap=True, highlight=False)  # one line per event, also in a pipe
 
@@ -58,7 +64,7 @@ class Supervised:
 
 
 class Metrics:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, instances: list[str]) -> None:
         self.registry = CollectorRegistry()
         self.restarts = Counter(
             "onestop_supervisor_restarts",
@@ -72,7 +78,7 @@ class Metrics:
             ["service"],
             registry=self.registry,
         )
-        for service in SERVICES:
+        for service in instances:
             self.restarts.labels(service)
             self.up.labels(service).set(0)
         self.server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
@@ -136,10 +142,15 @@ def main() -> int:
     base_port = int(os.environ.get("ONESTOP_BASE_PORT", "8000"))
     metrics_port = int(os.environ.get("SUPERVISOR_METRICS_PORT", "8009"))
     keep_infra = os.environ.get("ONESTOP_KEEP_INFRA", "") == "1"
+    on_cluster = os.environ.get("ONESTOP_KAFKA_CLUSTER", "") == "1"
+    cluster = cluster_environment() if on_cluster else {}
     stack = Stack(
         database=os.environ.get("ONESTOP_DATABASE", "onestop"),
         base_port=base_port,
         namespace=os.environ.get("KAFKA_NAMESPACE", ""),
+        scale=int(os.environ.get("ONESTOP_SCALE", "1")),
+        extra_env=cluster,
+        kafka_bootstrap=cluster.get("KAFKA_BOOTSTRAP_SERVERS", KAFKA_BOOTSTRAP),
     )
     stopping: list[bool] = []  # a list, so the signal handler can set it
     metrics: Metrics | None = None
@@ -154,15 +165,15 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        metrics = Metrics(metrics_port)
+        metrics = Metrics(metrics_port, stack.instances())
         with console.status("[bold]starting intake, routing, deadline, notifier…") as status:
             stack.start()
-            for service in SERVICES:
+            for service in stack.instances():
                 status.update(f"[bold]waiting for {service} to be ready…")
                 stack.wait_ready([service])
                 metrics.up.labels(service).set(1)
                 log = stack.log_path(service).relative_to(ROOT)
-                console.print(f"  [green]✓[/] {service:<9} {stack.url(service)}  (log {log})")
+                console.print(f"  [green]✓[/] {service:<11} {stack.url(service)}  (log {log})")
         console.print(
             f"\n[bold green]The system is up.[/]\n"
             f"  API docs (Swagger):  {stack.url('intake')}/docs\n"
