@@ -21,14 +21,18 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import asdict
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
+from fastapi import FastAPI
 
 from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database, recreate_topics
-from deploy.local.demo.checks import check_apologies
+from deploy.local.demo.checks import Check, check_apologies
 from deploy.local.demo.driver import DemoError, Driver
 from deploy.local.demo.month import Month
 from deploy.local.demo.options import Options, parse_options
@@ -72,20 +76,37 @@ def configure_environment() -> None:
     logging.disable(logging.INFO)
 
 
-async def simulate(options: Options) -> int:
-    configure_environment()
-    started = time.monotonic()
-    console.print(
-        f"[bold]Simulated month[/]: {options.days} working days from {START:%a %d/%m/%Y %H:%M},"
-        f" {options.per_day} dossiers a day, seed {options.seed};"
-        f" database {DATABASE}, topics {NAMESPACE}*, traces: {os.environ['OTEL_TRACES_EXPORTER']}"
-    )
-    url = await clean_database(DATABASE)
+@dataclass(frozen=True)
+class Simulated:
+    """The month as it stands at its end, the four services still running: the board's and the
+    indicators' figures for the month, and the demo's check of them."""
+
+    apps: dict[str, FastAPI]
+    clock: SimulatedClock
+    month: Month
+    end: datetime  # the last day's closing, one clock step on: every lateness detected
+    indicators: dict[str, Any]
+    board: dict[str, Any]
+    check: Check
+
+
+@asynccontextmanager
+async def simulated_month(
+    options: Options,
+    database: str = DATABASE,
+    namespace: str = NAMESPACE,
+    *,
+    console_logs: bool = True,
+) -> AsyncIterator[Simulated]:
+    """The month simulated on a clean database and fresh topics of the namespace (its ACLs
+    granted); the services stop when the caller leaves. `console_logs`: the services' warnings
+    printed above the progress display (not in a test, whose logs pytest captures)."""
+    url = await clean_database(database)
     try:
-        await kafka_access.grant(NAMESPACE)
-        topics = [NAMESPACE + str(topic) for topic in Topic]
+        await kafka_access.grant(namespace)
+        topics = [namespace + str(topic) for topic in Topic]
         await recreate_topics(
-            kafka_access.connection(), (NAMESPACE,), topics, partitions=3, timeout=options.timeout
+            kafka_access.connection(), (namespace,), topics, partitions=3, timeout=options.timeout
         )
     except TimeoutError as error:
         raise DemoError(str(error) or "Kafka did not answer") from error
@@ -93,12 +114,13 @@ async def simulate(options: Options) -> int:
     async with running_services(
         clock,
         kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
-        database_urls=service_database_urls(DATABASE),
-        kafka_namespace=NAMESPACE,
+        database_urls=service_database_urls(database),
+        kafka_namespace=namespace,
         own={"deadline": {"lateness_scan_interval_seconds": 0.1}},  # no SMTP: letters wait
         stop_timeout=STOP_TIMEOUT,
     ) as apps:
-        logging.getLogger().handlers[:] = [ConsoleLogHandler()]
+        if console_logs:
+            logging.getLogger().handlers[:] = [ConsoleLogHandler()]
         catalog = load_catalog(DEFAULT_CATALOG)
         # The calendars the services count time in, from the settings they run with.
         calendars: UnitCalendars = unit_calendars(apps["intake"].state.runtime.settings, catalog)
@@ -117,6 +139,20 @@ async def simulate(options: Options) -> int:
             ) from error
         finally:
             await driver.close()
+        yield Simulated(apps, clock, month, end, indicators, board, check)
+
+
+async def simulate(options: Options) -> int:
+    configure_environment()
+    started = time.monotonic()
+    console.print(
+        f"[bold]Simulated month[/]: {options.days} working days from {START:%a %d/%m/%Y %H:%M},"
+        f" {options.per_day} dossiers a day, seed {options.seed};"
+        f" database {DATABASE}, topics {NAMESPACE}*, traces: {os.environ['OTEL_TRACES_EXPORTER']}"
+    )
+    async with simulated_month(options) as simulated:
+        month, end, check = simulated.month, simulated.end, simulated.check
+        indicators, board = simulated.indicators, simulated.board
     title = f"{month.days[0]:%d/%m} – {month.days[-1]:%d/%m/%Y}"
     console.print(indicators_table(indicators, f"QĐ 766 indicators per unit, {title}"))
     for table in board_tables(board, f"Lateness board, {title}"):

@@ -164,7 +164,13 @@ class Month:
             fate = replace(fate, send_back=decide_send_back(sending, procedure, self.o))
         calendar = self.calendars.of(procedure.agency)
         dossier = Dossier(
-            code=code, desk=desk, procedure=procedure, fate=fate, rng=rng, calendar=calendar
+            code=code,
+            desk=desk,
+            procedure=procedure,
+            fate=fate,
+            rng=rng,
+            calendar=calendar,
+            applicant=body["applicant"],
         )
         self.dossiers.append(dossier)
         self.live.posted += 1

@@ -142,6 +142,8 @@ class Dossier:
     resume_at: datetime | None = None
     return_at: datetime | None = None
     replies: list[Reply] = field(default_factory=list)
+    # What the counter posted of the applicant: a test checks none of it reaches a public page.
+    applicant: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def steps(self) -> list[dict[str, Any]]:
