@@ -144,6 +144,8 @@ class Stack:
     namespace: str = ""  # a prefix for every topic and consumer group: a system of its own
     extra_env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # the checkout whose services run (`make bench` compares two)
+    # what runs each service: `make bench`'s backlog runs them on a simulated clock
+    command: tuple[str, ...] = ("-m", "services.{service}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
     logs: dict[str, RotatingLog] = field(default_factory=dict)
@@ -186,7 +188,7 @@ class Stack:
                 log.rotate()
             self._wait_log_copied(service)  # the previous run's last lines come first
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service}"],
+                [sys.executable, *(part.format(service=service) for part in self.command)],
                 cwd=self.root,
                 env=self.environment(service),
                 stdin=subprocess.DEVNULL,
