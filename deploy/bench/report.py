@@ -281,7 +281,9 @@ def backlog_lines(run: BenchRun) -> list[str]:
             + ("" if seeded >= target_count else f"; {target_count:,} were not run")
             + "."
             if reached and drained
-            else " Not every dossier was alerted and drafted in time: no rate."
+            else f" Not every dossier was alerted and drafted in time: no rate;"
+            f" {min(int(b['alerted']), int(b['drafted'])):,} of {seeded:,} were after"
+            f" {b.get('drain_timeout', 0):.0f} s."
         ),
     ]
     if b.get("load_at_move"):
