@@ -301,8 +301,12 @@ def plot_backlog(run: BenchRun, path: Path) -> None:
     progress = run.backlog.get("progress") or []
     figure, axes = plt.subplots(figsize=(9, 4.5))
     at = [row[0] for row in progress]
-    for column, label in ((1, "overdue alerts"), (2, "draft apologies"), (3, "letters issued")):
-        axes.plot(at, [row[column] for row in progress], label=label)
+    for column, label, style in (
+        (1, "overdue alerts", "-"),
+        (2, "draft apologies", "-"),
+        (3, "letters issued", "--"),  # dashed: in the alert's transaction, the same line
+    ):
+        axes.plot(at, [row[column] for row in progress], style, label=label)
     axes.set_xlabel("seconds since every clock moved past the common due time")
     axes.set_ylabel("dossiers")
     axes.set_title(f"Backlog of {int(run.backlog.get('seeded', 0)):,} dossiers overdue at once")
