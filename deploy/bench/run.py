@@ -2,7 +2,8 @@
 an open-model run, a backlog falling due at once (deploy/bench/backlog.py), CPU and RSS per
 process, profiles; then the report (deploy/bench/report.py).
 
-Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes);
+Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes, and the
+backlog of 300 some minutes more at today's pace);
 BENCH_DOSSIERS, BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS, BENCH_KAFKA_MESSAGES,
 BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode), BENCH_ROUNDS,
 BENCH_COMPARE=<git ref> (that ref's intake too, in the same rounds: before and after),
