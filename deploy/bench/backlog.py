@@ -184,10 +184,9 @@ class BacklogRun:
         connection = await asyncpg.connect(database_url(self.database))
         try:
             await asyncio.to_thread(self.stack.wait_ready)
-            await self._seed(result, desks, connection)
-            if result.seeded < count:
-                return result
-            await self._drain(result, connection)
+            accepted = await self._seed(result, desks, connection)
+            if accepted and result.seeded >= accepted:  # a refused POST is a failure, no more
+                await self._drain(result, connection)
         finally:
             await connection.close()
             for service in self.stack.processes:
@@ -195,9 +194,9 @@ class BacklogRun:
             await asyncio.to_thread(self.stack.stop)
         return result
 
-    async def _seed(
-        self, result: Backlog, desks: list[str], connection: asyncpg.Connection
-    ) -> None:
+    async def _seed(self, result: Backlog, desks: list[str], connection: asyncpg.Connection) -> int:
+        """Post every dossier; returns how many intake accepted, once all of them are ready
+        to fall due (or the seeding timed out)."""
         self.sampler.phase = f"{NAME}: seeding"
         payloads = bodies(result.dossiers)
         per_desk = -(-len(payloads) // len(desks))
@@ -225,8 +224,8 @@ class BacklogRun:
                 break
             await asyncio.sleep(POLL_SECONDS)
         result.seed_seconds = time.perf_counter() - began
-        if result.seeded < result.dossiers:
-            result.failures["not seeded in time"] = result.dossiers - result.seeded
+        if result.seeded < posts.completed:
+            result.failures["accepted, not ready in time"] = posts.completed - result.seeded
         row = await connection.fetchrow(
             "SELECT max(due_at) AS due_at, count(DISTINCT due_at) AS moments FROM deadline.clocks"
         )
@@ -234,6 +233,7 @@ class BacklogRun:
         result.due_moments = row["moments"]
         if row["due_at"] is not None:
             result.due_at = row["due_at"].astimezone(START.tzinfo).isoformat()
+        return posts.completed
 
     async def _drain(self, result: Backlog, connection: asyncpg.Connection) -> None:
         due_at = datetime.fromisoformat(result.due_at)
