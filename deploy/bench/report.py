@@ -25,6 +25,8 @@ OPEN = "open model at a fixed rate"
 BACKLOG = "backlog becoming overdue at once"
 ENTRY_FRAMES = {"<module>", "serve"}  # in every sample of a service: they say nothing
 PLOTS = ("throughput.png", "latency.png", "cpu.png")
+BACKLOG_PLOT = "backlog.png"  # drawn when the run has a backlog
+BACKLOG_TARGET = (60_000, 60.0)  # issue 10: 60,000 dossiers alerted and drafted within 60 s
 
 
 def _ms(value: float | None) -> str:
@@ -123,7 +125,7 @@ def markdown(run: BenchRun, folder: Path | None = None) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for phase in run.phases:
-        if phase.kind == "open":
+        if phase.kind in ("open", "backlog"):
             continue
         unit = {"kafka": "msg/s", "pipeline": "dossiers/s"}.get(phase.kind, "req/s")
         latencies = _latencies(phase) if phase.kind != "pipeline" else phase.end_to_end_ms
@@ -170,9 +172,7 @@ def markdown(run: BenchRun, folder: Path | None = None) -> str:
             f" {opened.seconds:.1f} s"
             f" reached the notifier; failures {opened.failures or 'none'}."
         )
-    backlog = run.phase(BACKLOG)
-    if backlog is not None:
-        lines += ["", "## Backlog", "", backlog.note]
+    lines += backlog_lines(run)
     cpu = cpu_by_phase(run)
     groups = sorted({g for per in cpu.values() for g in per})
     if groups:
@@ -227,8 +227,93 @@ def markdown(run: BenchRun, folder: Path | None = None) -> str:
     for phase in run.phases:
         if phase.note and phase.kind != "backlog":
             lines.append(f"- {phase.name}: {phase.note}")
-    lines += ["", "![throughput](throughput.png)", "![latency](latency.png)", "![cpu](cpu.png)", ""]
-    return "\n".join(lines)
+    lines += ["", "![throughput](throughput.png)", "![latency](latency.png)", "![cpu](cpu.png)"]
+    if run.backlog.get("progress"):
+        lines.append(f"![backlog]({BACKLOG_PLOT})")
+    return "\n".join([*lines, ""])
+
+
+def _seconds(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f} s"
+
+
+def _rate(count: int, seconds: float | None) -> str:
+    return f"{count / seconds:.1f}/s" if seconds else "–"
+
+
+def backlog_lines(run: BenchRun) -> list[str]:
+    """The backlog run (deploy/bench/backlog.py): seeding apart, then from the moment every
+    service's clock moved past the common due time to the last alert, draft and letter."""
+    b = run.backlog
+    if not b:
+        return []
+    seeded = int(b["seeded"])
+    target_count, target_seconds = BACKLOG_TARGET
+    drained = max(b["alerted_seconds"] or 0.0, b["drafted_seconds"] or 0.0)
+    reached = b["alerted_seconds"] is not None and b["drafted_seconds"] is not None
+    lines = [
+        "",
+        f"## Backlog: {seeded:,} dossiers overdue at the same simulated moment",
+        "",
+        f"{seeded:,} of {int(b['dossiers']):,} dossiers seeded (one procedure, {b['desks']}"
+        f" desk(s)), all due at {b['due_at'] or '–'} ({b['due_moments']} distinct due"
+        " time(s)); then every service's clock moved one minute past it at once.",
+        "",
+        "| measure | count | seconds | rate |",
+        "|---|---:|---:|---:|",
+        f"| seeding: POSTs answered 201 (not the backlog figure) | {seeded:,} |"
+        f" {b['posts_seconds']:.1f} s | {_rate(seeded, b['posts_seconds'])} |",
+        f"| seeding: every clock and apology obligation recorded | {seeded:,} |"
+        f" {b['seed_seconds']:.1f} s | {_rate(seeded, b['seed_seconds'])} |",
+        f"| clock moved → every overdue alert | {int(b['alerted']):,} |"
+        f" {_seconds(b['alerted_seconds'])} | {_rate(int(b['alerted']), b['alerted_seconds'])} |",
+        f"| clock moved → every draft apology | {int(b['drafted']):,} |"
+        f" {_seconds(b['drafted_seconds'])} | {_rate(int(b['drafted']), b['drafted_seconds'])} |",
+        f"| clock moved → every apology letter issued (city, late) | {int(b['issued']):,} |"
+        f" {_seconds(b['issued_seconds'])} | {_rate(int(b['issued']), b['issued_seconds'])} |",
+        "",
+        f"Target: {target_count:,} dossiers alerted and drafted within {target_seconds:.0f} s,"
+        f" {target_count / target_seconds:,.0f}/s."
+        + (
+            f" Measured here: {seeded:,} in {drained:.1f} s, {seeded / drained:.1f}/s"
+            f" ({seeded / drained / (target_count / target_seconds) * 100:.1f}% of the rate the"
+            " target needs)"
+            + ("" if seeded >= target_count else f"; {target_count:,} were not run")
+            + "."
+            if reached and drained
+            else f" Not every dossier was alerted and drafted in time: no rate;"
+            f" {min(int(b['alerted']), int(b['drafted'])):,} of {seeded:,} were after"
+            f" {b.get('drain_timeout', 0):.0f} s."
+        ),
+    ]
+    if b.get("load_at_move"):
+        lines.append(
+            f"The machine's load average (1 min) was {b['load_at_move']:.1f} when the clocks moved"
+            f" and {b['load_at_end']:.1f} at the end, on {run.settings.get('cores', '?')} cores."
+        )
+    if b.get("failures"):
+        lines.append(f"Failures: {b['failures']}.")
+    return lines
+
+
+def plot_backlog(run: BenchRun, path: Path) -> None:
+    """Alerted, drafted and issued so far, over the seconds since the clocks moved."""
+    progress = run.backlog.get("progress") or []
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    at = [row[0] for row in progress]
+    for column, label, style in (
+        (1, "overdue alerts", "-"),
+        (2, "draft apologies", "-"),
+        (3, "letters issued", "--"),  # dashed: in the alert's transaction, the same line
+    ):
+        axes.plot(at, [row[column] for row in progress], style, label=label)
+    axes.set_xlabel("seconds since every clock moved past the common due time")
+    axes.set_ylabel("dossiers")
+    axes.set_title(f"Backlog of {int(run.backlog.get('seeded', 0)):,} dossiers overdue at once")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def plot_throughput(run: BenchRun, path: Path) -> None:
@@ -302,6 +387,8 @@ def write(run: BenchRun, folder: Path) -> Path:
     plot_throughput(run, folder / PLOTS[0])
     plot_latency(run, folder / PLOTS[1])
     plot_cpu(run, folder / PLOTS[2])
+    if run.backlog.get("progress"):
+        plot_backlog(run, folder / BACKLOG_PLOT)
     report = folder / "report.md"
     report.write_text(markdown(run, folder))
     return report

@@ -56,6 +56,7 @@ class BenchRun:
     database_waits: list[dict[str, object]] = field(default_factory=list)
     started: str = ""
     code: str = ""  # the commit benchmarked
+    backlog: dict[str, Any] = field(default_factory=dict)  # deploy/bench/backlog.py's Backlog
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)

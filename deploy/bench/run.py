@@ -1,10 +1,13 @@
 """The bench's one run: baselines, intake alone, the pipeline end to end, tracing on and off,
-an open-model run, CPU and RSS per process, profiles; then the report (deploy/bench/report.py).
+an open-model run, a backlog falling due at once (deploy/bench/backlog.py), CPU and RSS per
+process, profiles; then the report (deploy/bench/report.py).
 
-Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes);
+Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes, and the
+backlog of 300 some minutes more at today's pace);
 BENCH_DOSSIERS, BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS, BENCH_KAFKA_MESSAGES,
 BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode), BENCH_ROUNDS,
-BENCH_COMPARE=<git ref> (that ref's intake too, in the same rounds: before and after).
+BENCH_COMPARE=<git ref> (that ref's intake too, in the same rounds: before and after),
+BENCH_BACKLOG (dossiers due at once; 0 skips the backlog run), BENCH_BACKLOG_TIMEOUT.
 ONESTOP_BENCH_DATABASE, ONESTOP_BENCH_NAMESPACE and ONESTOP_BENCH_PORT keep a second bench
 apart from `make run` and from another bench."""
 
@@ -31,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.bench import load, report
+from deploy.bench import backlog, load, report
 from deploy.bench.results import BenchRun, Phase, merge_rounds
 from deploy.bench.sampler import Sampler
 from deploy.local import kafka_access
@@ -145,6 +148,7 @@ class Bench:
                 "open_seconds": OPEN_SECONDS,
                 "kafka_messages": KAFKA_MESSAGES,
                 "rounds": ROUNDS,
+                "backlog": backlog.BACKLOG,
                 "cores": os.cpu_count() or 0,
             },
         )
@@ -346,6 +350,15 @@ class Bench:
         phase.note = f"{posts} POSTs answered 201 at {RATE:g}/s offered"
         self.run.phases.append(phase)
 
+    async def backlog(self) -> None:
+        """The backlog run, in its own database and namespace (deploy/bench/backlog.py)."""
+        run = backlog.backlog_run(self.progress, self.sampler, TRACING_ON)
+        result = await run.measure(backlog.BACKLOG)
+        self.run.backlog = asdict(result)
+        self.run.phases.append(backlog.phase_of(result))
+        if result.profile:
+            self.run.profiles.append(result.profile)
+
     def _fill(self, phase: Phase, sent: dict[str, float], began: float) -> None:
         reached = {c: self.outcomes.at[c] for c in sent if c in self.outcomes.at}
         phase.completed = len(reached)
@@ -482,6 +495,8 @@ async def main() -> None:
             await bench.pipeline(TRACING_OFF, open_model=False, profile=False)
             if PROFILE:
                 await bench.pipeline(TRACING_ON, open_model=False, profile=True)
+            if backlog.BACKLOG:
+                await bench.backlog()
         finally:
             stop.set()
             await asyncio.gather(*background)

@@ -159,6 +159,8 @@ class Stack:
     kafka_bootstrap: str = KAFKA_BOOTSTRAP
     extra_env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # the checkout whose services run (`make bench` compares two)
+    # what runs each service: `make bench`'s backlog runs them on a simulated clock
+    command: tuple[str, ...] = ("-m", "services.{service}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
     logs: dict[str, RotatingLog] = field(default_factory=dict)
@@ -216,7 +218,7 @@ class Stack:
                 log.rotate()
             self._wait_log_copied(service)  # the previous run's last lines come first
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service_of(service)}"],
+                [sys.executable, *(p.format(service=service_of(service)) for p in self.command)],
                 cwd=self.root,
                 env=self.environment(service),
                 stdin=subprocess.DEVNULL,

@@ -7,8 +7,12 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from deploy.bench import report
+from deploy.bench.backlog import Backlog, desks_for, phase_of
 from deploy.bench.results import BenchRun, CpuSample, Phase, Sample, load, merge_rounds, percentile
+from services.intake.domain import MAX_DAILY_SEQUENCE
 
 
 def closed(name: str, completed: int, seconds: float, kind: str = "closed") -> Phase:
@@ -124,3 +128,72 @@ def test_rounds_of_a_load_add_up_to_one_figure() -> None:
     assert [p.name for p in merged] == ["a", "b"]
     assert (merged[0].completed, merged[0].seconds, len(merged[0].samples)) == (6, 3.0, 6)
     assert merged[0].throughput == 2.0
+
+
+def tiny_backlog() -> Backlog:
+    return Backlog(
+        dossiers=4,
+        seeded=4,
+        desks=1,
+        seed_seconds=2.0,
+        posts_seconds=1.0,
+        due_at="2026-03-05T08:30:00+07:00",
+        due_moments=1,
+        alerted=4,
+        drafted=4,
+        issued=4,
+        alerted_seconds=2.0,
+        drafted_seconds=0.5,
+        issued_seconds=2.0,
+        progress=[(0.5, 0, 4, 0), (1.0, 2, 4, 2), (2.0, 4, 4, 4)],
+        load_at_move=3.0,
+        load_at_end=4.0,
+        drain_timeout=600.0,
+    )
+
+
+def test_the_backlog_is_timed_from_the_clocks_moving_to_the_last_alert_and_draft(
+    tmp_path: Path,
+) -> None:
+    result = tiny_backlog()
+    run = tiny_run()
+    run.backlog = asdict(result)
+
+    phase = phase_of(result)
+    run.phases.append(phase)
+    text = report.write(run, tmp_path).read_text()
+
+    # done when both are done: the last alert at 2.0 s, each dossier counted once both are in
+    assert (phase.completed, phase.seconds) == (4, 2.0)
+    assert phase.outcomes_at == [1.0, 1.0, 2.0, 2.0]
+    assert "| seeding: POSTs answered 201 (not the backlog figure) | 4 | 1.0 s | 4.0/s |" in text
+    assert "| clock moved → every overdue alert | 4 | 2.0 s | 2.0/s |" in text
+    assert "| clock moved → every draft apology | 4 | 0.5 s | 8.0/s |" in text
+    assert (
+        "Measured here: 4 in 2.0 s, 2.0/s (0.2% of the rate the target needs);"
+        " 60,000 were not run." in text
+    )
+    assert "load average (1 min) was 3.0 when the clocks moved and 4.0 at the end" in text
+    assert f"| {report.BACKLOG} | 4 | 0 |" not in text  # its own table, not the throughput one
+    assert (tmp_path / report.BACKLOG_PLOT).read_bytes().startswith(b"\x89PNG")
+    assert report.markdown(load(json.loads(json.dumps(asdict(run))))) == report.markdown(run)
+
+
+def test_a_backlog_not_drained_in_time_gives_no_rate() -> None:
+    result = tiny_backlog()
+    result.alerted, result.alerted_seconds = 3, None
+    run = tiny_run()
+    run.backlog = asdict(result)
+
+    text = report.markdown(run)
+
+    assert "| clock moved → every overdue alert | 3 | not reached | – |" in text
+    assert "in time: no rate; 3 of 4 were after 600 s." in text
+    assert phase_of(result).seconds == 0.0
+
+
+def test_a_backlog_beyond_one_desk_s_daily_codes_is_spread_over_desks() -> None:
+    assert desks_for(MAX_DAILY_SEQUENCE) == ["000.00.00.H29"]
+    assert len(desks_for(MAX_DAILY_SEQUENCE + 1)) == 2
+    with pytest.raises(ValueError, match=r"at most \d+ dossiers in one simulated day"):
+        desks_for(10**9)
