@@ -7,8 +7,10 @@ this service's events of its dossier, so that readers can order a dossier's even
 from __future__ import annotations
 
 import abc
+import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -63,6 +65,10 @@ class UnitOfWork(abc.ABC):
         )
         self.pending.append(pending)
         return pending.event_id
+
+    def part_of_batch(self, records: int) -> contextlib.AbstractContextManager[object]:
+        """One record's share of a transaction that applies a batch of `records`."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
@@ -149,6 +155,22 @@ class PostgresUnitOfWork(UnitOfWork):
                     self._span.set_status(StatusCode.ERROR, type(exc).__name__)
                 self._span.end()
                 self._span = None
+
+    @contextlib.contextmanager
+    def part_of_batch(self, records: int) -> Iterator[object]:
+        """A span in the record's own trace for its share of the batch's transaction: the
+        transaction's span belongs to the batch, and each dossier's trace shows its database
+        work (the span names the batch's size)."""
+        with self._tracer.start_as_current_span(
+            f"{self._schema} transaction",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system.name": "postgresql",
+                "db.namespace": self._schema,
+                "onestop.transaction.batch_records": records,
+            },
+        ) as span:
+            yield span
 
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         inserted = await self._connection.fetchval(
