@@ -74,6 +74,11 @@ class UnitOfWork(abc.ABC):
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         """Record the event as applied; False when it already was (a redelivery)."""
 
+    async def claim_all(self, events: list[tuple[str, str, str]]) -> set[str]:
+        """`claim` for many (id, type, source): the ids claimed now (a redelivery's, or the
+        second of one id, is not)."""
+        return {event[0] for event in events if await self.claim(*event)}
+
     @abc.abstractmethod
     async def commit(self) -> None: ...
 
@@ -181,6 +186,20 @@ class PostgresUnitOfWork(UnitOfWork):
             source,
         )
         return bool(inserted)
+
+    async def claim_all(self, events: list[tuple[str, str, str]]) -> set[str]:
+        if not events:
+            return set()
+        ids = {uuid.UUID(event_id): event_id for event_id, _, _ in events}
+        rows = await self._connection.fetch(
+            "INSERT INTO inbox (event_id, event_type, source)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [uuid.UUID(event_id) for event_id, _, _ in events],
+            [event_type for _, event_type, _ in events],
+            [source for _, _, source in events],
+        )
+        return {ids[row["event_id"]] for row in rows}
 
     async def commit(self) -> None:
         if self.pending:

@@ -55,6 +55,7 @@ class Batch:
         self.topic = namespace + Topic.INTAKE
         self.dead_letters = namespace + dead_letter_topic("routing")
         self.pool = pool
+        self.produced = 0
         self.publisher = KafkaPublisher(
             kafka, client_id="batch-tests", tracer=trace.NoOpTracer(), namespace=namespace
         )
@@ -77,6 +78,7 @@ class Batch:
 
     async def records(self, messages: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> Any:
         """Produce (key, value, headers) to the topic's one partition and read them back."""
+        self.produced += len(messages)
         producer = AIOKafkaProducer(**self.kafka.client_options(), enable_idempotence=True)
         await producer.start()
         try:
@@ -94,12 +96,12 @@ class Batch:
         await reader.start()
         records: list[ConsumerRecord[bytes, bytes]] = []
         try:
-            while len(records) < len(messages):
+            while len(records) < self.produced:
                 for batch in (await reader.getmany(timeout_ms=1000)).values():
                     records.extend(batch)
         finally:
             await reader.stop()
-        return records
+        return records[-len(messages) :]
 
     async def outbox(self, code: str) -> list[asyncpg.Record]:
         return list(
@@ -194,6 +196,24 @@ async def test_a_mixed_batch_keeps_every_records_policy(batch: Batch) -> None:
         (orphan, HandOffRequested.TYPE),
         (orphan, DossierReceived.TYPE),
     ]
+
+    # A later batch: the orphan's next record parks behind the others without its handler
+    # running, in the same transaction as the next dossier's routing.
+    after = code()
+    await batch.consumer.handle_batch(
+        await batch.records([wire(hand_off(orphan)), wire(received(after))])
+    )
+    assert [kind for _, kind in await batch.parked()] == [
+        HandOffRequested.TYPE,
+        DossierReceived.TYPE,
+        HandOffRequested.TYPE,
+    ]
+    parked_in = await batch.pool.fetchval(
+        "SELECT xmin::text FROM parked WHERE consumer_group = $1 ORDER BY id DESC LIMIT 1",
+        batch.consumer.group_id,
+    )
+    assert [r["xmin"] for r in await batch.outbox(after)] == [parked_in]
+
     dead = await read_until(
         batch.kafka, [batch.dead_letters], lambda seen: len(seen) >= 4, timeout=30
     )
