@@ -22,6 +22,7 @@ as above, so the policy for each record is exactly the per-record one (see `hand
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -437,9 +438,12 @@ class EventConsumer:
                     await uow.commit()
                     continue
                 try:
-                    if await uow.claim(envelope.id, envelope.type, envelope.source):
-                        uow.caused_by(envelope.id)
-                        await handler(event, uow)
+                    # Its own trace goes on, as it would have when it arrived.
+                    origin = _ParkedRecord.of(parked)
+                    with self._record_span(origin, _Item(origin, envelope, event, handler)):
+                        if await uow.claim(envelope.id, envelope.type, envelope.source):
+                            uow.caused_by(envelope.id)
+                            await handler(event, uow)
                 except PrerequisiteMissing:
                     return applied  # still waiting; the transaction rolls back
                 except Exception as error:
@@ -574,7 +578,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> BatchSubscriber:
                     consumer.group_id, record.topic, record.partition, record.offset, highwater
                 )
         try:
-            await consumer.handle_batch(batch)
+            await consumer.handle_batch(in_time_order(batch))
         except Exception:
             stop_if_cancelled()
             # Not even dead-lettering worked: leave the offsets (the batch is rewound), and
@@ -601,6 +605,19 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> BatchSubscriber:
     )
     subscriber(consume)
     return subscriber
+
+
+def in_time_order(records: Sequence[Record]) -> list[Record]:
+    """The batch's partitions merged by record time, each partition's order kept: aiokafka
+    hands them partition by partition, and a dossier's event from one topic must not be
+    handled before the earlier one from another topic that it needs (it would be parked,
+    and the batch redone record by record)."""
+    partitions: dict[tuple[str, int], list[Record]] = {}
+    for record in records:
+        partitions.setdefault((record.topic, record.partition), []).append(record)
+    return list(
+        heapq.merge(*partitions.values(), key=lambda record: getattr(record, "timestamp", 0))
+    )
 
 
 async def refresh_lag_forever(

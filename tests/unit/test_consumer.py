@@ -16,7 +16,7 @@ from services.routing.handlers import Routing
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Event, HandOffRequested, Topic
-from shared.messaging.consumer import EventConsumer, subscribe
+from shared.messaging.consumer import EventConsumer, in_time_order, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from tests.factories import received_event
 from tests.fakes.routing import InMemoryRoutingUnitOfWork
@@ -287,3 +287,24 @@ async def test_a_failing_record_leaves_the_rest_of_its_batch_applied_once(
     publisher = consumer.publisher
     assert isinstance(publisher, RecordingPublisher)
     assert [m.headers["dlt_error_stage"] for _, m in publisher.sent] == [b"decode", b"apply"]
+
+
+def test_a_batch_is_merged_by_record_time_keeping_each_partitions_order() -> None:
+    @dataclass
+    class Timed:
+        topic: str
+        partition: int
+        timestamp: int
+
+    intake = [Timed("intake", 0, 10), Timed("intake", 0, 30), Timed("intake", 0, 20)]
+    routing = [Timed("routing", 0, 15), Timed("routing", 0, 25)]
+
+    merged: list[Any] = in_time_order([*routing, *intake])  # type: ignore[list-item]
+
+    assert [(r.topic, r.timestamp) for r in merged] == [
+        ("intake", 10),
+        ("routing", 15),
+        ("routing", 25),
+        ("intake", 30),
+        ("intake", 20),  # after 30: its partition's order comes first
+    ]
