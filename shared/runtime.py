@@ -200,6 +200,9 @@ class ServiceRuntime:
             dead_letters=dead_letter_topic(group_id),
             max_parking=timedelta(seconds=self.settings.parking_max_wait_seconds),
             parking_interval=self.settings.parking_retry_interval_seconds,
+            tracer=self.telemetry.tracer("onestop.consumer"),
+            batch_max_records=self.settings.consumer_batch_max_records,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
         )
         subscriber = subscribe(self.broker, consumer)
         self.consumers.append(consumer)

@@ -62,6 +62,14 @@ class ServiceSettings(RetentionSettings, BaseSettings):
         description="how long a message may wait for a prerequisite from another topic",
     )
     parking_retry_interval_seconds: float = Field(default=1.0, gt=0)
+    consumer_batch_max_records: int = Field(
+        default=100, gt=0, description="records a consumer applies in one transaction at most"
+    )
+    consumer_batch_timeout_ms: int = Field(
+        default=25,
+        gt=0,
+        description="how long a consumer waits for records before handling what it has",
+    )
 
     @model_validator(mode="after")
     def _kafka_connection_is_complete(self) -> ServiceSettings:

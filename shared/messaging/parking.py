@@ -71,6 +71,12 @@ class Parking(abc.ABC):
     async def waiting(self, group: str, topic: str, dossier_code: str) -> bool:
         """Whether a message of this dossier from this topic is parked (later ones wait)."""
 
+    async def waiting_among(
+        self, group: str, chains: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Which of these (topic, dossier code) have a parked message: `waiting` for many."""
+        return {chain for chain in set(chains) if await self.waiting(group, *chain)}
+
     @abc.abstractmethod
     async def park(self, message: ToPark) -> None:
         """Park it (a redelivery of a parked message is parked once)."""
@@ -128,6 +134,19 @@ class PostgresParking(Parking):
                 dossier_code,
             )
         )
+
+    async def waiting_among(
+        self, group: str, chains: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        rows = await self._db.fetch(
+            "SELECT DISTINCT p.topic, p.dossier_code FROM parked p"
+            " JOIN unnest($2::text[], $3::text[]) AS c (topic, dossier_code)"
+            " USING (topic, dossier_code) WHERE p.consumer_group = $1",
+            group,
+            [topic for topic, _ in chains],
+            [code for _, code in chains],
+        )
+        return {(row["topic"], row["dossier_code"]) for row in rows}
 
     async def park(self, message: ToPark) -> None:
         await self._db.execute(

@@ -7,8 +7,10 @@ this service's events of its dossier, so that readers can order a dossier's even
 from __future__ import annotations
 
 import abc
+import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -64,9 +66,18 @@ class UnitOfWork(abc.ABC):
         self.pending.append(pending)
         return pending.event_id
 
+    def part_of_batch(self, records: int) -> contextlib.AbstractContextManager[object]:
+        """One record's share of a transaction that applies a batch of `records`."""
+        return contextlib.nullcontext()
+
     @abc.abstractmethod
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         """Record the event as applied; False when it already was (a redelivery)."""
+
+    async def claim_all(self, events: list[tuple[str, str, str]]) -> set[str]:
+        """`claim` for many (id, type, source): the ids claimed now (a redelivery's, or the
+        second of one id, is not)."""
+        return {event[0] for event in events if await self.claim(*event)}
 
     @abc.abstractmethod
     async def commit(self) -> None: ...
@@ -150,6 +161,22 @@ class PostgresUnitOfWork(UnitOfWork):
                 self._span.end()
                 self._span = None
 
+    @contextlib.contextmanager
+    def part_of_batch(self, records: int) -> Iterator[object]:
+        """A span in the record's own trace for its share of the batch's transaction: the
+        transaction's span belongs to the batch, and each dossier's trace shows its database
+        work (the span names the batch's size)."""
+        with self._tracer.start_as_current_span(
+            f"{self._schema} transaction",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system.name": "postgresql",
+                "db.namespace": self._schema,
+                "onestop.transaction.batch_records": records,
+            },
+        ) as span:
+            yield span
+
     async def claim(self, event_id: str, event_type: str, source: str) -> bool:
         inserted = await self._connection.fetchval(
             "INSERT INTO inbox (event_id, event_type, source) VALUES ($1, $2, $3)"
@@ -159,6 +186,20 @@ class PostgresUnitOfWork(UnitOfWork):
             source,
         )
         return bool(inserted)
+
+    async def claim_all(self, events: list[tuple[str, str, str]]) -> set[str]:
+        if not events:
+            return set()
+        ids = {uuid.UUID(event_id): event_id for event_id, _, _ in events}
+        rows = await self._connection.fetch(
+            "INSERT INTO inbox (event_id, event_type, source)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [uuid.UUID(event_id) for event_id, _, _ in events],
+            [event_type for _, event_type, _ in events],
+            [source for _, _, source in events],
+        )
+        return {ids[row["event_id"]] for row in rows}
 
     async def commit(self) -> None:
         if self.pending:

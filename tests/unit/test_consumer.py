@@ -16,7 +16,7 @@ from services.routing.handlers import Routing
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Event, HandOffRequested, Topic
-from shared.messaging.consumer import EventConsumer, subscribe
+from shared.messaging.consumer import EventConsumer, in_time_order, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
 from tests.factories import received_event
 from tests.fakes.routing import InMemoryRoutingUnitOfWork
@@ -235,3 +235,76 @@ async def test_the_subscriber_wiring_with_the_in_memory_broker(
             headers={name: value.decode() for name, value in message.headers},
         )
     assert [type(p.event) for p in uow.published] == [DossierRouted]
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+FIRST, SECOND, ORPHAN, BROKEN = (f"000.00.00.H29-261123-000{n}" for n in (1, 2, 3, 4))
+FIRST_ID, SECOND_ID = str(uuid.uuid4()), str(uuid.uuid4())
+
+
+async def test_a_batch_applies_each_record_once_and_each_emitted_event_names_its_cause(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    batch = [
+        record_of(received(FIRST), FIRST_ID),
+        record_of(received(FIRST), FIRST_ID),  # redelivered within the batch
+        record_of(received(SECOND), SECOND_ID),
+    ]
+    await consumer.handle_batch(batch)
+    await consumer.handle_batch(batch)
+
+    assert [(p.event.dossier_code, p.causation_id) for p in uow.published] == [
+        (FIRST, FIRST_ID),
+        (SECOND, SECOND_ID),
+    ]
+
+
+async def test_a_failing_record_leaves_the_rest_of_its_batch_applied_once(
+    consumer: EventConsumer, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    unknown_procedure = received(BROKEN).model_copy(update={"procedure_code": "9.999999"})
+    unreadable = replace(record_of(received(BROKEN)), value=b"{broken")
+    await consumer.handle_batch(
+        [
+            record_of(received(FIRST), FIRST_ID),
+            unreadable,
+            record_of(hand_off(ORPHAN), str(uuid.uuid4())),  # not routed: parked
+            record_of(received(ORPHAN), str(uuid.uuid4())),  # parked behind it
+            record_of(unknown_procedure, str(uuid.uuid4())),
+            record_of(received(SECOND), SECOND_ID),
+        ]
+    )
+
+    assert [(p.event.dossier_code, p.causation_id) for p in uow.published] == [
+        (FIRST, FIRST_ID),
+        (SECOND, SECOND_ID),
+    ]
+    assert [(m.dossier_code, m.event_type) for m in uow.parking.messages] == [
+        (ORPHAN, HandOffRequested.TYPE),
+        (ORPHAN, DossierReceived.TYPE),
+    ]
+    publisher = consumer.publisher
+    assert isinstance(publisher, RecordingPublisher)
+    assert [m.headers["dlt_error_stage"] for _, m in publisher.sent] == [b"decode", b"apply"]
+
+
+def test_a_batch_is_merged_by_record_time_keeping_each_partitions_order() -> None:
+    @dataclass
+    class Timed:
+        topic: str
+        partition: int
+        timestamp: int
+
+    intake = [Timed("intake", 0, 10), Timed("intake", 0, 30), Timed("intake", 0, 20)]
+    routing = [Timed("routing", 0, 15), Timed("routing", 0, 25)]
+
+    merged: list[Any] = in_time_order([*routing, *intake])  # type: ignore[list-item]
+
+    assert [(r.topic, r.timestamp) for r in merged] == [
+        ("intake", 10),
+        ("routing", 15),
+        ("routing", 25),
+        ("intake", 30),
+        ("intake", 20),  # after 30: its partition's order comes first
+    ]
