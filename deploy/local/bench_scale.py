@@ -120,10 +120,16 @@ async def group_states() -> dict[str, tuple[str, int]]:
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     output, _ = await process.communicate()
+    return parse_group_states(output.decode(), [NAMESPACE + g for g in GROUPS])
+
+
+def parse_group_states(output: str, groups: list[str]) -> dict[str, tuple[str, int]]:
+    """The consumer-groups tool's `--describe --state` table: GROUP, COORDINATOR (ID),
+    ASSIGNMENT-STRATEGY, STATE, #MEMBERS (the coordinator's column holds a space)."""
     states = {}
-    for line in output.decode().splitlines():
+    for line in output.splitlines():
         words = line.split()
-        if len(words) >= 5 and words[0] in {NAMESPACE + g for g in GROUPS}:
+        if len(words) >= 5 and words[0] in groups and words[-1].isdigit():
             states[words[0]] = (words[-2], int(words[-1]))
     return states
 
@@ -325,7 +331,7 @@ async def bench() -> None:
     for scale in SCALES:
         print(f"[bench-scale] {scale} instance(s) of each service...", flush=True)
         results.append(await run(scale))
-    report(results)
+        report(results)  # after every run: a long series stopped early keeps what it measured
 
 
 if __name__ == "__main__":
