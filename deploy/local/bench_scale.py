@@ -258,6 +258,7 @@ def report(results: list[Result]) -> None:
     rows: list[tuple[str, Callable[[Result], str]]] = [
         ("posting (s)", lambda r: f"{r.post_seconds:.1f}"),
         ("end to end (s)", lambda r: f"{r.end_to_end_seconds:.1f}"),
+        ("drained after posting (s)", lambda r: f"{r.end_to_end_seconds - r.post_seconds:.1f}"),
         ("dossiers/s end to end", lambda r: f"{r.dossiers_per_second:.1f}"),
         ("dossiers/s per instance", lambda r: f"{r.per_instance:.2f}"),
         ("load average (1 min)", lambda r: f"{r.load_before:.1f}-{r.load_after:.1f}"),
