@@ -8,8 +8,10 @@ DOSSIERS posted over HTTP at CONCURRENCY by a counter; done when intake has seen
 dossier's apology obligation (the last event of the chain). Prints dossiers/s end to end (first
 POST to the last dossier through) and the CPU seconds each process used meanwhile, and the
 machine's CPU use, which says whether the cores were the limit. Env: BENCH_DOSSIERS (2000),
-BENCH_CONCURRENCY (16), BENCH_SCALES (1,3), BENCH_PORT_BASE (8500). Writes
-artifacts/bench-scale.json."""
+BENCH_CONCURRENCY (16), BENCH_SCALES (1,3,1,3: alternated, so that a change in the
+machine's other load falls on both), BENCH_PORT_BASE (8500). Writes
+artifacts/bench-scale.json (with each table's and topic's bytes after the run, for
+docs/capacity.md) and artifacts/bench-scale.png."""
 
 from __future__ import annotations
 
@@ -26,8 +28,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from deploy.local import kafka_access
 from deploy.local.clean_slate import clean_database, recreate_topics
@@ -40,7 +40,7 @@ from shared.settings import DEFAULT_CATALOG
 
 DOSSIERS = int(os.environ.get("BENCH_DOSSIERS", "2000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
-SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "1,3").split(",")]
+SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "1,3,1,3").split(",")]
 PORT_BASE = int(os.environ.get("BENCH_PORT_BASE", "8500"))
 NAMESPACE = "bench."
 DATABASE = "onestop_bench_scale"
@@ -58,6 +58,21 @@ class Result:
     end_to_end_seconds: float = 0.0
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0  # share of all cores' time busy (any process) during the run
+    machine_cpu_seconds: float = 0.0  # CPU seconds of every process of the machine meanwhile
+    load_before: float = 0.0  # 1-minute load average as the posting began, and as it ended
+    load_after: float = 0.0
+    table_bytes: dict[str, int] = field(default_factory=dict)  # per table, after the run
+    topic_bytes: dict[str, int] = field(default_factory=dict)  # per topic, one replica's log
+
+    @property
+    def per_instance(self) -> float:
+        """Dossiers/s per instance of each consumer service (the capacity plan's unit)."""
+        return self.dossiers_per_second / self.scale
+
+    @property
+    def other_cpu_seconds(self) -> float:
+        """CPU seconds the rest of the machine (other work than this bench) used meanwhile."""
+        return max(self.machine_cpu_seconds - sum(self.cpu_seconds.values()), 0.0)
 
     @property
     def dossiers_per_second(self) -> float:
@@ -89,21 +104,61 @@ def broker_pids() -> dict[str, int]:
     return pids
 
 
-async def groups_stable(scale: int) -> bool:
-    admin = AIOKafkaAdminClient(
-        **kafka_access.connection(bootstrap=kafka_access.CLUSTER_BOOTSTRAP).client_options()
+async def group_states() -> dict[str, tuple[str, int]]:
+    """Each bench group's state and member count, from Kafka's own consumer-groups tool (Java):
+    aiokafka's admin client asks with DescribeGroups v0, which Kafka 4 no longer serves (the
+    broker closes the connection), so it never saw a group at all."""
+    command = [
+        "java", "-Xmx128m", "-cp", str(ROOT / ".cache" / "kafka" / "libs" / "*"),
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--bootstrap-server", kafka_access.CLUSTER_BOOTSTRAP,
+        "--command-config", str(ROOT / ".run" / "kafka-cluster" / "admin.properties"),
+        "--describe", "--state",
+        *(option for g in GROUPS for option in ("--group", NAMESPACE + g)),
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
-    try:
-        await admin.start()
-        described = await admin.describe_consumer_groups([NAMESPACE + g for g in GROUPS])
-    except KafkaError:
-        return False  # a connection the broker closed: ask again
-    finally:
-        await admin.close()
-    states = [group[:6] for response in described for group in response.groups]
+    output, _ = await process.communicate()
+    return parse_group_states(output.decode(), [NAMESPACE + g for g in GROUPS])
+
+
+def parse_group_states(output: str, groups: list[str]) -> dict[str, tuple[str, int]]:
+    """The consumer-groups tool's `--describe --state` table: GROUP, COORDINATOR (ID),
+    ASSIGNMENT-STRATEGY, STATE, #MEMBERS (the coordinator's column holds a space)."""
+    states = {}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) >= 5 and words[0] in groups and words[-1].isdigit():
+            states[words[0]] = (words[-2], int(words[-1]))
+    return states
+
+
+def settled(states: dict[str, tuple[str, int]], scale: int) -> bool:
     return len(states) == len(GROUPS) and all(
-        state == "Stable" and len(members) >= scale for _, _, state, _, _, members in states
+        state == "Stable" and members >= scale for state, members in states.values()
     )
+
+
+async def table_bytes(pool: asyncpg.Pool) -> dict[str, int]:
+    """Every service table's size on disk with its indexes and TOAST, `schema.table`."""
+    rows = await pool.fetch(
+        "SELECT n.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid) AS bytes"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname = ANY($1::text[])",
+        list(SERVICES),
+    )
+    return {row["name"]: int(row["bytes"]) for row in rows}
+
+
+def topic_bytes() -> dict[str, int]:
+    """Each bench topic's log bytes on node 1 (every node holds a replica of every partition)."""
+    sizes: dict[str, int] = {}
+    for directory in (ROOT / ".run" / "kafka-cluster" / "node1" / "data").glob(NAMESPACE + "*"):
+        topic = directory.name.rsplit("-", 1)[0]
+        used = sum(f.stat().st_size for f in directory.glob("*.log"))
+        sizes[topic] = sizes.get(topic, 0) + used
+    return sizes
 
 
 async def through(pool: asyncpg.Pool) -> int:
@@ -156,13 +211,19 @@ async def run(scale: int) -> Result:
     try:
         stack.wait_ready(timeout=300)
         deadline = time.monotonic() + 180
-        while not await groups_stable(scale):
+        shown: dict[str, tuple[str, int]] = {}
+        while not settled(states := await group_states(), scale):
+            if states != shown:
+                print(f"[bench-scale] groups: {states}", flush=True)
+                shown = states
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the consumer groups did not settle with {scale} members")
             await asyncio.sleep(0.5)
+        print(f"[bench-scale] groups settled: {states}", flush=True)
         pids = {name: p.pid for name, p in stack.processes.items()} | broker_pids()
         cpu_before = {name: process_cpu(pid) for name, pid in pids.items()}
         busy_before, total_before = machine_cpu()
+        result.load_before = os.getloadavg()[0]
         started = time.monotonic()
         await post_all(stack, result)
         result.post_seconds = time.monotonic() - started
@@ -172,11 +233,15 @@ async def run(scale: int) -> Result:
             await asyncio.sleep(0.25)
         result.end_to_end_seconds = time.monotonic() - started
         busy_after, total_after = machine_cpu()
+        result.load_after = os.getloadavg()[0]
         result.machine_busy = (busy_after - busy_before) / (total_after - total_before)
+        result.machine_cpu_seconds = (busy_after - busy_before) / TICKS
         for name, pid in pids.items():
             label = service_of(name) if name in stack.processes else name
             used = process_cpu(pid) - cpu_before[name]
             result.cpu_seconds[label] = result.cpu_seconds.get(label, 0.0) + used
+        result.table_bytes = await table_bytes(pool)
+        result.topic_bytes = topic_bytes()
     finally:
         await pool.close()
         stack.stop()
@@ -193,8 +258,13 @@ def report(results: list[Result]) -> None:
     rows: list[tuple[str, Callable[[Result], str]]] = [
         ("posting (s)", lambda r: f"{r.post_seconds:.1f}"),
         ("end to end (s)", lambda r: f"{r.end_to_end_seconds:.1f}"),
+        ("drained after posting (s)", lambda r: f"{r.end_to_end_seconds - r.post_seconds:.1f}"),
         ("dossiers/s end to end", lambda r: f"{r.dossiers_per_second:.1f}"),
+        ("dossiers/s per instance", lambda r: f"{r.per_instance:.2f}"),
+        ("load average (1 min)", lambda r: f"{r.load_before:.1f}-{r.load_after:.1f}"),
         ("machine CPU busy", lambda r: f"{r.machine_busy:.0%}"),
+        ("CPU s: whole machine", lambda r: f"{r.machine_cpu_seconds:.1f}"),
+        ("CPU s: other work", lambda r: f"{r.other_cpu_seconds:.1f}"),
     ]
     names = [*SERVICES, *sorted(broker_pids() or {f"kafka-{n}": 0 for n in (1, 2, 3)})]
     for name in names:
@@ -205,11 +275,55 @@ def report(results: list[Result]) -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
-            [r.__dict__ | {"dossiers_per_second": r.dossiers_per_second} for r in results],
+            {
+                "dossiers": DOSSIERS,
+                "concurrency": CONCURRENCY,
+                "cores": os.cpu_count(),
+                "runs": [
+                    r.__dict__
+                    | {
+                        "dossiers_per_second": r.dossiers_per_second,
+                        "per_instance": r.per_instance,
+                        "other_cpu_seconds": r.other_cpu_seconds,
+                    }
+                    for r in results
+                ],
+            },
             indent=2,
         )
     )
-    print(f"(also in {out.relative_to(ROOT)})")
+    plot(results, out.with_suffix(".png"))
+    print(f"(also in {out.relative_to(ROOT)} and {out.with_suffix('.png').relative_to(ROOT)})")
+
+
+def plot(results: list[Result], path: Path) -> None:
+    """Dossiers/s of each run, and where the CPU seconds went, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    labels = [f"run {i + 1}\n{r.scale} inst." for i, r in enumerate(results)]
+    figure, (rate, cpu) = plt.subplots(1, 2, figsize=(9, 3.6))
+    rate.bar(labels, [r.dossiers_per_second for r in results], color="#4c72b0")
+    rate.set_ylabel("dossiers/s end to end")
+    rate.set_title(f"{DOSSIERS} dossiers, three brokers")
+    bottom = [0.0] * len(results)
+    for name in [*SERVICES, "kafka", "other work"]:
+        values = [
+            r.other_cpu_seconds
+            if name == "other work"
+            else sum(v for k, v in r.cpu_seconds.items() if k.split("-")[0] == name)
+            for r in results
+        ]
+        cpu.bar(labels, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    cpu.set_ylabel("CPU seconds during the run")
+    cpu.set_title(f"{os.cpu_count()} cores, shared")
+    cpu.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 async def bench() -> None:
@@ -218,7 +332,7 @@ async def bench() -> None:
     for scale in SCALES:
         print(f"[bench-scale] {scale} instance(s) of each service...", flush=True)
         results.append(await run(scale))
-    report(results)
+        report(results)  # after every run: a long series stopped early keeps what it measured
 
 
 if __name__ == "__main__":
