@@ -272,7 +272,7 @@ def postgres() -> Iterator[dict[str, Any]]:
             "primaryUpdateStrategy": "unsupervised",
             # A commit waits for one standby: a failover loses no acknowledged dossier.
             "postgresql": {"synchronous": {"method": "any", "number": 1}},
-            "storage": {"size": "50Gi"},
+            "storage": {"size": "200Gi"},  # two years at the city's ~86 GB a year (docs/capacity.md)
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"memory": "2Gi"},
