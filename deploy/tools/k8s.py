@@ -272,7 +272,8 @@ def postgres() -> Iterator[dict[str, Any]]:
             "primaryUpdateStrategy": "unsupervised",
             # A commit waits for one standby: a failover loses no acknowledged dossier.
             "postgresql": {"synchronous": {"method": "any", "number": 1}},
-            "storage": {"size": "200Gi"},  # two years at the city's ~86 GB a year (docs/capacity.md)
+            # Two years at the city's ~86 GB a year (docs/capacity.md).
+            "storage": {"size": "200Gi"},
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"memory": "2Gi"},
