@@ -20,15 +20,12 @@ Screenshots: artifacts/board-month.png (phone, full page) and artifacts/board-mo
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Page, async_playwright
 
 from deploy.local.demo.options import parse_options
@@ -36,10 +33,9 @@ from deploy.local.demo_month import Simulated, simulated_month
 from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from tests.accessibility import assert_accessible
-from tests.browser import chromium
+from tests.browser import chromium, served_over_http
 from tests.conftest import TEST_DATABASE, throwaway_namespace
 from tests.users import OPERATOR_USER
-from tests.waiting import eventually
 
 ARTIFACTS = ROOT / "artifacts"
 MONTH = "2026-11"  # the demo's month: 8 working days from Monday 2 November stay inside it
@@ -82,24 +78,8 @@ async def month(infrastructure: dict[str, str]) -> AsyncIterator[Simulated]:
 @pytest.fixture(scope="module")
 async def intake_url(month: Simulated) -> AsyncIterator[str]:
     """Intake's app (started by the simulation) on a loopback port, for the browser."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = uvicorn.Config(
-        month.apps["intake"], host="127.0.0.1", port=port, lifespan="off", log_config=None
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: _started(server), what="intake serving over HTTP")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return server.started
+    async with served_over_http(month.apps["intake"]) as url:
+        yield url
 
 
 def late_rate(figures: dict[str, Any]) -> str:

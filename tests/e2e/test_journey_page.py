@@ -13,22 +13,18 @@ no serious or critical violation on the page."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import async_playwright
 
 from deploy.local.stack import ROOT
 from services.intake.office import JOURNEY_PATH
 from shared.clock import SimulatedClock
 from tests.accessibility import assert_accessible
-from tests.browser import chromium
-from tests.conftest import TEST_PORT_BASE
-from tests.e2e.test_office_pages import keycloak_sign_in
+from tests.browser import chromium, keycloak_sign_in, served_over_http, signed_in_page
 from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, simulated_system
 from tests.unit.conftest import hcmc
@@ -38,7 +34,6 @@ DESK, CONG_THUONG, CONG_AN = "000.00.00.H29", "000.00.10.H29", "000.20.01.H29"
 NONG_NGHIEP, UNRELATED = "000.14.01.H29", "000.41.01.H29"
 INTER_AGENCY = "2.000647"  # Sở Công Thương, then Công an, then Sở Công Thương again
 ARTIFACTS = ROOT / "artifacts"
-PORT = TEST_PORT_BASE + 45  # intake's app, served for the browser
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +44,8 @@ async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
 
 @pytest.fixture(scope="module")
 async def intake_url(system: System) -> AsyncIterator[str]:
-    """The in-process intake app over HTTP: the browser and Keycloak's redirects need a URL."""
-    config = uvicorn.Config(
-        system.apps["intake"], host="127.0.0.1", port=PORT, lifespan="off", log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return server.started
-
-    try:
-        await eventually(started, what="intake served over HTTP")
-        yield f"http://127.0.0.1:{PORT}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with served_over_http(system.apps["intake"]) as url:
+        yield url
 
 
 async def act(system: System, user: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -170,18 +151,6 @@ async def journey_of_a_dossier(system: System) -> dict[str, Any]:
     return receipt
 
 
-async def sign_in_and_open(
-    browser: Browser, url: str, user: str, width: int, *, audit: bool = False
-) -> Page:
-    # Only an audit's context lets axe's script past the page's CSP (tests/accessibility.py).
-    context = await browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=audit)
-    page = await context.new_page()
-    await page.goto(url)
-    await keycloak_sign_in(page, user)
-    await page.wait_for_url(url)
-    return page
-
-
 async def test_an_involved_officer_reads_the_journey_and_an_unrelated_one_is_refused(
     system: System, intake_url: str
 ) -> None:
@@ -191,7 +160,7 @@ async def test_an_involved_officer_reads_the_journey_and_an_unrelated_one_is_ref
     async with async_playwright() as playwright:
         browser = await chromium(playwright)
         try:
-            page = await sign_in_and_open(browser, url, officer_of(CONG_AN), 390)
+            page = await signed_in_page(browser, url, officer_of(CONG_AN), width=390)
             html = await page.content()
             assert code in await page.get_by_role("heading", level=1).inner_text()
 
@@ -234,7 +203,7 @@ async def test_an_involved_officer_reads_the_journey_and_an_unrelated_one_is_ref
                 assert str(value) not in html
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "journey.png"), full_page=True)
-            desktop = await sign_in_and_open(browser, url, officer_of(CONG_AN), 1280, audit=True)
+            desktop = await signed_in_page(browser, url, officer_of(CONG_AN), audit=True)
             await desktop.screenshot(path=str(ARTIFACTS / "journey-desktop.png"), full_page=True)
             await assert_accessible(desktop, "the journey")
 

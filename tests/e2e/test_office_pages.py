@@ -5,25 +5,16 @@ asks for the password again. Screenshot: artifacts/office.png."""
 
 from __future__ import annotations
 
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import async_playwright
 
-from deploy.local.identity import DEMO_PASSWORD
 from deploy.local.stack import ROOT, Stack
 from services.intake.office import JOURNEY_PATH
 from services.intake.pages import BOARD_PATH, OFFICE_PATH
 from services.intake.web_signin import SESSION_COOKIE
-from tests.browser import chromium
+from tests.browser import KEYCLOAK_LOGIN, chromium, keycloak_sign_in
 from tests.users import OPERATOR_USER, name_of
 
 ARTIFACTS = ROOT / "artifacts"
-KEYCLOAK_LOGIN = "**/realms/onestop/protocol/openid-connect/auth**"
-
-
-async def keycloak_sign_in(page: Page, username: str) -> None:
-    await page.wait_for_url(KEYCLOAK_LOGIN)
-    await page.locator("#username").fill(username)
-    await page.locator("#password").fill(DEMO_PASSWORD)
-    await page.locator("#kc-login").click()
 
 
 async def test_an_operator_signs_in_on_the_office_pages_and_out_again(stack: Stack) -> None:

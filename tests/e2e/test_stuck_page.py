@@ -10,14 +10,11 @@ on the page; axe-core finds no serious violation. Screenshot: artifacts/stuck.pn
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from deploy.local.stack import ROOT
@@ -26,8 +23,7 @@ from services.intake.stuck import STUCK_TABLE_PATH, wall_time
 from shared.clock import SimulatedClock
 from shared.telemetry import DossierAttribute
 from tests.accessibility import assert_accessible
-from tests.browser import chromium
-from tests.e2e.test_office_pages import keycloak_sign_in
+from tests.browser import chromium, served_over_http, signed_in_page
 from tests.factories import APPLICANT, submission
 from tests.system import System, eventually, simulated_system
 from tests.unit.conftest import hcmc
@@ -59,26 +55,8 @@ async def system(infrastructure: dict[str, str]) -> AsyncIterator[System]:
 
 @pytest.fixture(scope="module")
 async def intake_url(system: System) -> AsyncIterator[str]:
-    """Intake's app (already started by the system) on a loopback port, for the browser:
-    Keycloak sends it back to any loopback port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = uvicorn.Config(
-        system.apps["intake"], host="127.0.0.1", port=port, lifespan="off", log_config=None
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    await eventually(lambda: _started(server), what="intake serving over HTTP")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return server.started
+    async with served_over_http(system.apps["intake"]) as url:
+        yield url
 
 
 def clock_of(system: System) -> SimulatedClock:
@@ -111,17 +89,6 @@ def submission_trace_ids(system: System, code: str) -> set[str]:
         for span in system.spans.get_finished_spans()
         if span.context is not None and (span.attributes or {}).get(DossierAttribute.CODE) == code
     }
-
-
-async def signed_in_page(browser: Browser, url: str, user: str, *, audit: bool = False) -> Page:
-    # Only an audit's context lets axe's script past the page's CSP (tests/accessibility.py);
-    # the others prove the refresh script runs under it.
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=audit)
-    page = await context.new_page()
-    await page.goto(url)
-    await keycloak_sign_in(page, user)
-    await page.wait_for_url(url)
-    return page
 
 
 async def test_the_operators_see_what_is_stuck_now_and_officials_their_own_unit(
