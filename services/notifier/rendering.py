@@ -14,8 +14,11 @@ blocks the event loop nor leaves the second core idle."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -29,10 +32,18 @@ from services.notifier.repository import LetterToRender, NotifierUnitOfWork
 from shared.messaging.loops import stop_if_cancelled
 
 logger = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class PdfSigner(Protocol):
     async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes: ...
+
+
+def _die_with_parent() -> None:
+    """In a layout process: the kernel stops it when the service's process dies, however it
+    dies (PR_SET_PDEATHSIG), so that no layout process outlives its service."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def layout_pdf(letter: dict[str, Any]) -> bytes:
@@ -102,7 +113,9 @@ class LetterRenderer:
         if self._processes > 0:
             # spawn: the service's threads (Kafka, telemetry) must not be forked
             self._executor = ProcessPoolExecutor(
-                self._processes, mp_context=multiprocessing.get_context("spawn")
+                self._processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
             )
         failures = 0
         try:
@@ -122,7 +135,8 @@ class LetterRenderer:
                 await asyncio.sleep(pause)
         finally:
             if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
+                # waits for at most the one layout in flight: none is left behind
+                self._executor.shutdown(wait=True, cancel_futures=True)
                 self._executor = None
 
     async def render_due(self) -> int:

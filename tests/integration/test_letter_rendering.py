@@ -12,21 +12,27 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from deploy.local import databases
 from deploy.local.stack import database_url
+from services.notifier.api import LetterLinks, build_letters_router
 from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer
 from services.notifier.letters import render_html
 from services.notifier.main import MIGRATIONS
 from services.notifier.rendering import LetterRenderer
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
+from services.notifier.settings import NotifierSettings
 from shared import db
+from shared.auth import Authenticator, Role
 from shared.clock import SimulatedClock
 from tests.conftest import TEST_DATABASE, TEST_NAMESPACE
+from tests.fakes.identity import ISSUER, LocalIssuer
 from tests.metrics import samples
 from tests.system import Mailbox
 from tests.unit.test_letters import sample_letter
@@ -250,3 +256,43 @@ async def test_retention_erases_a_letter_still_pending_and_it_is_never_rendered(
     row = await pool.fetchrow("SELECT pdf, pdf_pending, html FROM apologies")
     assert (row["pdf"], row["pdf_pending"], row["html"]) == (None, False, None)
     assert signer.signed == []
+
+
+async def test_while_the_pdf_is_pending_reads_answer_503_with_retry_after(
+    clean: asyncpg.Pool,
+) -> None:
+    """The officials' PDF read and the citizen's link say the letter is being rendered (the
+    HTML, made with the letter, is served); once rendered, both serve the signed PDF."""
+    pool, clock = clean, SimulatedClock(START)
+    code = code_of(1)
+    await issue_pending(pool, code, "nguoi.dan@example.vn")
+    issuer = LocalIssuer()
+    settings = NotifierSettings.model_construct(
+        oidc_issuer=ISSUER, oidc_audience="onestop-notifier"
+    )
+    links = LetterLinks(b"k" * 32, lifetime=timedelta(days=1), base_url="http://notifier")
+    app = FastAPI()
+    app.include_router(
+        build_letters_router(
+            unit_of_work(pool), Authenticator(issuer.verifier(), settings), links, clock
+        )
+    )
+    token = links.create(code, clock()).url.rsplit("/", 1)[1]
+    headers = issuer.headers(Role.OPERATOR)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://notifier"
+    ) as client:
+        official = await client.get(f"/v1/apologies/{code}.pdf", headers=headers)
+        citizen = await client.get(f"/v1/letters/{token}")
+        html = await client.get(f"/v1/apologies/{code}.html", headers=headers)
+        for pending in (official, citizen):
+            assert pending.status_code == 503, pending.text
+            assert pending.headers["retry-after"] == "5"
+            assert "being rendered" in pending.json()["detail"]
+        assert html.status_code == 200 and code in html.text
+
+        await drain(renderer(pool, clock, RecordingSigner()))
+        official = await client.get(f"/v1/apologies/{code}.pdf", headers=headers)
+        citizen = await client.get(f"/v1/letters/{token}")
+    assert official.status_code == citizen.status_code == 200
+    assert official.content == citizen.content and official.content.endswith(b"%signed-by city\n")
