@@ -315,8 +315,21 @@ def _parsed_fonts() -> dict[str, tuple[TTFFont, bytes]]:
         probe.add_font(_FONT, style, path)
         font = probe.fonts[f"{_FONT.lower()}{style}"]
         assert isinstance(font, TTFFont)
-        parsed[style] = (font, path.read_bytes())
+        parsed[style] = (font, _without_layout_tables(path))
     return parsed
+
+
+def _without_layout_tables(path: Path) -> bytes:
+    """The font file without the tables fpdf2 drops from every subset it embeds (OpenType
+    layout, metadata; no text shaping here): each letter's subsetting has less to go through,
+    and the embedded font is the same."""
+    font = ttLib.TTFont(path, recalcTimestamp=False)
+    for tag in ("GDEF", "GPOS", "GSUB", "meta"):
+        if tag in font:
+            del font[tag]
+    stripped = io.BytesIO()
+    font.save(stripped)
+    return stripped.getvalue()
 
 
 def _font_for(document: FPDF, style: str) -> TTFFont:
