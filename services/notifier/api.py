@@ -30,6 +30,13 @@ from shared.telemetry import current_trace_id
 LINK_AUDIENCE = "onestop-apology-letter"
 FORMATS = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 CodePath = Annotated[str, Path(pattern=DOSSIER_CODE_PATTERN)]
+RENDER_RETRY_AFTER_SECONDS = 5
+PDF_PENDING: Responses = problem_responses(
+    {
+        503: "Storage unavailable, or the letter is issued and its signed PDF not yet rendered:"
+        " retry after Retry-After"
+    }
+)
 NOT_FOUND: Responses = {
     **problem_responses(
         {
@@ -99,6 +106,12 @@ def build_letters_router(
                 raise HTTPException(404, f"no apology letter for dossier {code}")
             if reader is not None:
                 _may_read(reader, row["unit_code"], code)
+            if file_format == "pdf" and row["pdf_pending"]:
+                raise HTTPException(
+                    503,
+                    f"the apology letter of {code} is issued; its signed PDF is being rendered",
+                    headers={"Retry-After": str(RENDER_RETRY_AFTER_SECONDS)},
+                )
             if row[file_format] is None:
                 raise HTTPException(410, f"the apology letter of {code} was erased (retention)")
             await uow.access_log.record(
@@ -115,7 +128,7 @@ def build_letters_router(
 
     @router.get(
         "/apologies/{code}.pdf",
-        responses={**_letter(FORMATS["pdf"]), **NOT_FOUND, **AUTH_RESPONSES},
+        responses={**_letter(FORMATS["pdf"]), **NOT_FOUND, **PDF_PENDING, **AUTH_RESPONSES},
         response_class=Response,
         summary="The apology letter, as PDF (operators; the unit that apologised)",
     )
@@ -152,6 +165,7 @@ def build_letters_router(
             **_letter(FORMATS["pdf"]),
             **problem_responses({404: "Unknown or expired link", 410: "The letter was erased"}),
             **STORAGE_UNAVAILABLE,
+            **PDF_PENDING,
         },
         response_class=Response,
         summary="The apology letter (PDF) behind a signed link: no sign-in, until it expires",

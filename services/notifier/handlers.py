@@ -1,14 +1,17 @@
 """The notifier's handlers: every dossier that will be late, or is late, gets exactly one
 apology (Mẫu 04). At due-soon the unit at fault gets a draft to complete (reason, new date);
 its head approves and signs it. If the due date comes first, the head and the operators are
-alerted and the city issues the letter on the unit's behalf, recorded as late."""
+alerted and the city issues the letter on the unit's behalf, recorded as late.
+
+Issuing a letter records it (number, timeliness, content) in the handler's transaction; its PDF
+is laid out and signed afterwards by the rendering worker (rendering.py), so that an alert
+never waits for a PDF."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from opentelemetry.metrics import Counter
 
@@ -25,7 +28,11 @@ from services.notifier.domain import (
     new_appointment,
     open_draft,
 )
-from services.notifier.letters import Addressee, IssuingUnit, render_html, render_pdf
+from services.notifier.letters import (
+    Addressee,
+    IssuingUnit,
+    render_html,
+)
 from services.notifier.notices import (
     CitizenNotice,
     NoticeKind,
@@ -78,10 +85,6 @@ def ended_at(event: DossierEnd) -> datetime:
             return event.stopped_at
 
 
-class PdfSigner(Protocol):
-    async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes: ...
-
-
 class DraftNotFound(LookupError):
     """No draft apology for the dossier: it is not due soon, or not on the clock."""
 
@@ -97,7 +100,6 @@ class Notifier:
     email_enabled: bool
     sms_enabled: bool
     apologies_issued: Counter
-    signer: PdfSigner
 
     async def on_dossier_received(
         self, event: DossierReceived, uow: NotifierUnitOfWorkPort
@@ -391,7 +393,6 @@ class Notifier:
             else apology_timeliness(now, original_due_at)
         )
         signed_by = CITY if on_behalf_of_city else unit_code
-        pdf = await self.signer.sign(render_pdf(letter), signed_by, reason=f"Mẫu 04 {number}")
         channel = self._channel_for(addressee.email, addressee.phone)
         await uow.notices.add_apology(
             IssuedApology(
@@ -406,7 +407,7 @@ class Notifier:
                 channel=channel,
                 letter=letter.model_dump(mode="json"),
                 html=render_html(letter),
-                pdf=pdf,
+                pdf=None,  # laid out and signed by the rendering worker, off this transaction
                 timeliness=timeliness.value,
                 on_behalf_of_city=on_behalf_of_city,
                 signed_by=signed_by,

@@ -10,6 +10,8 @@ The letter carries the applicant's name and address: it is the letter itself. Do
 
 from __future__ import annotations
 
+import copy
+import io
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,8 +22,10 @@ from typing import Annotated, Any
 
 import fontpkg_spectral
 import jinja2
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
+from fpdf.fonts import SubsetMap, TTFFont
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -301,13 +305,56 @@ def font_files() -> dict[str, Path]:
     return {style: folder / name for style, name in _FONT_FILES.items()}
 
 
+@cache
+def _parsed_fonts() -> dict[str, tuple[TTFFont, bytes]]:
+    """Each style parsed and measured once per process, with its file's bytes: fpdf2's
+    `add_font` does it again for every document, most of a letter's time."""
+    probe = FPDF()
+    parsed = {}
+    for style, path in font_files().items():
+        probe.add_font(_FONT, style, path)
+        font = probe.fonts[f"{_FONT.lower()}{style}"]
+        assert isinstance(font, TTFFont)
+        parsed[style] = (font, _without_layout_tables(path))
+    return parsed
+
+
+def _without_layout_tables(path: Path) -> bytes:
+    """The font file without the tables fpdf2 drops from every subset it embeds (OpenType
+    layout, metadata; no text shaping here): each letter's subsetting has less to go through,
+    and the embedded font is the same."""
+    font = ttLib.TTFont(path, recalcTimestamp=False)
+    for tag in ("GDEF", "GPOS", "GSUB", "meta"):
+        if tag in font:
+            del font[tag]
+    stripped = io.BytesIO()
+    font.save(stripped)
+    return stripped.getvalue()
+
+
+def _font_for(document: FPDF, style: str) -> TTFFont:
+    """A copy of the parsed font for one document: the measurements are shared (read only);
+    the glyphs used and the fontTools font, which fpdf2 subsets in place at output, are the
+    document's own (loaded lazily from bytes in memory)."""
+    template, data = _parsed_fonts()[style]
+    font = copy.copy(template)
+    font.i = len(document.fonts) + 1
+    font.ttfont = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    font.subset = SubsetMap(font)
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    font._hbfont = None
+    return font
+
+
 class _Letter(FPDF):
     def __init__(self) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.set_margins(_LEFT, _TOP, _RIGHT)
         self.set_auto_page_break(auto=True, margin=20)
-        for style, path in font_files().items():
-            self.add_font(_FONT, style, path)
+        for style in _FONT_FILES:
+            font = _font_for(self, style)
+            self.fonts[font.fontkey] = font
 
     def header(self) -> None:
         """From the second page on, the page number centred at the top (Nghị định 30)."""

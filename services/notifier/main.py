@@ -13,6 +13,7 @@ from services.notifier.api import LetterLinks, build_apology_drafts_router, buil
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.handlers import Notifier
+from services.notifier.rendering import LetterRenderer
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
 from services.notifier.signing import LetterSigner
@@ -89,7 +90,6 @@ def create_app(
         operators=tuple(settings.operator_emails),
         extension=timedelta(hours=8 * settings.apology_extension_working_days),
         new_date_limit=timedelta(hours=8 * settings.apology_new_date_limit_working_days),
-        signer=LetterSigner(settings.signing_directory),
         email_enabled=email is not None,
         sms_enabled=sms is not None,
         apologies_issued=runtime.meter.create_counter(
@@ -147,6 +147,19 @@ def create_app(
         ),
     )
     runtime.run_in_background(deliverer.run, "letter-delivery")
+    renderer = LetterRenderer(
+        unit_of_work,
+        clock,
+        LetterSigner(settings.signing_directory),
+        batch_size=settings.render_batch_size,
+        processes=settings.render_processes,
+        poll_interval=settings.render_poll_interval_seconds,
+        backoff_initial=timedelta(seconds=settings.render_backoff_initial_seconds),
+        backoff_max=timedelta(seconds=settings.render_backoff_max_seconds),
+        max_backoff=settings.retry_max_backoff_seconds,
+        meter=runtime.meter,
+    )
+    runtime.run_in_background(renderer.run, "letter-rendering")
     runtime.enforce_retention(clock, erase_personal_data=erase_addressees)
     app = runtime.http_app(title="Notifier service", version="1.0.0")
     authenticator = Authenticator(token_verifier or TokenVerifier.from_settings(settings), settings)

@@ -77,7 +77,7 @@ class IssuedApology:
     channel: str
     letter: dict[str, Any]
     html: str
-    pdf: bytes
+    pdf: bytes | None  # None: pending, rendered and signed by the rendering worker
     timeliness: str = "on_time"
     on_behalf_of_city: bool = False
     signed_by: str | None = None  # the signer's certificate: the unit's code, or "city"
@@ -99,6 +99,17 @@ class IssuedNotice:
     letter: dict[str, Any]
     html: str
     pdf: bytes
+
+
+@dataclass(frozen=True)
+class LetterToRender:
+    """An issued apology whose signed PDF is still to be made (rendering.py)."""
+
+    dossier_code: str
+    letter_number: str
+    letter: dict[str, Any]
+    signed_by: str
+    render_attempts: int
 
 
 @dataclass(frozen=True)
@@ -350,9 +361,10 @@ class PostgresNoticeRepository(NoticeRepository):
         await self._db.execute(
             "INSERT INTO apologies (dossier_code, letter_number, unit_code, signer_title, reason,"
             " original_due_at, new_due_at, issued_at, channel, letter, html, pdf, timeliness,"
-            " on_behalf_of_city, signed_by)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            " on_behalf_of_city, signed_by, pdf_pending)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             *astuple(apology),
+            apology.pdf is None,
         )
         await self._db.execute(
             "UPDATE apology_obligations SET issued_at = $2 WHERE dossier_code = $1",
@@ -374,7 +386,7 @@ class PostgresNoticeRepository(NoticeRepository):
     async def letter(self, dossier_code: str) -> asyncpg.Record | None:
         return await self._db.fetchrow(
             "SELECT dossier_code, letter_number, unit_code, issued_at, new_due_at, channel,"
-            " delivered_at, html, pdf FROM apologies WHERE dossier_code = $1"
+            " delivered_at, html, pdf, pdf_pending FROM apologies WHERE dossier_code = $1"
             " AND kind = 'apology'",
             dossier_code,
         )
@@ -414,6 +426,7 @@ class PostgresNoticeRepository(NoticeRepository):
             "WITH picked AS (SELECT dossier_code, kind, notice_key,"
             "  attempt_started_at IS NOT NULL AS resumed"
             "  FROM apologies WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  AND NOT pdf_pending"
             "  AND next_attempt_at <= $1 ORDER BY next_attempt_at, issued_at LIMIT 1"
             "  FOR UPDATE SKIP LOCKED)"
             " UPDATE apologies a SET next_attempt_at = $1 + $2::interval,"
@@ -513,7 +526,7 @@ class PostgresNoticeRepository(NoticeRepository):
         value: datetime | None = await self._db.fetchval(
             "SELECT CASE WHEN min(t) IS NOT NULL THEN greatest(min(t), $1) END FROM ("
             " (SELECT next_attempt_at AS t FROM apologies"
-            "  WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
+            "  WHERE delivered_at IS NULL AND dead_lettered_at IS NULL AND NOT pdf_pending"
             "  ORDER BY next_attempt_at LIMIT 1)"
             " UNION ALL (SELECT next_attempt_at FROM alerts"
             "  WHERE delivered_at IS NULL AND dead_lettered_at IS NULL"
@@ -521,6 +534,42 @@ class PostgresNoticeRepository(NoticeRepository):
             now,
         )
         return value
+
+    # --- rendering: the signed PDFs of issued apologies (rendering.py) --------------------
+
+    async def claim_letters_to_render(self, now: datetime, limit: int) -> list[LetterToRender]:
+        """Up to `limit` letters whose PDF is pending and due, locked until the transaction
+        ends (SKIP LOCKED: another instance renders the next ones; a crash releases them)."""
+        rows = await self._db.fetch(
+            "SELECT dossier_code, letter_number, letter, coalesce(signed_by, unit_code)"
+            " AS signed_by, render_attempts FROM apologies"
+            " WHERE pdf_pending AND render_next_at <= $1 ORDER BY render_next_at, issued_at"
+            " LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [LetterToRender(**dict(row)) for row in rows]
+
+    async def letter_rendered(self, dossier_code: str, pdf: bytes) -> None:
+        await self._db.execute(
+            "UPDATE apologies SET pdf = $2, pdf_pending = false, render_error = NULL"
+            " WHERE dossier_code = $1 AND kind = 'apology' AND pdf_pending",
+            dossier_code,
+            pdf,
+        )
+
+    async def render_failed(self, dossier_code: str, error: str, retry_at: datetime) -> None:
+        await self._db.execute(
+            "UPDATE apologies SET render_attempts = render_attempts + 1, render_error = $2,"
+            " render_next_at = $3 WHERE dossier_code = $1 AND kind = 'apology'",
+            dossier_code,
+            error,
+            retry_at,
+        )
+
+    async def letters_to_render(self) -> int:
+        """How many issued letters wait for their signed PDF."""
+        return int(await self._db.fetchval("SELECT count(*) FROM apologies WHERE pdf_pending"))
 
     async def _outcome(self, sql: str, *args: Any) -> bool:
         status: str = await self._db.execute(sql, *args)
@@ -562,6 +611,7 @@ async def erase_addressees(
     if erased:
         await connection.execute(
             "UPDATE apologies SET html = NULL, pdf = NULL, letter = letter - 'addressee',"
+            " pdf_pending = false,"
             " last_error = CASE WHEN delivered_at IS NULL AND dead_lettered_at IS NULL"
             "  THEN 'personal data erased before delivery' ELSE last_error END,"
             " dead_lettered_at = CASE WHEN delivered_at IS NULL"

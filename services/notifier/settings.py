@@ -60,3 +60,20 @@ class NotifierSettings(ServiceSettings, OidcSettings):
         description="a claimed letter is left alone this long; then its attempt counts as"
         " unknown and it is sent again with the same Message-ID",
     )
+    render_batch_size: int = Field(
+        default=20,
+        gt=0,
+        description="apology PDFs one rendering round claims and signs in one transaction",
+    )
+    render_poll_interval_seconds: float = Field(
+        default=0.5, gt=0, description="how often the renderer looks for letters to render"
+    )
+    render_processes: int = Field(
+        default=1,
+        ge=0,
+        description="processes laying out PDFs beside the service's event loop (0: in it)",
+    )
+    render_backoff_initial_seconds: float = Field(
+        default=5.0, gt=0, description="wait after a letter's failed render; doubles"
+    )
+    render_backoff_max_seconds: float = Field(default=600.0, gt=0)

@@ -35,7 +35,7 @@ from shared.events import (
 )
 from tests.factories import received_event
 from tests.fakes.deadline import InMemoryDeadlineUnitOfWork
-from tests.fakes.notifier import InMemoryNotifierUnitOfWork, MarkingSigner, RecordingCounter
+from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
 from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261201-0001"
@@ -226,7 +226,6 @@ async def test_a_late_reply_reminds_the_consulted_head_and_alerts_operators_once
         email_enabled=True,
         sms_enabled=False,
         apologies_issued=RecordingCounter(),
-        signer=MarkingSigner(),
     )
     uow = InMemoryNotifierUnitOfWork()
     overdue = ConsultationReplyOverdueDetected(

@@ -11,7 +11,8 @@ import pytest
 
 from services.notifier.domain import DraftClosed, DraftIncomplete, NewDateOutOfRange
 from services.notifier.handlers import DraftNotFound, Notifier
-from services.notifier.repository import AddresseeUnknown
+from services.notifier.rendering import signed_pdf
+from services.notifier.repository import AddresseeUnknown, IssuedApology, LetterToRender
 from shared.calendar import UnitCalendars
 from shared.catalog import Catalog
 from shared.events import (
@@ -63,7 +64,6 @@ def notifier(catalog: Catalog, issued: RecordingCounter) -> Notifier:
         email_enabled=True,
         sms_enabled=False,
         apologies_issued=issued,
-        signer=MarkingSigner(),
     )
 
 
@@ -203,6 +203,13 @@ async def test_the_new_date_is_after_the_due_date_and_within_the_limit(
     assert (filled.new_due_at, filled.filled_by, filled.complete) == (latest, "Lê Văn Tư", True)
 
 
+def to_render(stored: IssuedApology) -> LetterToRender:
+    assert stored.signed_by is not None
+    return LetterToRender(
+        stored.dossier_code, stored.letter_number, stored.letter, stored.signed_by, 0
+    )
+
+
 async def test_the_heads_approval_issues_one_on_time_letter_signed_by_the_unit(
     notifier: Notifier, uow: InMemoryNotifierUnitOfWork, issued: RecordingCounter
 ) -> None:
@@ -222,7 +229,9 @@ async def test_the_heads_approval_issues_one_on_time_letter_signed_by_the_unit(
     assert apology.letter_number == "1/2026/XL-000.00.05.H29"
     assert apology.signer_title == "Giám đốc Sở Tư pháp"
     stored = uow.notices.apologies[CODE]
-    assert stored.pdf.endswith(b"%signed-by 000.00.05.H29\n") and stored.signed_by == JUSTICE
+    assert stored.pdf is None and stored.signed_by == JUSTICE  # the renderer signs it later
+    pdf = await signed_pdf(to_render(stored), MarkingSigner())
+    assert pdf.startswith(b"%PDF-") and pdf.endswith(b"%signed-by 000.00.05.H29\n")
     assert issued.added == [(1, {"onestop.unit": JUSTICE, "onestop.apology.timeliness": "on_time"})]
     # The new date is set once: no second letter, no change, and the due date adds nothing.
     with pytest.raises(DraftClosed):
@@ -252,7 +261,9 @@ async def test_an_unsigned_apology_at_the_due_date_escalates_and_the_city_issues
     assert apology.unit_code == JUSTICE  # counted against the unit at fault
     assert apology.signer_title.startswith("TM. Ủy ban nhân dân")
     assert apology.new_due_at > NOW
-    assert uow.notices.apologies[CODE].pdf.endswith(b"%signed-by city\n")
+    stored = uow.notices.apologies[CODE]
+    assert stored.pdf is None  # the alert did not wait for the PDF
+    assert (await signed_pdf(to_render(stored), MarkingSigner())).endswith(b"%signed-by city\n")
     assert issued.added == [(1, {"onestop.unit": JUSTICE, "onestop.apology.timeliness": "late"})]
 
 

@@ -39,7 +39,7 @@ from shared.events import (
     SupplementRequested,
 )
 from tests.factories import applicant_recorded, received_event
-from tests.fakes.notifier import InMemoryNotifierUnitOfWork, MarkingSigner, RecordingCounter
+from tests.fakes.notifier import InMemoryNotifierUnitOfWork, RecordingCounter
 from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261123-0001"
@@ -171,7 +171,6 @@ def notifier(catalog: Catalog) -> Notifier:
         email_enabled=True,
         sms_enabled=False,
         apologies_issued=RecordingCounter(),
-        signer=MarkingSigner(),
     )
 
 
