@@ -14,6 +14,7 @@ apart from `make run` and from another bench."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -42,6 +43,7 @@ from deploy.local.clean_slate import clean_database, recreate_topics
 from deploy.local.demo_counters import random_dossier
 from deploy.local.identity import counter_of, password_token
 from deploy.local.stack import LOCAL_TELEMETRY, ROOT, Stack, database_url
+from services.intake.domain import MAX_DAILY_SEQUENCE
 from shared.catalog import load_catalog
 from shared.events import ApologyObligationRecorded, Topic
 from shared.settings import DEFAULT_CATALOG
@@ -65,7 +67,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 # A git ref (e.g. main) whose intake runs alone in the same rounds: before and after a change.
 COMPARE = os.environ.get("BENCH_COMPARE", "")
 DRAIN_TIMEOUT = 120.0 if QUICK else 600.0  # seconds for every dossier to reach the notifier
-DESK = "000.00.00.H29"  # the city centre's desk receives the load
+# Each load phase posts at another unit's desk: a unit issues at most 9,999 codes a day
+# (409 daily_sequence_exhausted), and a full run posts more than that in one day.
+DESKS = backlog.desks_for(len(load_catalog(DEFAULT_CATALOG).units) * MAX_DAILY_SEQUENCE)
 ARTIFACTS = ROOT / "artifacts" / "bench"
 PARTITIONS = 3  # the services' default (KAFKA_PARTITIONS)
 ADMIN = kafka_access.connection()
@@ -134,6 +138,7 @@ class Bench:
         self.progress = progress
         self.sampler = sampler
         self.outcomes = outcomes
+        self._desks = itertools.cycle(DESKS)
         rng = random.Random(2026)
         procedures = load_catalog(DEFAULT_CATALOG).procedures
         self.bodies = load.encode(
@@ -163,7 +168,8 @@ class Bench:
         self.sampler.phase = "between phases"
 
     async def _token(self) -> str:
-        return await password_token(counter_of(DESK))
+        """A counter officer of the next desk: each phase's dossiers get codes of their own."""
+        return await password_token(counter_of(next(self._desks)))
 
     async def closed(
         self, name: str, url: str, token: str | None, warm: Callable[[], None] = lambda: None
