@@ -21,17 +21,14 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from deploy.local import databases
-from deploy.local.stack import database_url
 from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.letters import render_html, render_pdf
-from services.notifier.main import MIGRATIONS
 from services.notifier.repository import NotifierUnitOfWork
-from shared import db
 from shared.clock import SimulatedClock
 from shared.events import AlertKind
-from tests.conftest import TEST_DATABASE, TEST_NAMESPACE
+from tests.conftest import TEST_NAMESPACE
+from tests.integration.notifier_schema import notifier_schema
 from tests.metrics import samples
 from tests.system import OPERATOR, Mailbox
 from tests.unit.test_letters import sample_letter
@@ -45,20 +42,10 @@ HTML = render_html(sample_letter())
 
 
 @pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[asyncpg.Pool]:
-    """Only this schema is dropped: the services' schemas of the database are left alone. It
-    is provisioned like the notifier's own, and used as the notifier's role."""
-    admin = await asyncpg.connect(database_url(TEST_DATABASE), timeout=10)
-    try:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        await databases.provision(admin, {SCHEMA: databases.service_role("notifier")})
-    finally:
-        await admin.close()
-    created = await db.create_pool(database_url(TEST_DATABASE, "notifier"), SCHEMA)
-    await db.migrate(created, SCHEMA, MIGRATIONS)
-    yield created
-    await created.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    await created.close()
+async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The database created if missing (postgres_url); a notifier schema of this module's own."""
+    async with notifier_schema(SCHEMA) as created:
+        yield created
 
 
 @pytest.fixture

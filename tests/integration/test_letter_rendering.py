@@ -18,21 +18,18 @@ from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from deploy.local import databases
-from deploy.local.stack import database_url
 from services.notifier.api import LetterLinks, build_letters_router
 from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer
 from services.notifier.letters import render_html
-from services.notifier.main import MIGRATIONS
 from services.notifier.rendering import LetterRenderer
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
-from shared import db
 from shared.auth import Authenticator, Role
 from shared.clock import SimulatedClock
-from tests.conftest import TEST_DATABASE, TEST_NAMESPACE
+from tests.conftest import TEST_NAMESPACE
 from tests.fakes.identity import ISSUER, LocalIssuer
+from tests.integration.notifier_schema import notifier_schema
 from tests.metrics import samples
 from tests.system import Mailbox
 from tests.unit.test_letters import sample_letter
@@ -44,18 +41,9 @@ START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """The database created if missing (postgres_url); only this schema is dropped."""
-    admin = await asyncpg.connect(database_url(TEST_DATABASE), timeout=10)
-    try:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        await databases.provision(admin, {SCHEMA: databases.service_role("notifier")})
-    finally:
-        await admin.close()
-    created = await db.create_pool(database_url(TEST_DATABASE, "notifier"), SCHEMA)
-    await db.migrate(created, SCHEMA, MIGRATIONS)
-    yield created
-    await created.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-    await created.close()
+    """The database created if missing (postgres_url); a notifier schema of this module's own."""
+    async with notifier_schema(SCHEMA) as created:
+        yield created
 
 
 @pytest.fixture
