@@ -40,7 +40,8 @@ def _ratio(numerator: Phase | None, denominator: Phase | None) -> str:
 
 
 def _latencies(phase: Phase) -> list[float]:
-    return [s.latency_ms for s in phase.samples if s.ok]
+    """Each answered request's latency, or wrk's quantiles of them (the same distribution)."""
+    return [s.latency_ms for s in phase.samples if s.ok] or phase.latency_quantiles_ms
 
 
 def cpu_by_phase(run: BenchRun) -> dict[str, dict[str, float]]:
@@ -138,7 +139,9 @@ def markdown(run: BenchRun, folder: Path | None = None) -> str:
         "",
         "Pipeline latencies are end to end: from the POST being sent to the notifier's"
         " ApologyObligationRecorded being written to Kafka (its record time), read back by an"
-        " independent consumer. Closed loops keep a fixed number of requests in flight.",
+        " independent consumer. Closed loops keep a fixed number of requests in flight: the"
+        " baseline's and intake alone's are run by wrk (its latency quantiles), the pipeline's"
+        " by the bench's own Python client, which needs each dossier's code and send time.",
     ]
     for on, off, what in (
         (INTAKE_ON, INTAKE_OFF, "intake"),

@@ -30,6 +30,8 @@ class Phase:
     outcomes_at: list[float] = field(default_factory=list)  # pipeline: seconds since start
     rate: float | None = None  # open model: the offered rate, per second
     note: str = ""
+    # Closed loops run by wrk: 1,000 evenly spaced quantiles of the latency (no moments)
+    latency_quantiles_ms: list[float] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -89,6 +91,7 @@ def merge_rounds(phases: list[Phase]) -> list[Phase]:
                 outcomes_at=list(phase.outcomes_at),
                 rate=phase.rate,
                 note=phase.note,
+                latency_quantiles_ms=list(phase.latency_quantiles_ms),
             )
             continue
         into.seconds += phase.seconds
@@ -97,6 +100,7 @@ def merge_rounds(phases: list[Phase]) -> list[Phase]:
         for failure, count in phase.failures.items():
             into.failures[failure] = into.failures.get(failure, 0) + count
         into.end_to_end_ms += phase.end_to_end_ms
+        into.latency_quantiles_ms += phase.latency_quantiles_ms  # each round weighted alike
     return list(merged.values())
 
 

@@ -4,7 +4,9 @@ process, profiles; then the report (deploy/bench/report.py).
 
 Settings (environment): BENCH_QUICK=1 runs everything small (about two minutes, and the
 backlog of 300 some minutes more at today's pace);
-BENCH_DOSSIERS, BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS, BENCH_KAFKA_MESSAGES,
+BENCH_SECONDS (each closed loop's length, run by wrk: the baseline and intake alone),
+BENCH_DOSSIERS (the pipeline's), BENCH_CONCURRENCY, BENCH_RATE, BENCH_OPEN_SECONDS,
+BENCH_KAFKA_MESSAGES,
 BENCH_PROFILE=0 or 1 (py-spy profiles; on by default, off in quick mode), BENCH_ROUNDS,
 BENCH_COMPARE=<git ref> (that ref's intake too, in the same rounds: before and after),
 BENCH_BACKLOG (dossiers due at once; 0 skips the backlog run), BENCH_BACKLOG_TIMEOUT.
@@ -35,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.bench import backlog, load, report
+from deploy.bench import backlog, load, report, wrk
 from deploy.bench.results import BenchRun, Phase, merge_rounds
 from deploy.bench.sampler import Sampler
 from deploy.local import kafka_access
@@ -52,11 +54,15 @@ console = Console()
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
 DATABASE = os.environ.get("ONESTOP_BENCH_DATABASE", "onestop_bench")
 NAMESPACE = os.environ.get("ONESTOP_BENCH_NAMESPACE", "bench.")
+ALONE = NAMESPACE.removesuffix(".") + "-alone."  # intake alone's topics
 BASE_PORT = int(os.environ.get("ONESTOP_BENCH_PORT", "18500"))
 BASELINE_PORT = BASE_PORT + 10
 DOSSIERS = int(os.environ.get("BENCH_DOSSIERS", "200" if QUICK else "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 RATE = float(os.environ.get("BENCH_RATE", "100"))
+# Closed loops (the baseline and intake alone) run for a time, not a count: wrk (wrk.py)
+CLOSED_SECONDS = float(os.environ.get("BENCH_SECONDS", "5" if QUICK else "15"))
+WARM_SECONDS = 2.0 if QUICK else 5.0
 OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "3" if QUICK else "30"))
 KAFKA_MESSAGES = int(os.environ.get("BENCH_KAFKA_MESSAGES", "5000" if QUICK else "50000"))
 PROFILE = os.environ.get("BENCH_PROFILE", "0" if QUICK else "1") == "1"
@@ -147,6 +153,7 @@ class Bench:
         self.run = BenchRun(
             quick=QUICK,
             settings={
+                "closed_seconds": CLOSED_SECONDS,
                 "dossiers": DOSSIERS,
                 "concurrency": CONCURRENCY,
                 "rate": RATE,
@@ -172,24 +179,38 @@ class Bench:
         return await password_token(counter_of(next(self._desks)))
 
     async def closed(
-        self, name: str, url: str, token: str | None, warm: Callable[[], None] = lambda: None
+        self,
+        name: str,
+        url: str,
+        token: str | None,
+        warm: Callable[[], None] = lambda: None,
+        warm_token: str | None = None,
     ) -> Phase:
+        """A closed loop run by wrk: a warm-up (at another desk, if given: a desk issues at
+        most 9,999 codes a day), then CLOSED_SECONDS measured."""
+        bodies = self.bodies[WARMUP:]
+        await wrk.closed_loop(
+            url,
+            bodies,
+            Phase("warm-up", "closed"),
+            token=warm_token or token,
+            connections=CONCURRENCY,
+            seconds=WARM_SECONDS,
+        )
+        warm()
         phase = Phase(name, "closed")
-        task = self._task(name, DOSSIERS)
-        async with load.client(url, token) as http:
-            await load.closed_loop(
-                http, self.bodies[:WARMUP], Phase("warm-up", "closed"), CONCURRENCY, lambda: None
-            )
-            warm()
-            self._measure(name)
-            await load.closed_loop(
-                http,
-                self.bodies[WARMUP:],
-                phase,
-                CONCURRENCY,
-                lambda: self.progress.advance(task),
-            )
-            self._rest()
+        task = self._task(f"{name} (seconds)", round(CLOSED_SECONDS))
+        self._measure(name)
+        await wrk.closed_loop(
+            url,
+            bodies,
+            phase,
+            token=token,
+            connections=CONCURRENCY,
+            seconds=CLOSED_SECONDS,
+            tick=lambda: self.progress.advance(task),
+        )
+        self._rest()
         self.run.phases.append(phase)
         return phase
 
@@ -256,7 +277,11 @@ class Bench:
     async def intake_alone(
         self, name: str, environment: dict[str, str], profile: bool, root: Path = ROOT
     ) -> None:
-        stack = Stack(database=DATABASE, base_port=BASE_PORT, namespace=NAMESPACE, root=root)
+        """Intake on its own topics, which nothing consumes, and an empty schema: each run
+        starts its desk's daily codes afresh (wrk posts thousands), and the pipeline's
+        consumers never have these dossiers to catch up on."""
+        await clean_database(DATABASE, ["intake"])
+        stack = Stack(database=DATABASE, base_port=BASE_PORT, namespace=ALONE, root=root)
         stack.extra_env = environment
         stack.start(["intake"])
         self.sampler.watch("intake", stack.processes["intake"].pid)
@@ -269,7 +294,8 @@ class Bench:
 
         try:
             await asyncio.to_thread(stack.wait_ready, ["intake"])
-            await self.closed(name, stack.url("intake"), await self._token(), warm)
+            url = stack.url("intake")
+            await self.closed(name, url, await self._token(), warm, await self._token())
         finally:
             for spy in spies:
                 self.run.profiles.append(_stop_py_spy(spy))
@@ -459,11 +485,13 @@ async def main() -> None:
         f"bench: database {DATABASE}, topics {NAMESPACE}*, ports {BASE_PORT}-{BASELINE_PORT}"
         + (", quick mode" if QUICK else "")
     )
+    console.print(f"bench: closed loops run by {wrk.executable()}")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # nothing of an earlier run in this report
     await clean_database(DATABASE)
-    await kafka_access.grant(NAMESPACE)
-    topics = [NAMESPACE + str(topic) for topic in Topic] + [NAMESPACE + "bench.raw-baseline"]
-    await recreate_topics(ADMIN, (NAMESPACE,), topics, partitions=PARTITIONS, timeout=60)
+    await kafka_access.grant(NAMESPACE, ALONE)
+    topics = [space + str(topic) for topic in Topic for space in (NAMESPACE, ALONE)]
+    topics.append(NAMESPACE + "bench.raw-baseline")
+    await recreate_topics(ADMIN, (NAMESPACE, ALONE), topics, partitions=PARTITIONS, timeout=60)
     sampler = Sampler()
     outcomes = Outcomes()
     stop = asyncio.Event()
@@ -497,6 +525,7 @@ async def main() -> None:
                 await bench.intake_alone(
                     f"{report.INTAKE_ON}, under py-spy", TRACING_ON, profile=True
                 )
+            await clean_database(DATABASE, ["intake"])  # the pipeline's desks start afresh
             await bench.pipeline(TRACING_ON, open_model=True, profile=False)
             await bench.pipeline(TRACING_OFF, open_model=False, profile=False)
             if PROFILE:
