@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -31,15 +31,17 @@ class StuckExporter(SpanExporter):
 
 def dropped(reader: InMemoryMetricReader) -> int:
     data = reader.get_metrics_data()
-    return sum(
-        point.value
-        for resource in (data.resource_metrics if data else [])
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == DROPPED_SPANS
-        for point in metric.data.data_points
-        if (point.attributes or {}).get("error.type") == "queue_full"
-    )
+    total = 0
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != DROPPED_SPANS:
+                    continue
+                for point in metric.data.data_points:
+                    if (point.attributes or {}).get("error.type") == "queue_full":
+                        assert isinstance(point, NumberDataPoint)
+                        total += int(point.value)
+    return total
 
 
 def test_spans_dropped_when_the_export_queue_is_full_are_counted(
