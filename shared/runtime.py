@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import NoOpTracerProvider
 from prometheus_client import generate_latest
 from pydantic import BaseModel
 
@@ -63,8 +64,11 @@ def create_broker(
     middlewares = []
     if telemetry is not None:
         middlewares.append(
+            # Its metrics only: on a batch subscriber its spans (a "create" and a "process"
+            # span per batch) start a trace of their own, in no dossier's trace; each record's
+            # span is the consumer's, parented by the record's producer (consumer.py).
             KafkaTelemetryMiddleware(
-                tracer_provider=telemetry.tracer_provider,
+                tracer_provider=NoOpTracerProvider(),
                 meter_provider=telemetry.meter_provider,
             )
         )

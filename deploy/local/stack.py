@@ -52,6 +52,11 @@ LOCAL_TELEMETRY = {
     "OTEL_TRACES_SAMPLER": "parentbased_always_on",
     "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=local",
     "OTEL_BSP_SCHEDULE_DELAY": "1000",  # spans reach the UI within a second
+    # Under load a batch is sent as soon as 512 spans wait (larger batches barely cost less
+    # a span); the queue holds four batches' worth so that a slow moment of the trace UI
+    # drops nothing (otel_sdk_processor_span_processed_total{error_type="queue_full"}).
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "8192",
     "TRACE_UI_URL": f"{ZIPKIN_URL}/zipkin",  # where the officials' pages link a dossier's trace
 }
 

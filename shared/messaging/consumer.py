@@ -35,9 +35,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.events import Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
@@ -49,6 +50,10 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.telemetry import DossierAttribute, dossier_attributes
 
 logger = logging.getLogger(__name__)
+
+# Only the trace context is read from a record's headers (the global propagator may add
+# baggage, which a processing span does not need).
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 Handler = Callable[[Any, Any], Awaitable[None]]  # (event, unit of work)
 
@@ -199,34 +204,42 @@ class EventConsumer:
         record on the common path. A transient failure rolls the batch back and retries it
         whole, in place: nothing was committed, so nothing is applied twice or skipped."""
         items: list[_Item] = []
-        for record in records:
-            with self._record_span(record) as span:
-                item = await self._decode(record, span)
-            if item is not None:
-                items.append(item)
-        if not items:
-            return
+        spans: list[Span] = []  # one per record, from its decoding to the batch's end
         try:
-            outcomes = await retry_forever(
-                lambda: self._apply_batch(items),
-                what=f"{self.group_id} applying a batch",
-                max_backoff=self.max_backoff,
-            )
-        except Exception as error:
-            stop_if_cancelled()
-            logger.info(
-                "batch rolled back; applying its records one by one",
-                extra={"records": len(items), "error": type(error).__name__},
-            )
-            for item in items:
-                with self._record_span(item.record, item):
-                    await self._handle_decoded(item)
-            return
-        for item, outcome in zip(items, outcomes, strict=True):
-            self._count(item.record, outcome)
+            for record in records:
+                span = self._start_record_span(record)
+                spans.append(span)
+                with trace.use_span(span):
+                    item = await self._decode(record, span, keep_span=True)
+                if item is not None:
+                    items.append(item)
+            if not items:
+                return
+            try:
+                outcomes = await retry_forever(
+                    lambda: self._apply_batch(items),
+                    what=f"{self.group_id} applying a batch",
+                    max_backoff=self.max_backoff,
+                )
+            except Exception as error:
+                stop_if_cancelled()
+                logger.info(
+                    "batch rolled back; applying its records one by one",
+                    extra={"records": len(items), "error": type(error).__name__},
+                )
+                for item in items:
+                    with trace.use_span(item.span or trace.INVALID_SPAN):
+                        await self._handle_decoded(item)
+                return
+            for item, outcome in zip(items, outcomes, strict=True):
+                self._count(item.record, outcome)
+        finally:
+            for span in spans:
+                span.end()
 
-    async def _decode(self, record: Record, span: Span) -> _Item | None:
-        """The record's event and handler; None when it was dead-lettered or is ignored."""
+    async def _decode(self, record: Record, span: Span, keep_span: bool = False) -> _Item | None:
+        """The record's event and handler; None when it was dead-lettered or is ignored.
+        With `keep_span`, `span` is the record's own, which goes on until its batch ends."""
         try:
             envelope, event = decode(record.headers, record.key, record.value)
         except MalformedMessage as error:
@@ -237,7 +250,7 @@ class EventConsumer:
         if event is None or handler is None:
             self.metrics.handled(record.topic, "ignored")
             return None  # a valid event this service does not react to
-        return _Item(record, envelope, event, handler)
+        return _Item(record, envelope, event, handler, span if keep_span else None)
 
     async def _apply_batch(self, items: Sequence[_Item]) -> list[str]:
         """The per-record steps of `_apply_in`, with the parking check and the inbox claim
@@ -256,7 +269,10 @@ class EventConsumer:
                 ]
             )
             for item, chain in zip(items, chains, strict=True):
-                with self._record_span(item.record, item), uow.part_of_batch(len(items)):
+                with (
+                    trace.use_span(item.span or trace.INVALID_SPAN),
+                    uow.part_of_batch(len(items)),
+                ):
                     envelope = item.envelope
                     if chain in waiting:
                         reason = "behind a parked event"
@@ -276,19 +292,18 @@ class EventConsumer:
             await uow.commit()
         return outcomes
 
-    @contextmanager
-    def _record_span(self, record: Record, item: _Item | None = None) -> Iterator[Span]:
+    def _start_record_span(self, record: Record) -> Span:
         """The record's own processing span, parented by its producer's (from its headers)
         as FastStream's middleware does for a single message: each dossier's trace goes on
-        through a batch."""
+        through a batch. One span per record covers its decoding and its share of the batch."""
         carrier = {
             name: value.decode("utf-8", "replace")
             for name, value in record.headers
             if name in ("traceparent", "tracestate")
         }
-        with self.tracer.start_as_current_span(
+        return self.tracer.start_span(
             f"{record.topic} process",
-            context=propagate.extract(carrier),
+            context=_PROPAGATOR.extract(carrier),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
@@ -298,11 +313,16 @@ class EventConsumer:
                 "messaging.kafka.message.offset": record.offset,
                 "messaging.consumer.group.name": self.group_id,
             },
-        ) as span:
-            if item is not None:
-                span.set_attributes(
-                    {DossierAttribute.CODE: item.envelope.subject, **dossier_attributes(item.event)}
-                )
+        )
+
+    @contextmanager
+    def _record_span(self, record: Record, item: _Item) -> Iterator[Span]:
+        """A parked record's processing span when it is retried (see `_start_record_span`)."""
+        span = self._start_record_span(record)
+        span.set_attributes(
+            {DossierAttribute.CODE: item.envelope.subject, **dossier_attributes(item.event)}
+        )
+        with trace.use_span(span, end_on_exit=True):
             yield span
 
     async def _handle_decoded(self, item: _Item) -> None:
@@ -536,6 +556,7 @@ class _Item:
     envelope: Envelope
     event: Event
     handler: Handler
+    span: Span | None = None  # its processing span, when it came in a batch
 
 
 @dataclass(frozen=True)

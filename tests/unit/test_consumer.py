@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from services.routing.handlers import Routing
 from shared.calendar import WorkingCalendar
@@ -18,6 +23,7 @@ from shared.catalog import Catalog
 from shared.events import DossierReceived, DossierRouted, Event, HandOffRequested, Topic
 from shared.messaging.consumer import EventConsumer, in_time_order, subscribe
 from shared.messaging.envelope import Envelope, WireMessage, encode
+from shared.telemetry import DossierAttribute
 from tests.factories import received_event
 from tests.fakes.routing import InMemoryRoutingUnitOfWork
 from tests.unit.conftest import hcmc
@@ -308,3 +314,53 @@ def test_a_batch_is_merged_by_record_time_keeping_each_partitions_order() -> Non
         ("intake", 30),
         ("intake", 20),  # after 30: its partition's order comes first
     ]
+
+
+async def test_each_record_of_a_batch_has_one_processing_span_in_its_producers_trace(
+    catalog: Catalog, calendar: WorkingCalendar, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    """Also when the batch falls back to one record at a time, and for a record that is
+    dead-lettered because it cannot be read."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test")
+    traced = EventConsumer(
+        group_id="routing",
+        topics=(Topic.INTAKE,),
+        handlers={DossierReceived: Routing(catalog=catalog, clock=lambda: NOW).on_dossier_received},
+        unit_of_work=lambda: uow,
+        publisher=RecordingPublisher(),
+        max_backoff=0.01,
+        tracer=tracer,
+    )
+    unknown_procedure = received(BROKEN).model_copy(update={"procedure_code": "9.999999"})
+    records = [
+        record_of(received(FIRST), FIRST_ID),
+        replace(record_of(received(ORPHAN)), value=b"{broken"),  # dead-lettered at decode
+        record_of(unknown_procedure, str(uuid.uuid4())),  # fails: the batch goes one by one
+        record_of(received(SECOND), SECOND_ID),
+    ]
+    producers: list[int] = []
+    with_context = []
+    for offset, record in enumerate(records):
+        with tracer.start_as_current_span("publish") as producer:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+        producers.append(producer.get_span_context().span_id)
+        headers = [*record.headers, *((k, v.encode()) for k, v in carrier.items())]
+        with_context.append(replace(record, headers=headers, offset=offset))
+    spans.clear()
+
+    await traced.handle_batch(with_context)
+
+    processing = [s for s in spans.get_finished_spans() if s.name == f"{Topic.INTAKE} process"]
+    by_offset = {(s.attributes or {})["messaging.kafka.message.offset"]: s for s in processing}
+    assert len(processing) == len(records) == len(by_offset)
+    for offset, producer_id in enumerate(producers):
+        span = by_offset[offset]
+        assert span.kind is SpanKind.CONSUMER
+        assert span.parent is not None and span.parent.span_id == producer_id
+    codes = [(by_offset[n].attributes or {}).get(DossierAttribute.CODE) for n in range(4)]
+    assert codes == [FIRST, None, BROKEN, SECOND]
+    assert [p.event.dossier_code for p in uow.published] == [FIRST, SECOND]
