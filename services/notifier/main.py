@@ -99,9 +99,11 @@ def create_app(
             description="Apology letters (Mẫu 04) issued, by the unit at fault",
         ),
     )
-    others: dict[type[Event], Handler] = {
+    handlers: dict[type[Event], Handler] = {
         DossierClockStarted: notifier.on_clock_started,
         DossierClockResumed: notifier.on_clock_resumed,
+        DueSoonDetected: notifier.on_due_soon,
+        OverdueDetected: notifier.on_overdue,
         StepOverdueDetected: notifier.on_step_overdue,
         PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
         PromiseBrokenDetected: notifier.on_promise_broken,
@@ -119,15 +121,13 @@ def create_app(
         DossierRefused: notifier.on_dossier_refused,
         ProcessingStopped: notifier.on_processing_stopped,
     }
+    deferred = (DueSoonDetected, OverdueDetected)  # applied in sets (Notifier._lateness)
     runtime.consume(  # the clock and its detections, the receipt and whom to write to
         group_id=NAME,
         topics=(Topic.DEADLINE, Topic.INTAKE, Topic.INTAKE_PERSONAL_DATA),
-        handlers={
-            # Lateness is deferred and applied in sets (handlers.Notifier._lateness); any
-            # other event applies the deferred before it.
-            DueSoonDetected: notifier.on_due_soon,
-            OverdueDetected: notifier.on_overdue,
-            **{event_type: notifier.in_order(handler) for event_type, handler in others.items()},
+        handlers={  # any other event applies the deferred detections before it
+            event_type: handler if event_type in deferred else notifier.in_order(handler)
+            for event_type, handler in handlers.items()
         },
         unit_of_work=unit_of_work,
     )
