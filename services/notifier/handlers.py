@@ -388,7 +388,9 @@ class Notifier:
                 now,
                 on_behalf_of_city=True,
             )
-        await uow.notices.add_apologies([apology for apology, _ in letters.values()])
+        apologies = [apology for apology, _ in letters.values()]
+        await uow.notices.add_apologies(apologies)
+        self._count_issued(apologies)
         emits = []
         for alert in alerts:
             emitted = self._raised(alert, raised)
@@ -527,6 +529,7 @@ class Notifier:
             addressee, code, unit_code, original_due_at, reason, new_due_at, number, now
         )
         await uow.notices.add_apology(apology)
+        self._count_issued([apology])
         uow.emit(issued, occurred_at=now)
         return issued
 
@@ -543,7 +546,7 @@ class Notifier:
         *,
         on_behalf_of_city: bool = False,
     ) -> tuple[IssuedApology, ApologyIssued]:
-        """The letter as recorded, and its event (counted as issued)."""
+        """The letter as recorded, and its event."""
         letter = compose_apology(
             addressee=addressee,
             unit_code=unit_code,
@@ -579,9 +582,6 @@ class Notifier:
             on_behalf_of_city=on_behalf_of_city,
             signed_by=signed_by,
         )
-        self.apologies_issued.add(
-            1, {"onestop.unit": unit_code, "onestop.apology.timeliness": timeliness.value}
-        )
         issued = ApologyIssued(
             dossier_code=code,
             unit_code=unit_code,
@@ -596,6 +596,15 @@ class Notifier:
             on_behalf_of_city=on_behalf_of_city,
         )
         return apology, issued
+
+    def _count_issued(self, apologies: list[IssuedApology]) -> None:
+        """Once per unit and timeliness: a backlog issues thousands of letters at once."""
+        for (unit, timeliness), count in Counter(
+            (a.unit_code, a.timeliness) for a in apologies
+        ).items():
+            self.apologies_issued.add(
+                count, {"onestop.unit": unit, "onestop.apology.timeliness": timeliness}
+            )
 
     def _new_alert(
         self, code: str, kind: AlertKind, unit_code: str, now: datetime, step: int = 0

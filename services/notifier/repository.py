@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -525,7 +525,7 @@ class PostgresNoticeRepository(NoticeRepository):
             " original_due_at, new_due_at, issued_at, channel, letter, html, pdf, timeliness,"
             " on_behalf_of_city, signed_by, pdf_pending)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            [(*astuple(apology), apology.pdf is None) for apology in apologies],
+            [(*_fields_of(apology), apology.pdf is None) for apology in apologies],
         )
         await self._db.execute(
             "UPDATE apology_obligations o SET issued_at = x.t"
@@ -541,7 +541,7 @@ class PostgresNoticeRepository(NoticeRepository):
             "INSERT INTO apology_drafts (dossier_code, unit_code, original_due_at,"
             " latest_new_due_at, opened_at, reason, new_due_at, filled_by, filled_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            [astuple(draft) for draft in drafts],
+            [_fields_of(draft) for draft in drafts],
         )
 
     # --- delivery: each claim, send and outcome is its own short transaction -------------
@@ -703,6 +703,11 @@ class PostgresNoticeRepository(NoticeRepository):
     async def _outcome(self, sql: str, *args: Any) -> bool:
         status: str = await self._db.execute(sql, *args)
         return status == "UPDATE 1"
+
+
+def _fields_of(row: Draft | IssuedApology) -> tuple[Any, ...]:
+    """The fields in order, as `astuple` without its deep copy (of each letter's content)."""
+    return tuple(getattr(row, field.name) for field in fields(row))
 
 
 _RECIPIENTS_SEPARATOR = "\x1f"  # the unit separator: in no e-mail address
