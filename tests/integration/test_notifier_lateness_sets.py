@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -112,7 +113,7 @@ async def apply(notifier: Notifier, uow: NotifierUnitOfWork, event: Event) -> No
         await notifier.on_overdue(event, uow)
 
 
-async def stored(pool: asyncpg.Pool, batch: str) -> dict[str, object]:
+async def stored(pool: asyncpg.Pool, batch: str) -> dict[str, list[tuple[Any, ...]]]:
     """What the batch's dossiers left, by their number (the code's last four digits)."""
     pattern = f"%-2611{batch}-%"
     alerts = await pool.fetch(
@@ -166,7 +167,7 @@ async def test_a_batch_of_lateness_leaves_what_one_transaction_per_event_leaves(
     assert at_once == one_by_one
     assert len(at_once["letters"]) == DOSSIERS
     assert len(at_once["alerts"]) == 3 * DOSSIERS  # due soon, overdue, escalated
-    heads = {row[2]: row[3] for row in at_once["alerts"]}  # type: ignore[index]
+    heads = {row[2]: row[3] for row in at_once["alerts"]}
     assert heads == {
         JUSTICE: ["giamdoc.stp@tphcm.gov.vn", OPERATOR],
         POLICE: [heads[POLICE][0], OPERATOR],
