@@ -5,7 +5,11 @@ alerted and the city issues the letter on the unit's behalf, recorded as late.
 
 Issuing a letter records it (number, timeliness, content) in the handler's transaction; its PDF
 is laid out and signed afterwards by the rendering worker (rendering.py), so that an alert
-never waits for a PDF."""
+never waits for a PDF.
+
+Due-soon and overdue detections come by the thousand when a backlog falls due at once: within
+a consumed batch they are put off and applied together, a few statements for the whole set,
+before any other event of the batch and at commit (`_lateness`)."""
 
 from __future__ import annotations
 
