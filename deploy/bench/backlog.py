@@ -27,12 +27,15 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import psutil
 from rich.progress import Progress
 
 from deploy.bench import load, report
@@ -83,6 +86,10 @@ class Backlog:
     progress: list[tuple[float, int, int, int]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     profile: str = ""  # py-spy's speedscope profile of the notifier during the drain
+    deadline_profile: str = ""  # ... and of the deadline service (its scheduler)
+    # CPU seconds each service spent from the move to the end of the drain (user + system):
+    # robust to other work on the machine, unlike the wall-clock figures
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     drain_timeout: float = DRAIN_TIMEOUT
     # the machine's 1-minute load average when the clocks moved and when the drain ended: other
     # work on the same cores makes every figure lower
@@ -244,6 +251,9 @@ class BacklogRun:
 
         notifier = self.stack.processes["notifier"].pid
         spy = run._py_spy(notifier, "backlog-notifier") if self.profile else None
+        deadline_pid = self.stack.processes["deadline"].pid
+        deadline_spy = run._py_spy(deadline_pid, "backlog-deadline") if self.profile else None
+        cpu_before = _cpu_seconds(self.stack.processes)
         result.load_at_move = os.getloadavg()[0]
         began = time.perf_counter()
         self._move_clocks(due_at + PAST_DUE)
@@ -267,11 +277,29 @@ class BacklogRun:
         finally:
             result.load_at_end = os.getloadavg()[0]
             self.sampler.phase = "between phases"
+            result.cpu_seconds = {
+                service: round(seconds - cpu_before.get(service, 0.0), 2)
+                for service, seconds in _cpu_seconds(self.stack.processes).items()
+            }
             if spy is not None:
                 result.profile = run._stop_py_spy(spy)
+            if deadline_spy is not None:
+                result.deadline_profile = run._stop_py_spy(deadline_spy)
         missing = result.seeded - min(result.alerted, result.drafted)
         if missing:
             result.failures["not alerted and drafted in time"] = missing
+
+
+def _cpu_seconds(processes: Mapping[str, subprocess.Popen[bytes]]) -> dict[str, float]:
+    """User and system CPU seconds of each service's process so far."""
+    seconds = {}
+    for service, process in processes.items():
+        try:
+            times = psutil.Process(process.pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seconds[service] = times.user + times.system
+    return seconds
 
 
 def phase_of(result: Backlog) -> Phase:
@@ -316,8 +344,9 @@ async def standalone() -> None:
             await sampling
     bench_run.backlog = asdict(result)
     bench_run.phases.append(phase_of(result))
-    if result.profile:  # under artifacts/bench/, the report's folder's parent
-        bench_run.profiles.append(f"../{result.profile}")
+    for profile in (result.profile, result.deadline_profile):
+        if profile:  # under artifacts/bench/, the report's folder's parent
+            bench_run.profiles.append(f"../{profile}")
     folder = run.ARTIFACTS / "backlog"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(asdict(bench_run), indent=1) + "\n")

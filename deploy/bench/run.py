@@ -388,8 +388,7 @@ class Bench:
         result = await run.measure(backlog.BACKLOG)
         self.run.backlog = asdict(result)
         self.run.phases.append(backlog.phase_of(result))
-        if result.profile:
-            self.run.profiles.append(result.profile)
+        self.run.profiles.extend(p for p in (result.profile, result.deadline_profile) if p)
 
     def _fill(self, phase: Phase, sent: dict[str, float], began: float) -> None:
         reached = {c: self.outcomes.at[c] for c in sent if c in self.outcomes.at}

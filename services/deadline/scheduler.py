@@ -34,7 +34,7 @@ from shared.messaging.retry import is_transient
 from shared.telemetry import DossierAttribute, links_to
 
 logger = logging.getLogger(__name__)
-BATCH = 100
+BATCH = 500  # detections per claim and transaction: a backlog falls due at once
 
 
 class LatenessScheduler:

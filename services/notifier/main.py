@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from services.notifier.api import LetterLinks, build_apology_drafts_router, build_letters_router
 from services.notifier.channels import Channel, SmtpChannel, WebhookChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
-from services.notifier.handlers import Notifier
+from services.notifier.handlers import Handler, Notifier
 from services.notifier.rendering import LetterRenderer
 from services.notifier.repository import NotifierUnitOfWork, erase_addressees
 from services.notifier.settings import NotifierSettings
@@ -32,6 +32,7 @@ from shared.events import (
     DossierRefused,
     DossierWithdrawn,
     DueSoonDetected,
+    Event,
     ExtensionRequested,
     OverdueDetected,
     ProcessingStopped,
@@ -98,30 +99,35 @@ def create_app(
             description="Apology letters (Mẫu 04) issued, by the unit at fault",
         ),
     )
+    handlers: dict[type[Event], Handler] = {
+        DossierClockStarted: notifier.on_clock_started,
+        DossierClockResumed: notifier.on_clock_resumed,
+        DueSoonDetected: notifier.on_due_soon,
+        OverdueDetected: notifier.on_overdue,
+        StepOverdueDetected: notifier.on_step_overdue,
+        PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
+        PromiseBrokenDetected: notifier.on_promise_broken,
+        SupplementDeadlineMissed: notifier.on_supplement_missed,
+        ConsultationReplyOverdueDetected: notifier.on_consultation_reply_overdue,
+        DossierReceived: notifier.on_dossier_received,
+        DossierReceivedV1: notifier.on_dossier_received,  # received before v2
+        ApplicantDetailsRecorded: notifier.on_applicant_recorded,
+        ExtensionRequested: notifier.on_extension_requested,
+        ResultReturned: notifier.on_dossier_ended,
+        DossierWithdrawn: notifier.on_dossier_ended,
+        # The applicant's letters: Mẫu 02, 03, 05 and the result ready for collection.
+        SupplementRequested: notifier.on_supplement_requested,
+        DossierProcessed: notifier.on_dossier_processed,
+        DossierRefused: notifier.on_dossier_refused,
+        ProcessingStopped: notifier.on_processing_stopped,
+    }
+    deferred = (DueSoonDetected, OverdueDetected)  # applied in sets (Notifier._lateness)
     runtime.consume(  # the clock and its detections, the receipt and whom to write to
         group_id=NAME,
         topics=(Topic.DEADLINE, Topic.INTAKE, Topic.INTAKE_PERSONAL_DATA),
-        handlers={
-            DossierClockStarted: notifier.on_clock_started,
-            DossierClockResumed: notifier.on_clock_resumed,
-            DueSoonDetected: notifier.on_due_soon,
-            OverdueDetected: notifier.on_overdue,
-            StepOverdueDetected: notifier.on_step_overdue,
-            PromisedDateDueSoonDetected: notifier.on_promised_date_due_soon,
-            PromiseBrokenDetected: notifier.on_promise_broken,
-            SupplementDeadlineMissed: notifier.on_supplement_missed,
-            ConsultationReplyOverdueDetected: notifier.on_consultation_reply_overdue,
-            DossierReceived: notifier.on_dossier_received,
-            DossierReceivedV1: notifier.on_dossier_received,  # received before v2
-            ApplicantDetailsRecorded: notifier.on_applicant_recorded,
-            ExtensionRequested: notifier.on_extension_requested,
-            ResultReturned: notifier.on_dossier_ended,
-            DossierWithdrawn: notifier.on_dossier_ended,
-            # The applicant's letters: Mẫu 02, 03, 05 and the result ready for collection.
-            SupplementRequested: notifier.on_supplement_requested,
-            DossierProcessed: notifier.on_dossier_processed,
-            DossierRefused: notifier.on_dossier_refused,
-            ProcessingStopped: notifier.on_processing_stopped,
+        handlers={  # any other event applies the deferred detections before it
+            event_type: handler if event_type in deferred else notifier.in_order(handler)
+            for event_type, handler in handlers.items()
         },
         unit_of_work=unit_of_work,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import abc
 import uuid
-from dataclasses import astuple, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, astuple, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -146,8 +147,22 @@ class PendingAlert:
     resumed: bool
 
 
+@dataclass(frozen=True)
+class NewAlert:
+    dossier_code: str
+    kind: str
+    step_sequence: int
+    unit_code: str
+    recipients: list[str]
+    raised_at: datetime
+
+
 class NoticeRepository(abc.ABC):
-    """What the handlers need: whom to write to, the apology owed, the letters and alerts."""
+    """What the handlers need: whom to write to, the apology owed, the letters and alerts.
+
+    The plural methods serve a batch of dossiers at once; here they take them one by one, and
+    the PostgreSQL adapter does each in one or two statements (a backlog falling due at once
+    is thousands of dossiers)."""
 
     @abc.abstractmethod
     async def add_obligation(self, obligation: ApologyObligationRecorded) -> None: ...
@@ -220,6 +235,43 @@ class NoticeRepository(abc.ABC):
     ) -> bool:
         """False when this alert was already raised (one per dossier, kind and step)."""
 
+    async def add_alerts(self, alerts: list[NewAlert]) -> set[tuple[str, str, int]]:
+        """The (dossier, kind, step) of the alerts raised now: not those raised before."""
+        raised = set()
+        for alert in alerts:
+            if await self.add_alert(**asdict(alert)):
+                raised.add((alert.dossier_code, alert.kind, alert.step_sequence))
+        return raised
+
+    async def locked_drafts(self, codes: list[str]) -> dict[str, Draft]:
+        """The dossiers' drafts, locked until the transaction ends (those that have one)."""
+        found = {code: await self.draft(code) for code in sorted(set(codes))}
+        return {code: draft for code, draft in found.items() if draft is not None}
+
+    async def with_apology(self, codes: list[str]) -> set[str]:
+        """Those of the dossiers whose apology was issued."""
+        return {code for code in codes if await self.has_apology(code)}
+
+    async def addressees(self, codes: list[str]) -> dict[str, StoredAddressee]:
+        """`addressee` of each, in order (its errors: the first dossier without one)."""
+        return {code: await self.addressee(code) for code in codes}
+
+    async def next_letter_numbers(self, unit_code: str, year: int, count: int) -> int:
+        """`count` numbers of the unit's letters this year; returns the first."""
+        first = await self.next_letter_number(unit_code, year)
+        for _ in range(count - 1):
+            await self.next_letter_number(unit_code, year)
+        return first
+
+    async def add_apologies(self, apologies: list[IssuedApology]) -> None:
+        for apology in apologies:
+            await self.add_apology(apology)
+
+    async def add_drafts(self, drafts: list[Draft]) -> None:
+        """One per dossier: a dossier's second draft is not added."""
+        for draft in drafts:
+            await self.add_draft(draft)
+
 
 class PostgresNoticeRepository(NoticeRepository):
     def __init__(self, connection: asyncpg.Connection) -> None:
@@ -278,13 +330,7 @@ class PostgresNoticeRepository(NoticeRepository):
             " FROM addressees WHERE dossier_code = $1",
             dossier_code,
         )
-        if row is None or row["procedure_name"] is None or not row["applicant_recorded"]:
-            raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
-        if row["personal_data_erased_at"] is not None:
-            raise AddresseeErased(f"the applicant of {dossier_code} was erased (retention)")
-        values = dict(row)
-        del values["applicant_recorded"], values["personal_data_erased_at"]
-        return StoredAddressee(**values)
+        return _addressee(dossier_code, row)
 
     async def move_obligation(
         self, dossier_code: str, due_at: datetime, apology_due_by: datetime
@@ -413,6 +459,89 @@ class PostgresNoticeRepository(NoticeRepository):
                 recipients,
                 raised_at,
             )
+        )
+
+    async def add_alerts(self, alerts: list[NewAlert]) -> set[tuple[str, str, int]]:
+        if not alerts:
+            return set()
+        rows = await self._db.fetch(
+            "INSERT INTO alerts (dossier_code, kind, step_sequence, unit_code, recipients,"
+            " raised_at) SELECT c, k, s, u, string_to_array(r, E'\\x1f'), t"
+            " FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[],"
+            " $6::timestamptz[]) AS x(c, k, s, u, r, t)"
+            " ON CONFLICT DO NOTHING RETURNING dossier_code, kind, step_sequence",
+            [a.dossier_code for a in alerts],
+            [a.kind for a in alerts],
+            [a.step_sequence for a in alerts],
+            [a.unit_code for a in alerts],
+            [_RECIPIENTS_SEPARATOR.join(a.recipients) for a in alerts],
+            [a.raised_at for a in alerts],
+        )
+        return {(row["dossier_code"], row["kind"], row["step_sequence"]) for row in rows}
+
+    async def locked_drafts(self, codes: list[str]) -> dict[str, Draft]:
+        rows = await self._db.fetch(
+            "SELECT dossier_code, unit_code, original_due_at, latest_new_due_at, opened_at,"
+            " reason, new_due_at, filled_by, filled_at FROM apology_drafts"
+            " WHERE dossier_code = ANY($1::text[]) ORDER BY dossier_code FOR UPDATE",
+            codes,
+        )
+        return {row["dossier_code"]: Draft(**dict(row)) for row in rows}
+
+    async def with_apology(self, codes: list[str]) -> set[str]:
+        rows = await self._db.fetch(
+            "SELECT dossier_code FROM apologies WHERE dossier_code = ANY($1::text[])"
+            " AND kind = 'apology'",
+            codes,
+        )
+        return {row["dossier_code"] for row in rows}
+
+    async def addressees(self, codes: list[str]) -> dict[str, StoredAddressee]:
+        rows = await self._db.fetch(
+            "SELECT dossier_code, procedure_name, receiving_unit_code, received_at, full_name,"
+            " address, email, phone, applicant_recorded, personal_data_erased_at"
+            " FROM addressees WHERE dossier_code = ANY($1::text[])",
+            codes,
+        )
+        found = {row["dossier_code"]: row for row in rows}
+        return {code: _addressee(code, found.get(code)) for code in codes}
+
+    async def next_letter_numbers(self, unit_code: str, year: int, count: int) -> int:
+        last = await self._db.fetchval(
+            "INSERT INTO letter_numbers AS n (unit_code, year, last_value) VALUES ($1, $2, $3)"
+            " ON CONFLICT (unit_code, year) DO UPDATE SET last_value = n.last_value + $3"
+            " RETURNING last_value",
+            unit_code,
+            year,
+            count,
+        )
+        return int(last) - count + 1
+
+    async def add_apologies(self, apologies: list[IssuedApology]) -> None:
+        if not apologies:
+            return
+        await self._db.executemany(
+            "INSERT INTO apologies (dossier_code, letter_number, unit_code, signer_title, reason,"
+            " original_due_at, new_due_at, issued_at, channel, letter, html, pdf, timeliness,"
+            " on_behalf_of_city, signed_by, pdf_pending)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            [(*_fields_of(apology), apology.pdf is None) for apology in apologies],
+        )
+        await self._db.execute(
+            "UPDATE apology_obligations o SET issued_at = x.t"
+            " FROM unnest($1::text[], $2::timestamptz[]) AS x(c, t) WHERE o.dossier_code = x.c",
+            [apology.dossier_code for apology in apologies],
+            [apology.issued_at for apology in apologies],
+        )
+
+    async def add_drafts(self, drafts: list[Draft]) -> None:
+        if not drafts:
+            return
+        await self._db.executemany(
+            "INSERT INTO apology_drafts (dossier_code, unit_code, original_due_at,"
+            " latest_new_due_at, opened_at, reason, new_due_at, filled_by, filled_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            [_fields_of(draft) for draft in drafts],
         )
 
     # --- delivery: each claim, send and outcome is its own short transaction -------------
@@ -576,6 +705,24 @@ class PostgresNoticeRepository(NoticeRepository):
         return status == "UPDATE 1"
 
 
+def _fields_of(row: Draft | IssuedApology) -> tuple[Any, ...]:
+    """The fields in order, as `astuple` without its deep copy (of each letter's content)."""
+    return tuple(getattr(row, field.name) for field in fields(row))
+
+
+_RECIPIENTS_SEPARATOR = "\x1f"  # the unit separator: in no e-mail address
+
+
+def _addressee(dossier_code: str, row: asyncpg.Record | None) -> StoredAddressee:
+    if row is None or row["procedure_name"] is None or not row["applicant_recorded"]:
+        raise AddresseeUnknown(f"no addressee for {dossier_code} yet")
+    if row["personal_data_erased_at"] is not None:
+        raise AddresseeErased(f"the applicant of {dossier_code} was erased (retention)")
+    values = dict(row)
+    del values["applicant_recorded"], values["personal_data_erased_at"]
+    return StoredAddressee(**values)
+
+
 class NotifierUnitOfWork(PostgresUnitOfWork):
     notices: PostgresNoticeRepository  # the letters and their delivery too
     access_log: AccessLog  # who read a letter (it holds the citizen's name and address)
@@ -583,6 +730,15 @@ class NotifierUnitOfWork(PostgresUnitOfWork):
     def bind(self, connection: asyncpg.Connection) -> None:
         self.notices = PostgresNoticeRepository(connection)
         self.access_log = PostgresAccessLog(connection)
+        # Lateness detections put off until the next other event or the commit, applied
+        # then together (handlers.Notifier.apply_deferred): the set-based path of a backlog.
+        self.deferred: list[Any] = []
+        self.apply_deferred: Callable[[NotifierUnitOfWork], Awaitable[None]] | None = None
+
+    async def commit(self) -> None:
+        if self.deferred and self.apply_deferred is not None:
+            await self.apply_deferred(self)
+        await super().commit()
 
 
 class NotifierUnitOfWorkPort(Emitter, Protocol):

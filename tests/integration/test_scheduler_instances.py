@@ -14,14 +14,14 @@ from opentelemetry.trace import NoOpTracer
 from deploy.local.stack import database_url
 from services.deadline.main import MIGRATIONS
 from services.deadline.repository import DeadlineUnitOfWork
-from services.deadline.scheduler import LatenessScheduler
+from services.deadline.scheduler import BATCH, LatenessScheduler
 from shared import db
 from shared.events import DueSoonDetected, OverdueDetected
 from tests.conftest import TEST_DATABASE, clean_database
 
 DATABASE = f"{TEST_DATABASE}_schedulers"
 SCHEDULERS = 3
-CLOCKS = 1000  # ten batches of the scheduler's 100: the instances' claims interleave
+CLOCKS = 6 * BATCH  # six batches of the scheduler's: the instances' claims interleave
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 

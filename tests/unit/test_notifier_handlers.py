@@ -364,3 +364,69 @@ async def test_the_promised_date_alerts_when_near_and_when_broken_each_once(
         (AlertKind.PROMISE_BROKEN, POLICE),
     ]
     assert alerts[1].recipients == ("giamdoc.catp@tphcm.gov.vn", OPERATOR)
+
+
+async def test_lateness_deferred_through_a_batch_applies_as_one_by_one(
+    notifier: Notifier,
+) -> None:
+    """The set-based path (a consumed batch's detections, applied together before the next
+    other event or at commit) leaves the same alerts, drafts, letters and numbers, and emits
+    each dossier's events in the same order, as the events applied one at a time."""
+    other = CODE[:-4] + "0002"
+
+    def lateness(code: str) -> list[DueSoonDetected | OverdueDetected]:
+        return [
+            DueSoonDetected(
+                dossier_code=code, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=NOW
+            ),
+            OverdueDetected(
+                dossier_code=code, responsible_unit_code=JUSTICE, due_at=DUE, detected_at=NOW
+            ),
+        ]
+
+    async def apply(uow: InMemoryNotifierUnitOfWork, deferring: bool) -> None:
+        for code in (CODE, other):
+            await notifier.on_dossier_received(
+                received_event(code, received_at=RECEIVED_AT, appointment_at=DUE), uow
+            )
+            await notifier.on_applicant_recorded(applicant_recorded(code), uow)
+        if deferring:
+            uow.deferred = []  # type: ignore[attr-defined]  # as the PostgreSQL one has
+        (soon, late), (other_soon, other_late) = lateness(CODE), lateness(other)
+        # two runs of a kind; the second overdue of CODE (detected again) starts a third
+        for event in (soon, other_soon, late, other_late, late):
+            if isinstance(event, DueSoonDetected):
+                await notifier.on_due_soon(event, uow)
+            else:
+                await notifier.on_overdue(event, uow)
+        if deferring:
+            assert uow.notices.alerts == {}  # nothing applied yet
+            # another event applies the deferred ones before it
+            await notifier.in_order(notifier.on_applicant_recorded)(applicant_recorded(other), uow)
+            assert uow.deferred == []  # type: ignore[attr-defined]
+
+    one_by_one, deferred = InMemoryNotifierUnitOfWork(), InMemoryNotifierUnitOfWork()
+    await apply(one_by_one, deferring=False)
+    await apply(deferred, deferring=True)
+
+    def by_dossier(uow: InMemoryNotifierUnitOfWork) -> dict[str, list[tuple[str, str]]]:
+        events: dict[str, list[tuple[str, str]]] = {}
+        for event in emitted(uow):
+            kind = event.kind.value if isinstance(event, AlertRaised) else ""
+            events.setdefault(event.dossier_code, []).append((type(event).__name__, kind))
+        return events
+
+    expected = [
+        ("AlertRaised", "due_soon"),
+        ("AlertRaised", "overdue"),
+        ("AlertRaised", "apology_escalated"),
+        ("ApologyIssued", ""),
+    ]
+    assert by_dossier(one_by_one) == {CODE: expected, other: expected}
+    assert by_dossier(deferred) == {CODE: expected, other: expected}
+    assert deferred.notices.alerts == one_by_one.notices.alerts
+    assert deferred.notices.drafts == one_by_one.notices.drafts
+    assert deferred.notices.apologies == one_by_one.notices.apologies
+    letters = sorted(a.letter_number for a in deferred.notices.apologies.values())
+    assert letters == sorted(a.letter_number for a in one_by_one.notices.apologies.values())
+    assert len(set(letters)) == 2
