@@ -40,7 +40,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.events import Event, dead_letter_topic
+from shared.events import EVENT_TYPES, Event, dead_letter_topic
 from shared.messaging.envelope import Envelope, MalformedMessage, WireMessage, decode
 from shared.messaging.loops import stop_if_cancelled, wake_or_poll
 from shared.messaging.outbox import Publisher
@@ -191,6 +191,8 @@ class EventConsumer:
 
     async def handle(self, record: Record) -> None:
         """One record on its own (the span is the caller's: FastStream's, or the batch's)."""
+        if self._ignored(record):
+            return
         item = await self._decode(record, trace.get_current_span())
         if item is not None:
             await self._handle_decoded(item)
@@ -207,6 +209,8 @@ class EventConsumer:
         spans: list[Span] = []  # one per record, from its decoding to the batch's end
         try:
             for record in records:
+                if self._ignored(record):
+                    continue
                 span = self._start_record_span(record)
                 spans.append(span)
                 with trace.use_span(span):
@@ -236,6 +240,17 @@ class EventConsumer:
         finally:
             for span in spans:
                 span.end()
+
+    def _ignored(self, record: Record) -> bool:
+        """A known event type this service does not react to, told by its ce_type header
+        alone: neither decoded nor traced (a topic carries many types; a group reads them all).
+        A record of an unknown or missing type is decoded, and dead-lettered if malformed."""
+        event_type = next((value for name, value in record.headers if name == "ce_type"), None)
+        event_class = EVENT_TYPES.get(event_type.decode("utf-8", "replace")) if event_type else None
+        if event_class is None or event_class in self.handlers:
+            return False
+        self.metrics.handled(record.topic, "ignored")
+        return True
 
     async def _decode(self, record: Record, span: Span, keep_span: bool = False) -> _Item | None:
         """The record's event and handler; None when it was dead-lettered or is ignored.

@@ -364,3 +364,52 @@ async def test_each_record_of_a_batch_has_one_processing_span_in_its_producers_t
     codes = [(by_offset[n].attributes or {}).get(DossierAttribute.CODE) for n in range(4)]
     assert codes == [FIRST, None, BROKEN, SECOND]
     assert [p.event.dossier_code for p in uow.published] == [FIRST, SECOND]
+
+
+async def test_a_known_event_type_without_a_handler_is_neither_decoded_nor_traced(
+    catalog: Catalog, uow: InMemoryRoutingUnitOfWork
+) -> None:
+    """Told by its ce_type header: its body is never read (a broken one is not dead-lettered
+    here; the groups that handle the type do that), and it opens no span. A type unknown to
+    this version goes the old way: decoded, traced, ignored."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    publisher = RecordingPublisher()
+    traced = EventConsumer(
+        group_id="routing",
+        topics=(Topic.INTAKE,),
+        handlers={DossierReceived: Routing(catalog=catalog, clock=lambda: NOW).on_dossier_received},
+        unit_of_work=lambda: uow,
+        publisher=publisher,
+        max_backoff=0.01,
+        tracer=provider.get_tracer("test"),
+    )
+    handled = record_of(received(FIRST), FIRST_ID)
+    ignored = replace(
+        handled,
+        value=b"{broken",
+        headers=[
+            (name, DossierRouted.TYPE.encode() if name == "ce_type" else value)
+            for name, value in handled.headers
+        ],
+        offset=8,
+    )
+    unknown_type = replace(
+        ignored,
+        headers=[
+            (name, b"vn.gov.hcm.onestop.NeverHeardOf" if name == "ce_type" else value)
+            for name, value in handled.headers
+        ],
+        offset=9,
+    )
+
+    await traced.handle_batch([handled, ignored, unknown_type])
+    await traced.handle(ignored)
+
+    processing = spans.get_finished_spans()
+    offsets = {(s.attributes or {}).get("messaging.kafka.message.offset") for s in processing}
+    # The handled record, and the unknown type: decoded (as before) to learn it is unknown.
+    assert offsets == {7, 9}
+    assert [p.event.dossier_code for p in uow.published] == [FIRST]
+    assert publisher.sent == []
