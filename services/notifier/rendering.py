@@ -14,41 +14,25 @@ blocks the event loop nor leaves the second core idle."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
-import signal
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from services.notifier.delivery import failure_pause
-from services.notifier.letters import ApologyLetter, render_pdf
+from services.notifier.layout_process import die_with_parent, layout_pdf
 from services.notifier.repository import LetterToRender, NotifierUnitOfWork
 from shared.messaging.loops import stop_if_cancelled
 
 logger = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class PdfSigner(Protocol):
     async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes: ...
-
-
-def _die_with_parent() -> None:
-    """In a layout process: the kernel stops it when the service's process dies, however it
-    dies (PR_SET_PDEATHSIG), so that no layout process outlives its service."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def layout_pdf(letter: dict[str, Any]) -> bytes:
-    """The letter's unsigned PDF from its stored record (runs in a worker process)."""
-    return render_pdf(ApologyLetter.model_validate(letter))
 
 
 async def signed_pdf(
@@ -115,7 +99,7 @@ class LetterRenderer:
             self._executor = ProcessPoolExecutor(
                 self._processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
+                initializer=die_with_parent,
             )
         failures = 0
         try:
