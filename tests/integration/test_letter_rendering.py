@@ -284,3 +284,29 @@ async def test_while_the_pdf_is_pending_reads_answer_503_with_retry_after(
         citizen = await client.get(f"/v1/letters/{token}")
     assert official.status_code == citizen.status_code == 200
     assert official.content == citizen.content and official.content.endswith(b"%signed-by city\n")
+
+
+async def test_the_layout_process_starts_with_a_letter_and_stops_when_idle(
+    clean: asyncpg.Pool,
+) -> None:
+    """The layout process (some 100 MB) runs only while there are letters to lay out."""
+    pool, clock, signer = clean, SimulatedClock(START), RecordingSigner()
+    meter = MeterProvider().get_meter("test")
+    worker = LetterRenderer(
+        unit_of_work(pool), clock, signer, processes=1, process_idle_seconds=0, meter=meter
+    )
+    try:
+        assert await drain(worker) == 0
+        assert not worker.layout_running  # no letter yet: no process
+
+        for number in (1, 2):
+            await issue_pending(pool, code_of(number), f"nguoi.dan{number}@example.vn")
+            assert await worker.render_due() == 1
+            assert worker.layout_running
+            worker.stop_layout_if_idle()
+            assert not worker.layout_running  # started again for the second letter
+
+        pdfs = await pool.fetch("SELECT pdf FROM apologies WHERE NOT pdf_pending")
+        assert len(pdfs) == 2 and all(row["pdf"].startswith(b"%PDF-") for row in pdfs)
+    finally:
+        worker.stop_layout_if_idle()
