@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyhanko.sign import signers
 
-# pyHanko (some 15 MB) is imported on the first signature: most
+# pyHanko (some 17 MB) is imported on the first signature: most
 # notifier processes never sign a letter.
 
 CITY = "city"  # the city's signer, as deploy/local/signing.py names it
