@@ -159,6 +159,7 @@ def create_app(
         LetterSigner(settings.signing_directory),
         batch_size=settings.render_batch_size,
         processes=settings.render_processes,
+        process_idle_seconds=settings.render_process_idle_seconds,
         poll_interval=settings.render_poll_interval_seconds,
         backoff_initial=timedelta(seconds=settings.render_backoff_initial_seconds),
         backoff_max=timedelta(seconds=settings.render_backoff_max_seconds),

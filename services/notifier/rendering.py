@@ -9,46 +9,33 @@ fails to render is retried later (exponential backoff), without holding up the o
 Delivery (delivery.py) takes a letter only once its signed PDF is stored.
 
 Layout (fpdf2, fontTools subsetting) is CPU-bound: it runs in a process pool so that it neither
-blocks the event loop nor leaves the second core idle."""
+blocks the event loop nor leaves the second core idle. The pool holds some 100 MB (the layout's
+libraries): it starts with the first letter to lay out and stops after `process_idle_seconds`
+without one, and starts again with the next (a second or two more for that letter)."""
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
-import signal
-import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from services.notifier.delivery import failure_pause
-from services.notifier.letters import ApologyLetter, render_pdf
+from services.notifier.layout_process import die_with_parent, layout_pdf
 from services.notifier.repository import LetterToRender, NotifierUnitOfWork
 from shared.messaging.loops import stop_if_cancelled
 
 logger = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class PdfSigner(Protocol):
     async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes: ...
-
-
-def _die_with_parent() -> None:
-    """In a layout process: the kernel stops it when the service's process dies, however it
-    dies (PR_SET_PDEATHSIG), so that no layout process outlives its service."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def layout_pdf(letter: dict[str, Any]) -> bytes:
-    """The letter's unsigned PDF from its stored record (runs in a worker process)."""
-    return render_pdf(ApologyLetter.model_validate(letter))
 
 
 async def signed_pdf(
@@ -80,6 +67,7 @@ class LetterRenderer:
         *,
         batch_size: int = 20,
         processes: int = 0,
+        process_idle_seconds: float = 300.0,
         poll_interval: float = 0.5,
         backoff_initial: timedelta = timedelta(seconds=5),
         backoff_max: timedelta = timedelta(minutes=10),
@@ -91,6 +79,8 @@ class LetterRenderer:
         self._signer = signer
         self._batch_size = batch_size
         self._processes = processes
+        self._process_idle_seconds = process_idle_seconds
+        self._last_layout = 0.0  # time.monotonic() of the last round that claimed letters
         self._poll_interval = poll_interval
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -110,18 +100,12 @@ class LetterRenderer:
             yield Observation(self._pending)
 
     async def run(self) -> None:
-        if self._processes > 0:
-            # spawn: the service's threads (Kafka, telemetry) must not be forked
-            self._executor = ProcessPoolExecutor(
-                self._processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
-            )
         failures = 0
         try:
             while True:
                 try:
                     rendered = await self.render_due()
+                    self.stop_layout_if_idle()
                     failures = 0
                     pause = 0.0 if rendered >= self._batch_size else self._poll_interval
                 except Exception as error:
@@ -134,10 +118,36 @@ class LetterRenderer:
                     )
                 await asyncio.sleep(pause)
         finally:
-            if self._executor is not None:
-                # waits for at most the one layout in flight: none is left behind
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+            self._stop_layout()
+
+    @property
+    def layout_running(self) -> bool:
+        """Whether the layout processes are up (tests)."""
+        return self._executor is not None
+
+    def _layout_executor(self) -> Executor | None:
+        """The layout processes, started if needed (none with `processes=0`). Even an idle
+        pool costs: creating it starts multiprocessing's resource tracker process."""
+        if self._processes > 0 and self._executor is None:
+            # spawn: the service's threads (Kafka, telemetry) must not be forked
+            self._executor = ProcessPoolExecutor(
+                self._processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
+            )
+        return self._executor
+
+    def stop_layout_if_idle(self) -> None:
+        """Stops the layout processes after `process_idle_seconds` without a letter to lay out:
+        apologies come in bursts, and between them the processes would hold their memory."""
+        if time.monotonic() - self._last_layout >= self._process_idle_seconds:
+            self._stop_layout()
+
+    def _stop_layout(self) -> None:
+        if self._executor is not None:
+            # waits for at most the one layout in flight: none is left behind
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     async def render_due(self) -> int:
         """One round: renders, signs and stores up to a batch of pending letters in one
@@ -145,9 +155,12 @@ class LetterRenderer:
         async with self._unit_of_work() as uow:
             now = self._clock()
             letters = await uow.notices.claim_letters_to_render(now, self._batch_size)
+            executor = self._layout_executor() if letters else None
+            if letters:
+                self._last_layout = time.monotonic()
             for letter in letters:
                 try:
-                    pdf = await signed_pdf(letter, self._signer, self._executor)
+                    pdf = await signed_pdf(letter, self._signer, executor)
                 except Exception as error:
                     stop_if_cancelled()  # the claim rolls back: rendered after the restart
                     attempts = letter.render_attempts + 1

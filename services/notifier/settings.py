@@ -73,6 +73,12 @@ class NotifierSettings(ServiceSettings, OidcSettings):
         ge=0,
         description="processes laying out PDFs beside the service's event loop (0: in it)",
     )
+    render_process_idle_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="the layout processes stop after this long without a letter to lay out"
+        " (their memory back), and start again with the next",
+    )
     render_backoff_initial_seconds: float = Field(
         default=5.0, gt=0, description="wait after a letter's failed render; doubles"
     )

@@ -8,10 +8,13 @@ from __future__ import annotations
 import io
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers
-from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata
+if TYPE_CHECKING:
+    from pyhanko.sign import signers
+
+# pyHanko (some 17 MB) is imported on the first signature: most
+# notifier processes never sign a letter.
 
 CITY = "city"  # the city's signer, as deploy/local/signing.py names it
 
@@ -27,6 +30,10 @@ class LetterSigner:
         self._directory = directory
 
     async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes:
+        from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+        from pyhanko.sign import fields, signers
+        from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata
+
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         metadata = PdfSignatureMetadata(
             field_name="Signature",
@@ -46,6 +53,8 @@ class LetterSigner:
 
 @cache
 def _load(directory: Path, name: str) -> signers.SimpleSigner:
+    from pyhanko.sign import signers
+
     folder = directory / "signers" / name
     cert, key = folder / "cert.pem", folder / "key.pem"
     if not (cert.exists() and key.exists()):

@@ -7,6 +7,7 @@ is a stand-in (the PAdES signature is proven in tests/e2e/test_lateness.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from tests.integration.notifier_schema import notifier_schema
 from tests.metrics import samples
 from tests.system import Mailbox
 from tests.unit.test_letters import sample_letter
+from tests.waiting import eventually
 
 SCHEMA = "notifier_rendering_" + re.sub(r"[^a-z0-9]", "_", TEST_NAMESPACE.lower()).strip("_")
 UNIT = "000.00.05.H29"
@@ -284,3 +286,49 @@ async def test_while_the_pdf_is_pending_reads_answer_503_with_retry_after(
         citizen = await client.get(f"/v1/letters/{token}")
     assert official.status_code == citizen.status_code == 200
     assert official.content == citizen.content and official.content.endswith(b"%signed-by city\n")
+
+
+async def test_the_layout_process_starts_with_a_letter_and_stops_when_idle(
+    clean: asyncpg.Pool,
+) -> None:
+    """The layout process (some 100 MB) starts with the first letter, stays while letters come
+    within the idle time, and stops after it or with the service."""
+    pool, clock, signer = clean, SimulatedClock(START), RecordingSigner()
+    meter = MeterProvider().get_meter("test")
+    worker = LetterRenderer(
+        unit_of_work(pool), clock, signer, processes=1, process_idle_seconds=0, meter=meter
+    )
+    try:
+        assert await drain(worker) == 0
+        assert not worker.layout_running  # no letter yet: no process
+
+        for number in (1, 2):
+            await issue_pending(pool, code_of(number), f"nguoi.dan{number}@example.vn")
+            assert await worker.render_due() == 1
+            assert worker.layout_running
+            worker.stop_layout_if_idle()
+            assert not worker.layout_running  # started again for the second letter
+
+        pdfs = await pool.fetch("SELECT pdf FROM apologies WHERE NOT pdf_pending")
+        assert len(pdfs) == 2 and all(row["pdf"].startswith(b"%PDF-") for row in pdfs)
+    finally:
+        worker.stop_layout_if_idle()
+
+    patient = LetterRenderer(
+        unit_of_work(pool), clock, signer, processes=1, process_idle_seconds=3600
+    )
+    await issue_pending(pool, code_of(3), "nguoi.dan3@example.vn")
+    runs = asyncio.create_task(patient.run())
+    try:
+
+        async def all_rendered() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM apologies WHERE pdf_pending") == 0
+
+        await eventually(all_rendered, what="the third letter rendered by run()")
+        patient.stop_layout_if_idle()
+        assert patient.layout_running  # kept for the next letter within the hour
+    finally:
+        runs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runs
+    assert not patient.layout_running  # stopped with the service
