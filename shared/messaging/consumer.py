@@ -183,6 +183,10 @@ class EventConsumer:
     tracer: Tracer = field(default_factory=NoOpTracer)
     batch_max_records: int = 100
     batch_timeout_ms: int = 25
+    # What the consumer prefetches per partition: aiokafka's 1 MiB default holds some 700
+    # events per partition in memory during a backlog (tens of MB across a group's partitions),
+    # where one batch needs about 150 KiB.
+    fetch_partition_bytes: int = 256 * 1024
     _parking_lot: ParkingLotState = field(default_factory=lambda: ParkingLotState())
 
     @property
@@ -631,6 +635,7 @@ def subscribe(broker: KafkaBroker, consumer: EventConsumer) -> BatchSubscriber:
         batch=True,
         max_records=consumer.batch_max_records,
         batch_timeout_ms=consumer.batch_timeout_ms,
+        max_partition_fetch_bytes=consumer.fetch_partition_bytes,
         decoder=keep_raw_bytes,
         group_id=consumer.group_id,
         auto_offset_reset="earliest",

@@ -413,3 +413,15 @@ async def test_a_known_event_type_without_a_handler_is_neither_decoded_nor_trace
     assert offsets == {7, 9}
     assert [p.event.dossier_code for p in uow.published] == [FIRST]
     assert publisher.sent == []
+
+
+def test_the_subscriber_prefetches_a_bounded_amount_per_partition(
+    consumer: EventConsumer,
+) -> None:
+    """aiokafka's default (1 MiB a partition) kept hundreds of events per partition in memory
+    during a backlog; the subscriber asks for `fetch_partition_bytes` (read from FastStream's
+    connection arguments, which it hands to aiokafka's consumer)."""
+    subscriber = subscribe(KafkaBroker("127.0.0.1:1"), consumer)
+
+    assert consumer.fetch_partition_bytes == 256 * 1024
+    assert subscriber._connection_args["max_partition_fetch_bytes"] == 256 * 1024
