@@ -281,7 +281,12 @@ def backlog_lines(run: BenchRun) -> list[str]:
             f" Measured here: {seeded:,} in {drained:.1f} s, {seeded / drained:.1f}/s"
             f" ({seeded / drained / (target_count / target_seconds) * 100:.1f}% of the rate the"
             " target needs)"
-            + ("" if seeded >= target_count else f"; {target_count:,} were not run")
+            + (
+                ""
+                if seeded >= target_count
+                else f"; {target_count - seeded:,} short of the target's {target_count:,}"
+                + (" (POSTs that failed in seeding, below)" if b.get("failures") else "")
+            )
             + "."
             if reached and drained
             else f" Not every dossier was alerted and drafted in time: no rate;"
