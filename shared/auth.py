@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 import httpx
 import jwt
+from cachetools import TLRUCache
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2AuthorizationCodeBearer
@@ -201,11 +203,29 @@ def _pick(keys: jwt.PyJWKSet, key_id: str | None) -> jwt.PyJWK:
 
 
 class TokenVerifier:
-    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str, leeway: float) -> None:
+    """Verifies bearer tokens offline against the provider's keys. A counter sends the same
+    token with every request of its session, and checking its RSA signature was a tenth of
+    intake's CPU per POST: a token that verified is remembered, by its exact text, until it
+    expires (exp plus the leeway, as the check itself allows), among the `remembered` most
+    recent. As with offline verification anyway, a token stays valid until it expires."""
+
+    def __init__(
+        self,
+        keys: SigningKeys,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float,
+        remembered: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._verified: TLRUCache[str, tuple[Principal, float]] = TLRUCache(
+            maxsize=remembered, ttu=lambda _token, verified, _now: verified[1], timer=clock
+        )
 
     @classmethod
     def from_settings(cls, settings: OidcSettings) -> TokenVerifier:
@@ -217,6 +237,8 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        if (verified := self._verified.get(token)) is not None:
+            return verified[0]
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -240,7 +262,9 @@ class TokenVerifier:
             raise Unauthenticated(f"the token was not issued by {self._issuer}") from error
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the token does not verify: {error}") from error
-        return Principal.from_claims(claims)
+        principal = Principal.from_claims(claims)
+        self._verified[token] = (principal, float(claims["exp"]) + self._leeway)
+        return principal
 
 
 # --- HTTP --------------------------------------------------------------------------------------
