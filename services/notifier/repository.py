@@ -134,20 +134,6 @@ class PendingLetter:
 
 
 @dataclass(frozen=True)
-class PendingAlert:
-    dossier_code: str
-    kind: str
-    step_sequence: int
-    unit_code: str
-    recipients: list[str]
-    raised_at: datetime
-    attempt_id: uuid.UUID
-    attempts: int
-    message_id: str
-    resumed: bool
-
-
-@dataclass(frozen=True)
 class NewAlert:
     dossier_code: str
     kind: str
@@ -155,6 +141,16 @@ class NewAlert:
     unit_code: str
     recipients: list[str]
     raised_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingAlert(NewAlert):
+    """An alert with its delivery attempt, as the delivery loop claims it."""
+
+    attempt_id: uuid.UUID
+    attempts: int
+    message_id: str
+    resumed: bool
 
 
 class NoticeRepository(abc.ABC):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import NoOpCounter
 from opentelemetry.util.types import Attributes
 
+from services.notifier.handlers import Notifier
 from services.notifier.repository import (
     AddresseeUnknown,
     Draft,
@@ -18,6 +20,8 @@ from services.notifier.repository import (
     ObligationUnknown,
     StoredAddressee,
 )
+from shared.calendar import UnitCalendars
+from shared.catalog import Catalog
 from shared.events import ApologyObligationRecorded, Applicant, DossierReceived
 from tests.fakes.unit_of_work import InMemoryUnitOfWork
 
@@ -188,3 +192,24 @@ class MarkingSigner:
 
     async def sign(self, pdf: bytes, signer: str, *, reason: str) -> bytes:
         return pdf + f"\n%signed-by {signer}\n".encode()
+
+
+OPERATOR = "dieuhanh@tphcm.gov.vn"
+
+
+def notifier_at(
+    clock: Callable[[], datetime], catalog: Catalog, issued: RecordingCounter | None = None
+) -> Notifier:
+    """The notifier as the handler tests use it: e-mail on, SMS off, one operator, the
+    default extension limits."""
+    return Notifier(
+        catalog=catalog,
+        calendars=UnitCalendars(catalog),
+        clock=clock,
+        operators=(OPERATOR,),
+        extension=timedelta(hours=5 * 8),
+        new_date_limit=timedelta(hours=10 * 8),
+        email_enabled=True,
+        sms_enabled=False,
+        apologies_issued=issued or RecordingCounter(),
+    )

@@ -14,18 +14,16 @@ import pytest
 
 from services.notifier.handlers import Notifier
 from services.notifier.repository import AddresseeUnknown, NotifierUnitOfWork
-from shared.calendar import UnitCalendars
 from shared.catalog import load_catalog
 from shared.events import DossierClockStarted, DueSoonDetected, Event, OverdueDetected
 from shared.settings import DEFAULT_CATALOG
 from tests.factories import applicant_recorded, received_event
-from tests.fakes.notifier import RecordingCounter
+from tests.fakes.notifier import OPERATOR, notifier_at
 from tests.integration.notifier_schema import notifier_schema
 
 SCHEMA = "notifier_lateness_sets"
 JUSTICE = "000.00.05.H29"
 POLICE = "000.20.01.H29"
-OPERATOR = "dieuhanh@tphcm.gov.vn"
 RECEIVED_AT = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 DUE = datetime(2026, 12, 8, 2, 30, tzinfo=UTC)
 NOW = DUE + timedelta(minutes=1)
@@ -46,18 +44,7 @@ def unit_of_work(pool: asyncpg.Pool) -> Callable[[], NotifierUnitOfWork]:
 
 @pytest.fixture
 def notifier() -> Notifier:
-    catalog = load_catalog(DEFAULT_CATALOG)
-    return Notifier(
-        catalog=catalog,
-        calendars=UnitCalendars(catalog),
-        clock=lambda: NOW,
-        operators=(OPERATOR,),
-        extension=timedelta(hours=5 * 8),
-        new_date_limit=timedelta(hours=10 * 8),
-        email_enabled=True,
-        sms_enabled=False,
-        apologies_issued=RecordingCounter(),
-    )
+    return notifier_at(lambda: NOW, load_catalog(DEFAULT_CATALOG))
 
 
 def codes(batch: str) -> list[str]:

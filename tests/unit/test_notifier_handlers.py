@@ -34,13 +34,18 @@ from shared.events import (
 )
 from shared.messaging.parking import PrerequisiteMissing
 from tests.factories import APPLICANT, applicant_recorded, received_event
-from tests.fakes.notifier import InMemoryNotifierUnitOfWork, MarkingSigner, RecordingCounter
+from tests.fakes.notifier import (
+    OPERATOR,
+    InMemoryNotifierUnitOfWork,
+    MarkingSigner,
+    RecordingCounter,
+    notifier_at,
+)
 from tests.unit.conftest import hcmc
 
 CODE = "000.00.00.H29-261123-0001"
 JUSTICE = "000.00.05.H29"
 POLICE = "000.20.01.H29"
-OPERATOR = "dieuhanh@tphcm.gov.vn"
 RECEIVED_AT = hcmc(2026, 11, 23, 9, 30)
 DUE = hcmc(2026, 12, 8, 9, 30)
 DUE_SOON = hcmc(2026, 12, 7, 9, 30)
@@ -54,17 +59,7 @@ def issued() -> RecordingCounter:
 
 @pytest.fixture
 def notifier(catalog: Catalog, issued: RecordingCounter) -> Notifier:
-    return Notifier(
-        catalog=catalog,
-        calendars=UnitCalendars(catalog),
-        clock=lambda: NOW,
-        operators=(OPERATOR,),
-        extension=timedelta(hours=5 * 8),
-        new_date_limit=timedelta(hours=10 * 8),
-        email_enabled=True,
-        sms_enabled=False,
-        apologies_issued=issued,
-    )
+    return notifier_at(lambda: NOW, catalog, issued)
 
 
 @pytest.fixture
