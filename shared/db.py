@@ -30,7 +30,8 @@ class SchemaNotProvisioned(RuntimeError):
 
 
 async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see the service's own schema first."""
+    """A pool whose connections see the service's own schema first, and go back to it without
+    a reset query (see `_no_session_to_reset`)."""
     _check_schema_name(schema)
     pool = await asyncpg.create_pool(
         database_url,
@@ -38,9 +39,18 @@ async def create_pool(database_url: str, schema: str, *, max_size: int = 10) -> 
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": f"onestop-{schema}"},
         init=_register_json_codecs,
+        reset=_no_session_to_reset,
     )
     assert pool is not None
     return pool
+
+
+async def _no_session_to_reset(connection: asyncpg.Connection) -> None:
+    """asyncpg's default reset is one more round trip per transaction (advisory unlock, CLOSE
+    ALL, UNLISTEN *, RESET ALL), a few percent of every service's CPU. The services keep no
+    session state: settings are SET LOCAL, advisory locks are transaction-scoped, and the
+    outbox relay removes its LISTEN before it gives its connection back. asyncpg still rolls
+    back a transaction left open before it calls this (tests/integration/test_database_roles.py)."""
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, service_migrations: Path) -> list[str]:

@@ -216,3 +216,29 @@ async def _owners(connection: asyncpg.Connection, schema: str) -> set[str]:
         schema,
     )
     return {row["owner"] for row in rows}
+
+
+async def test_a_connection_goes_back_to_the_pool_without_its_open_transaction(
+    intake_pool: asyncpg.Pool, infrastructure: dict[str, str]
+) -> None:
+    """The pools skip asyncpg's reset query (shared/db.py): a connection given back inside a
+    transaction must still come back out of it, its writes undone, its schema still first."""
+    await intake_pool.execute("CREATE TABLE IF NOT EXISTS pool_reset_probe (n int)")
+    await intake_pool.execute("TRUNCATE pool_reset_probe")
+    url = database_url(infrastructure["database"], "intake")
+    pool = await db.create_pool(url, "intake", max_size=1)  # one connection: the same again
+    try:
+        connection = await pool.acquire()
+        pid = connection.get_server_pid()
+        await connection.execute("BEGIN")
+        await connection.execute("INSERT INTO pool_reset_probe VALUES (1)")
+        await pool.release(connection)
+
+        async with pool.acquire() as again:
+            assert again.get_server_pid() == pid
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT count(*) FROM pool_reset_probe") == 0
+            assert await again.fetchval("SHOW search_path") == "intake"
+    finally:
+        await pool.close()
+        await intake_pool.execute("DROP TABLE pool_reset_probe")
