@@ -36,6 +36,7 @@ from shared.messaging.connection import KafkaConnection
 from tests.conftest import TEST_DATABASE, TEST_NAMESPACE, TEST_PORT_BASE, clean_database
 from tests.factories import submission
 from tests.kafka_reader import Seen, read_to_end
+from tests.through_failure import all_through, posted
 from tests.users import bearer, counter_of
 from tests.waiting import eventually
 
@@ -161,11 +162,11 @@ async def test_killing_a_broker_and_an_instance_of_each_service_loses_and_repeat
     posting = asyncio.gather(
         *(counter(u) for u in itertools.islice(itertools.cycle(UNITS), COUNTERS))
     )
-    await eventually(lambda: _posted(posting, codes, KILL_AT), timeout=120)
+    await eventually(lambda: posted(posting, codes, KILL_AT), timeout=120)
     cluster("kill-node", str(KILLED_BROKER))
     for victim in victims:
         stack.kill(victim)  # SIGKILL
-    await eventually(lambda: _posted(posting, codes, RESTART_AT), timeout=120)
+    await eventually(lambda: posted(posting, codes, RESTART_AT), timeout=120)
     cluster("start-node", str(KILLED_BROKER))
     stack.start(victims)
     await posting
@@ -177,7 +178,7 @@ async def test_killing_a_broker_and_an_instance_of_each_service_loses_and_repeat
     try:
         # Every accepted dossier went all the way: routed, clocked, its apology obligation
         # recorded by the notifier and seen back by intake.
-        await eventually(lambda: _all_through(pool, codes), timeout=300, interval=1)
+        await eventually(lambda: all_through(pool, codes), timeout=300, interval=1)
         for schema, event_type in OWN_EVENT.items():
             rows = await pool.fetch(
                 f"SELECT message_key, count(*) AS n FROM {schema}.outbox"
@@ -234,17 +235,3 @@ def _assert_in_order_per_dossier(records: list[Seen], codes: set[str]) -> None:
             first.setdefault(event.headers["ce_id"], int(event.headers["ce_sequence"]))
         sequence = list(first.values())
         assert sequence == list(range(1, len(sequence) + 1)), f"{topic} {key}: {sequence}"
-
-
-async def _posted(posting: asyncio.Future[list[None]], codes: list[str], count: int) -> bool:
-    if posting.done():
-        posting.result()  # a counter failed: raise its error here
-    return len(codes) >= count
-
-
-async def _all_through(pool: asyncpg.Pool, codes: list[str]) -> bool:
-    done = await pool.fetchval(
-        "SELECT count(*) FROM intake.dossiers WHERE code = ANY($1) AND apology_signer IS NOT NULL",
-        codes,
-    )
-    return bool(done == len(codes))

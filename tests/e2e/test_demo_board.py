@@ -33,6 +33,7 @@ from deploy.local.demo_month import Simulated, simulated_month
 from deploy.local.identity import password_token
 from deploy.local.stack import ROOT
 from tests.accessibility import assert_accessible
+from tests.board import BOARD_FIGURES
 from tests.browser import chromium, served_over_http
 from tests.conftest import TEST_DATABASE, throwaway_namespace
 from tests.users import OPERATOR_USER
@@ -43,15 +44,6 @@ OPTIONS = parse_options(
     ["--days", "8", "--per-day", "6", "--step-minutes", "60", "--max-seconds", "300"]
 )
 DATABASE = f"{TEST_DATABASE}_demo"  # beside the suite's: parallel checkouts name their own
-BOARD_FIGURES = (
-    "received",
-    "carried_over",
-    "in_progress_past_due",
-    "paused",
-    "done_early",
-    "done_on_time",
-    "done_late",
-)
 INDICATOR_FIGURES = (
     "received_online",
     "received_counter",

@@ -27,6 +27,7 @@ from services.intake.ratings import (
 )
 from shared.events import DossierStatus, ServiceRated, Topic
 from tests.accessibility import assert_accessible, violations
+from tests.board import BOARD_FIGURES
 from tests.browser import chromium
 from tests.conftest import TEST_NAMESPACE
 from tests.factories import APPLICANT, submission
@@ -39,15 +40,6 @@ WITH_SUPPLEMENT, ONE_STEP = "1.004227", "1.000894"  # ONE_STEP: HOLDER alone, ha
 HOLDER = "000.41.01.H29"
 ARTIFACTS = ROOT / "artifacts"
 MISSING = "Bản sao chứng thực Giấy chứng nhận quyền sử dụng đất"
-BOARD_FIGURES = (
-    "received",
-    "carried_over",
-    "in_progress_past_due",
-    "paused",
-    "done_early",
-    "done_on_time",
-    "done_late",
-)
 INDICATOR_FIGURES = ("received_counter", "returned", "apologies_issued", "apologies_missing")
 CANARY = (
     "<!DOCTYPE html><html><head><title>x</title></head><body><main><h1>x</h1>"

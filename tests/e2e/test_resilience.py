@@ -26,6 +26,7 @@ from shared.messaging.envelope import Envelope, encode
 from tests.conftest import in_test_namespace
 from tests.factories import received_event, submission
 from tests.kafka_reader import read_until
+from tests.through_failure import all_through, posted
 from tests.users import bearer, counter_of
 from tests.waiting import eventually
 
@@ -73,19 +74,19 @@ async def test_a_server_restart_while_dossiers_are_posted_loses_and_duplicates_n
                 await asyncio.sleep(0.02)  # a counter's pace, not a wait
 
     posting = asyncio.create_task(counter())
-    await eventually(lambda: _posted(posting, codes, 20), timeout=120)
+    await eventually(lambda: posted(posting, codes, 20), timeout=120)
     script = ROOT / "deploy" / "local" / f"{server}.sh"
     restart = await asyncio.create_subprocess_exec(str(script), "restart")
     assert await restart.wait() == 0
     posted_before_restart_ended = len(codes)
-    await eventually(lambda: _posted(posting, codes, posted_before_restart_ended + 20), timeout=120)
+    await eventually(lambda: posted(posting, codes, posted_before_restart_ended + 20), timeout=120)
     stop_posting.set()
     await posting
 
     assert len(set(codes)) == len(codes)
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=2)
     try:
-        await eventually(lambda: _all_through(pool, codes), timeout=180)
+        await eventually(lambda: all_through(pool, codes), timeout=180)
         for schema, event_type in SCHEMAS_AND_TYPES.items():
             # Routing is not on the way to the notifier's obligation (the clock starts at
             # receipt): it may still be catching up after the restart when the rest is through.
@@ -159,20 +160,6 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_processed(
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _posted(posting: asyncio.Task[None], codes: list[str], count: int) -> bool:
-    if posting.done():
-        posting.result()  # the counter failed: raise its error here
-    return len(codes) >= count
-
-
-async def _all_through(pool: asyncpg.Pool, codes: list[str]) -> bool:
-    done = await pool.fetchval(
-        "SELECT count(*) FROM intake.dossiers WHERE code = ANY($1) AND apology_signer IS NOT NULL",
-        codes,
-    )
-    return bool(done == len(codes))
 
 
 async def _each_emitted(

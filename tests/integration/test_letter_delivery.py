@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,16 +23,19 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer, RetryPolicy
 from services.notifier.letters import render_html, render_pdf
-from services.notifier.repository import NotifierUnitOfWork
 from shared.clock import SimulatedClock
 from shared.events import AlertKind
-from tests.conftest import TEST_NAMESPACE
-from tests.integration.notifier_schema import notifier_schema
+from tests.integration.notifier_schema import (
+    emptied,
+    notifier_schema,
+    schema_named,
+    unit_of_work,
+)
 from tests.metrics import samples
 from tests.system import OPERATOR, Mailbox
 from tests.unit.test_letters import sample_letter
 
-SCHEMA = "notifier_delivery_" + re.sub(r"[^a-z0-9]", "_", TEST_NAMESPACE.lower()).strip("_")
+SCHEMA = schema_named("delivery")
 UNIT = "000.00.05.H29"
 SENDER = "mot-cua@tphcm.gov.vn"
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -50,8 +52,7 @@ async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def clean(pool: asyncpg.Pool) -> asyncpg.Pool:
-    await pool.execute("TRUNCATE apologies, addressees, alerts, outbox")
-    return pool
+    return await emptied(pool)
 
 
 @pytest.fixture
@@ -62,12 +63,6 @@ def mailbox() -> Iterator[Mailbox]:
         yield box
     finally:
         box.controller.stop()
-
-
-def unit_of_work(pool: asyncpg.Pool) -> Callable[[], NotifierUnitOfWork]:
-    return lambda: NotifierUnitOfWork(
-        pool, source="/onestop/notifier", notify_channel=f"{SCHEMA}_outbox", schema=SCHEMA
-    )
 
 
 def deliverer(
@@ -81,7 +76,7 @@ def deliverer(
 ) -> Deliverer:
     meter = MeterProvider(metric_readers=[reader] if reader else []).get_meter("test")
     return Deliverer(
-        unit_of_work(pool),
+        unit_of_work(pool, SCHEMA),
         clock,
         email=email or SmtpChannel("127.0.0.1", mailbox.port, SENDER, timeout=10),
         operators=[OPERATOR],

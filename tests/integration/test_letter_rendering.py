@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -24,19 +23,23 @@ from services.notifier.channels import SmtpChannel
 from services.notifier.delivery import Deliverer
 from services.notifier.letters import render_html
 from services.notifier.rendering import LetterRenderer
-from services.notifier.repository import NotifierUnitOfWork, erase_addressees
+from services.notifier.repository import erase_addressees
 from services.notifier.settings import NotifierSettings
 from shared.auth import Authenticator, Role
 from shared.clock import SimulatedClock
-from tests.conftest import TEST_NAMESPACE
 from tests.fakes.identity import ISSUER, LocalIssuer
-from tests.integration.notifier_schema import notifier_schema
+from tests.integration.notifier_schema import (
+    emptied,
+    notifier_schema,
+    schema_named,
+    unit_of_work,
+)
 from tests.metrics import samples
 from tests.system import Mailbox
 from tests.unit.test_letters import sample_letter
 from tests.waiting import eventually
 
-SCHEMA = "notifier_rendering_" + re.sub(r"[^a-z0-9]", "_", TEST_NAMESPACE.lower()).strip("_")
+SCHEMA = schema_named("rendering")
 UNIT = "000.00.05.H29"
 START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
@@ -50,14 +53,7 @@ async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def clean(pool: asyncpg.Pool) -> asyncpg.Pool:
-    await pool.execute("TRUNCATE apologies, addressees, alerts, outbox")
-    return pool
-
-
-def unit_of_work(pool: asyncpg.Pool) -> Callable[[], NotifierUnitOfWork]:
-    return lambda: NotifierUnitOfWork(
-        pool, source="/onestop/notifier", notify_channel=f"{SCHEMA}_outbox", schema=SCHEMA
-    )
+    return await emptied(pool)
 
 
 class RecordingSigner:
@@ -90,7 +86,9 @@ def renderer(
     reader: InMemoryMetricReader | None = None,
 ) -> LetterRenderer:
     meter = MeterProvider(metric_readers=[reader] if reader else []).get_meter("test")
-    return LetterRenderer(unit_of_work(pool), clock, signer, batch_size=batch_size, meter=meter)
+    return LetterRenderer(
+        unit_of_work(pool, SCHEMA), clock, signer, batch_size=batch_size, meter=meter
+    )
 
 
 async def issue_pending(pool: asyncpg.Pool, code: str, email: str) -> None:
@@ -145,7 +143,7 @@ async def test_a_pending_letter_is_rendered_once_and_delivered_only_then(
     box.controller.start()
     try:
         deliverer = Deliverer(
-            unit_of_work(pool),
+            unit_of_work(pool, SCHEMA),
             clock,
             email=SmtpChannel("127.0.0.1", box.port, "mot-cua@tphcm.gov.vn", timeout=10),
         )
@@ -264,7 +262,7 @@ async def test_while_the_pdf_is_pending_reads_answer_503_with_retry_after(
     app = FastAPI()
     app.include_router(
         build_letters_router(
-            unit_of_work(pool), Authenticator(issuer.verifier(), settings), links, clock
+            unit_of_work(pool, SCHEMA), Authenticator(issuer.verifier(), settings), links, clock
         )
     )
     token = links.create(code, clock()).url.rsplit("/", 1)[1]
@@ -296,7 +294,7 @@ async def test_the_layout_process_starts_with_a_letter_and_stops_when_idle(
     pool, clock, signer = clean, SimulatedClock(START), RecordingSigner()
     meter = MeterProvider().get_meter("test")
     worker = LetterRenderer(
-        unit_of_work(pool), clock, signer, processes=1, process_idle_seconds=0, meter=meter
+        unit_of_work(pool, SCHEMA), clock, signer, processes=1, process_idle_seconds=0, meter=meter
     )
     try:
         assert await drain(worker) == 0
@@ -315,7 +313,7 @@ async def test_the_layout_process_starts_with_a_letter_and_stops_when_idle(
         worker.stop_layout_if_idle()
 
     patient = LetterRenderer(
-        unit_of_work(pool), clock, signer, processes=1, process_idle_seconds=3600
+        unit_of_work(pool, SCHEMA), clock, signer, processes=1, process_idle_seconds=3600
     )
     await issue_pending(pool, code_of(3), "nguoi.dan3@example.vn")
     runs = asyncio.create_task(patient.run())

@@ -5,7 +5,7 @@ a dossier without its addressee fails the whole batch (the consumer then goes on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +19,13 @@ from shared.events import DossierClockStarted, DueSoonDetected, Event, OverdueDe
 from shared.settings import DEFAULT_CATALOG
 from tests.factories import applicant_recorded, received_event
 from tests.fakes.notifier import OPERATOR, notifier_at
-from tests.integration.notifier_schema import notifier_schema
+from tests.integration.notifier_schema import (
+    notifier_schema,
+    schema_named,
+    unit_of_work,
+)
 
-SCHEMA = "notifier_lateness_sets"
+SCHEMA = schema_named("lateness_sets")
 JUSTICE = "000.00.05.H29"
 POLICE = "000.20.01.H29"
 RECEIVED_AT = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
@@ -34,12 +38,6 @@ DOSSIERS = 6
 async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
     async with notifier_schema(SCHEMA) as created:
         yield created
-
-
-def unit_of_work(pool: asyncpg.Pool) -> Callable[[], NotifierUnitOfWork]:
-    return lambda: NotifierUnitOfWork(
-        pool, source="/onestop/notifier", notify_channel=f"{SCHEMA}_outbox", schema=SCHEMA
-    )
 
 
 @pytest.fixture
@@ -56,7 +54,7 @@ def unit_of(index: int) -> str:
 
 
 async def seed(pool: asyncpg.Pool, notifier: Notifier, batch: str, *, applicants: bool) -> None:
-    async with unit_of_work(pool)() as uow:
+    async with unit_of_work(pool, SCHEMA)() as uow:
         for index, code in enumerate(codes(batch)):
             received = received_event(code, received_at=RECEIVED_AT, appointment_at=DUE)
             await notifier.on_dossier_received(received, uow)
@@ -139,12 +137,12 @@ async def test_a_batch_of_lateness_leaves_what_one_transaction_per_event_leaves(
 ) -> None:
     await seed(pool, notifier, "01", applicants=True)
     for event in lateness("01"):
-        async with unit_of_work(pool)() as uow:
+        async with unit_of_work(pool, SCHEMA)() as uow:
             await apply(notifier, uow, event)
             await uow.commit()
 
     await seed(pool, notifier, "02", applicants=True)
-    async with unit_of_work(pool)() as uow:
+    async with unit_of_work(pool, SCHEMA)() as uow:
         for event in lateness("02"):
             await apply(notifier, uow, event)
         assert len(uow.deferred) == 2 * DOSSIERS  # put off until the commit
@@ -169,7 +167,7 @@ async def test_a_dossier_without_its_addressee_fails_the_batch(
     pool: asyncpg.Pool, notifier: Notifier
 ) -> None:
     await seed(pool, notifier, "03", applicants=False)
-    async with unit_of_work(pool)() as uow:
+    async with unit_of_work(pool, SCHEMA)() as uow:
         for event in lateness("03"):
             await apply(notifier, uow, event)
         with pytest.raises(AddresseeUnknown):
